@@ -1,0 +1,19 @@
+"""The standard block set."""
+
+from __future__ import annotations
+
+from blocks.flow import delay, if_, start
+from blocks.gcs import gcs_write
+from blocks.http import http_request
+from blocks.llm import llm_simple
+from blocks.registry import BlockRegistry
+from blocks.transform import transform
+
+STANDARD_BLOCKS = (start, http_request, gcs_write, llm_simple, transform, if_, delay)
+
+
+def standard_registry() -> BlockRegistry:
+    """A fresh registry holding the standard blocks."""
+    registry = BlockRegistry()
+    registry.add(*STANDARD_BLOCKS)
+    return registry

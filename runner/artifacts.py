@@ -1,0 +1,43 @@
+"""Artifacts: bytes in a blob store (GCS or a local folder) plus a row in PostgreSQL."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from blocks.context import StoredArtifact
+from runner.blobs import BlobNotFoundError, BlobStore
+from runner.errors import ArtifactNotFoundError
+from runner.models import Artifact
+from runner.store import Store
+
+
+class Artifacts:
+    """The ArtifactStore blocks write through, and the reader behind GET /artifacts/{id}."""
+
+    def __init__(self, blobs: BlobStore, store: Store) -> None:
+        self.blobs = blobs
+        self._store = store
+
+    async def put(
+        self, *, run_id: UUID, node_id: str, path: str, data: bytes, content_type: str
+    ) -> StoredArtifact:
+        uri = await self.blobs.write(path, data, content_type)
+        artifact = await self._store.insert_artifact(
+            artifact_id=uuid4(),
+            run_id=run_id,
+            node_id=node_id,
+            uri=uri,
+            size=len(data),
+            content_type=content_type,
+        )
+        return StoredArtifact(artifact.id, artifact.uri, artifact.size, artifact.content_type)
+
+    async def read(self, artifact_id: UUID) -> tuple[Artifact, bytes]:
+        artifact = await self._store.get_artifact(artifact_id)
+        try:
+            data = await self.blobs.read(artifact.uri)
+        except BlobNotFoundError as exc:
+            raise ArtifactNotFoundError(
+                f"artifact {artifact_id} is recorded but its content at {artifact.uri} is gone"
+            ) from exc
+        return artifact, data

@@ -1,0 +1,101 @@
+"""The one place that talks to PostgreSQL: an asyncpg pool and the named queries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+from runner.queries import load_queries
+
+Record = asyncpg.Record
+
+
+def _encode_json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+class Database:
+    """A pool plus named queries; the verbs say what comes back."""
+
+    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str]) -> None:
+        self._pool = pool
+        self.queries = queries
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        )
+        return cls(pool, load_queries())
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def _sql(self, name: str) -> str:
+        return self.queries[name]
+
+    async def execute(self, name: str, *args: Any) -> str:
+        return await self._pool.execute(self._sql(name), *args)
+
+    async def execute_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        await self._pool.executemany(self._sql(name), rows)
+
+    async def fetch_one(self, name: str, *args: Any) -> Record | None:
+        return await self._pool.fetchrow(self._sql(name), *args)
+
+    async def fetch_all(self, name: str, *args: Any) -> list[Record]:
+        return await self._pool.fetch(self._sql(name), *args)
+
+    async def fetch_val(self, name: str, *args: Any) -> Any:
+        return await self._pool.fetchval(self._sql(name), *args)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """One connection (for a transaction or a session-level lock)."""
+        async with self._pool.acquire() as conn:
+            yield Connection(conn, self.queries)
+
+
+class Connection:
+    """A single pooled connection with the same verbs, plus transactions."""
+
+    def __init__(
+        self, conn: asyncpg.Connection | PoolConnectionProxy[Record], queries: dict[str, str]
+    ) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    def transaction(self) -> Any:
+        return self._conn.transaction()
+
+    async def execute(self, name: str, *args: Any) -> str:
+        return await self._conn.execute(self._queries[name], *args)
+
+    async def execute_script(self, script: str) -> None:
+        """Run a whole SQL file (a migration); never built from strings."""
+        await self._conn.execute(script)
+
+    async def fetch_one(self, name: str, *args: Any) -> Record | None:
+        return await self._conn.fetchrow(self._queries[name], *args)
+
+    async def fetch_all(self, name: str, *args: Any) -> list[Record]:
+        return await self._conn.fetch(self._queries[name], *args)
+
+    async def fetch_val(self, name: str, *args: Any) -> Any:
+        return await self._conn.fetchval(self._queries[name], *args)
+
+    async def prepare(self, name: str) -> None:
+        """Prepare a named query (used to check the queries against the schema)."""
+        await self._conn.prepare(self._queries[name])

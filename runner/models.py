@@ -1,0 +1,205 @@
+"""Value objects built from database rows; records never leave runner/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from runner.scheduler import NodeStatus
+
+
+class RunStatus(StrEnum):
+    """A run's status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A saved workflow: one mutable graph plus its webhook."""
+
+    id: UUID
+    name: str
+    webhook_slug: str
+    webhook_secret: str | None
+    graph: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Workflow:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            webhook_slug=row["webhook_slug"],
+            webhook_secret=row["webhook_secret"],
+            graph=row["graph"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run of a workflow, with the copy of the graph it executes."""
+
+    id: UUID
+    workflow_id: UUID
+    status: RunStatus
+    trigger_type: str
+    trigger_payload: Any
+    graph: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    nodes_total: int = 0
+    nodes_done: int = 0
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Run:
+        keys = row.keys()
+        return cls(
+            id=row["id"],
+            workflow_id=row["workflow_id"],
+            status=RunStatus(row["status"]),
+            trigger_type=row["trigger_type"],
+            trigger_payload=row["trigger_payload"] if "trigger_payload" in keys else None,
+            graph=row["graph"] if "graph" in keys else None,
+            outputs=row["outputs"] if "outputs" in keys else None,
+            error=row["error"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            nodes_total=row["nodes_total"] if "nodes_total" in keys else 0,
+            nodes_done=row["nodes_done"] if "nodes_done" in keys else 0,
+        )
+
+    @property
+    def progress(self) -> int:
+        """Percent of the run's nodes in a final state (100 once the run has finished)."""
+        if self.status.finished:
+            return 100
+        if not self.nodes_total:
+            return 0
+        return 100 * self.nodes_done // self.nodes_total
+
+    def duration_ms(self, now: datetime) -> int | None:
+        """Milliseconds from start to finish, or to now while running."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or now
+        return max(0, round((end - self.started_at).total_seconds() * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRun:
+    """One node's run within a run."""
+
+    node_id: str
+    node_type: str
+    status: NodeStatus
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> NodeRun:
+        return cls(
+            node_id=row["node_id"],
+            node_type=row["node_type"],
+            status=NodeStatus(row["status"]),
+            attempt=row["attempt"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            input=row["input"],
+            output=row["output"],
+            error=row["error"],
+        )
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0, round((self.finished_at - self.started_at).total_seconds() * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log line of a run or of one of its nodes."""
+
+    id: int
+    node_id: str | None
+    ts: datetime
+    level: str
+    message: str
+    data: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> LogLine:
+        return cls(
+            id=row["id"],
+            node_id=row["node_id"],
+            ts=row["ts"],
+            level=row["level"],
+            message=row["message"],
+            data=row["data"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A stored artifact's record."""
+
+    id: UUID
+    run_id: UUID
+    node_id: str
+    uri: str
+    size: int
+    content_type: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Artifact:
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            node_id=row["node_id"],
+            uri=row["uri"],
+            size=row["size"],
+            content_type=row["content_type"],
+            created_at=row["created_at"],
+        )
+
+
+def human_duration(ms: int) -> str:
+    """A duration as people say it: "250 ms", "4.2 sec", "1 min 30 sec", "2 h 5 min"."""
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        text = f"{seconds:.1f}".rstrip("0").rstrip(".")
+        return f"{text} sec"
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min {secs} sec" if secs else f"{minutes} min"

@@ -1,0 +1,52 @@
+"""Named SQL statements, loaded once from sql/queries/*.sql.
+
+Each statement sits under a header `-- name: <name>` followed by a one-line description;
+parameters are asyncpg's `$1..$n`. A duplicate name is an error at load time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+QUERIES_DIR = SQL_DIR / "queries"
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+
+_HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+class QueryFileError(ValueError):
+    """A named-query file is malformed or repeats a name."""
+
+
+def parse_queries(text: str, source: str = "<string>") -> dict[str, str]:
+    """Split one file's text into {name: statement}."""
+    queries: dict[str, str] = {}
+    headers = list(_HEADER.finditer(text))
+    if not headers and text.strip():
+        raise QueryFileError(f"{source}: no `-- name:` header")
+    for i, header in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        body = text[header.end() : end].strip()
+        statement = "\n".join(
+            line for line in body.splitlines() if not line.lstrip().startswith("--")
+        ).strip()
+        name = header.group("name")
+        if not statement:
+            raise QueryFileError(f"{source}: query {name!r} is empty")
+        if name in queries:
+            raise QueryFileError(f"{source}: query {name!r} is defined twice")
+        queries[name] = statement.rstrip(";")
+    return queries
+
+
+def load_queries(directory: Path = QUERIES_DIR) -> dict[str, str]:
+    """Every named query under `directory`; a name repeated across files is an error."""
+    queries: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        for name, statement in parse_queries(path.read_text(), str(path)).items():
+            if name in queries:
+                raise QueryFileError(f"{path}: query {name!r} is already defined elsewhere")
+            queries[name] = statement
+    return queries

@@ -1,0 +1,53 @@
+"""weft's settings, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting weft reads; each is an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="postgres:// or postgresql:// URL; unset → embedded pgserver."
+    )
+    port: int = Field(default=8000, ge=0, le=65535)
+    weft_host: str | None = Field(default=None, description="Bind address; per-command default.")
+    weft_data_dir: Path = Path(".weft")
+    gcs_bucket: str | None = None
+    cors_origins: str = ""
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    weft_api_token: str | None = None
+    weft_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    weft_db_pool_size: int = Field(default=10, ge=1, le=200)
+    weft_supervisor_idle_s: float = Field(default=60.0, gt=0)
+    weft_log_format: str | None = Field(default=None, description="json, console, or auto")
+    weft_log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("DATABASE_URL must start with postgres:// or postgresql://")
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.weft_data_dir.resolve() / "artifacts"
+
+    @property
+    def embedded_db_dir(self) -> Path:
+        return self.weft_data_dir.resolve() / "pgdata"

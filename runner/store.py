@@ -1,0 +1,233 @@
+"""Typed reads and writes of workflows, runs, node runs, logs and artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from runner.db import Database
+from runner.errors import (
+    ArtifactNotFoundError,
+    RunNotFoundError,
+    SlugTakenError,
+    WorkflowBusyError,
+    WorkflowNotFoundError,
+)
+from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A log line waiting to be written."""
+
+    run_id: UUID
+    node_id: str | None
+    ts: datetime
+    level: str
+    message: str
+    data: dict[str, Any] | None
+
+
+class Store:
+    """The runner's persistence: every method is one named query (or a few)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- workflows -------------------------------------------------------------------------
+
+    async def create_workflow(
+        self,
+        *,
+        workflow_id: UUID,
+        name: str,
+        webhook_slug: str,
+        webhook_secret: str | None,
+        graph: dict[str, Any],
+    ) -> Workflow:
+        try:
+            row = await self.db.fetch_one(
+                "insert_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise SlugTakenError(f"webhook_slug {webhook_slug!r} is already in use") from exc
+        assert row is not None
+        return Workflow.from_row(row)
+
+    async def get_workflow(self, workflow_id: UUID) -> Workflow:
+        row = await self.db.fetch_one("get_workflow", workflow_id)
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+        return Workflow.from_row(row)
+
+    async def find_workflow_by_slug(self, slug: str) -> Workflow | None:
+        row = await self.db.fetch_one("get_workflow_by_slug", slug)
+        return None if row is None else Workflow.from_row(row)
+
+    async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
+        rows = await self.db.fetch_all("list_workflows", limit, offset)
+        total = await self.db.fetch_val("count_workflows")
+        return [Workflow.from_row(r) for r in rows], int(total)
+
+    async def update_workflow(
+        self,
+        workflow_id: UUID,
+        *,
+        name: str,
+        webhook_slug: str,
+        webhook_secret: str | None,
+        graph: dict[str, Any],
+    ) -> Workflow:
+        try:
+            row = await self.db.fetch_one(
+                "update_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise SlugTakenError(f"webhook_slug {webhook_slug!r} is already in use") from exc
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+        return Workflow.from_row(row)
+
+    async def delete_workflow(self, workflow_id: UUID) -> None:
+        deleted = await self.db.fetch_val("delete_idle_workflow", workflow_id)
+        if deleted is None:
+            await self.get_workflow(workflow_id)  # raises when it does not exist
+            raise WorkflowBusyError()
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def insert_run(
+        self,
+        *,
+        run_id: UUID,
+        workflow_id: UUID,
+        trigger_type: str,
+        trigger_payload: Any,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        try:
+            row = await self.db.fetch_one(
+                "insert_run", run_id, workflow_id, trigger_type, trigger_payload, idempotency_key
+            )
+        except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+        return Run.from_row(row)
+
+    async def get_run(self, run_id: UUID) -> Run:
+        row = await self.db.fetch_one("get_run", run_id)
+        if row is None:
+            raise RunNotFoundError(f"no run {run_id}")
+        return Run.from_row(row)
+
+    async def list_runs(
+        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+    ) -> list[Run]:
+        if workflow_id is None:
+            rows = await self.db.fetch_all("list_runs", limit, before)
+        else:
+            rows = await self.db.fetch_all("list_workflow_runs", workflow_id, limit, before)
+        return [Run.from_row(r) for r in rows]
+
+    async def unfinished_runs(self) -> list[tuple[UUID, UUID]]:
+        rows = await self.db.fetch_all("unfinished_runs")
+        return [(r["id"], r["workflow_id"]) for r in rows]
+
+    async def start_run(
+        self, run_id: UUID, started_at: datetime, nodes: Sequence[tuple[str, str]]
+    ) -> None:
+        await self.db.execute(
+            "start_run", run_id, started_at, [n for n, _ in nodes], [t for _, t in nodes]
+        )
+
+    async def finish_run(
+        self,
+        run_id: UUID,
+        *,
+        status: str,
+        outputs: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+        finished_at: datetime,
+    ) -> None:
+        await self.db.execute("finish_run", run_id, status, outputs, error, finished_at)
+
+    # -- node runs -------------------------------------------------------------------------
+
+    async def node_started(
+        self, run_id: UUID, node_id: str, *, started_at: datetime, input: Any, attempt: int
+    ) -> None:
+        await self.db.execute("node_run_started", run_id, node_id, started_at, input, attempt)
+
+    async def node_finished(
+        self,
+        run_id: UUID,
+        node_id: str,
+        *,
+        status: str,
+        finished_at: datetime,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        await self.db.execute(
+            "node_run_finished", run_id, node_id, status, finished_at, output, error
+        )
+
+    async def nodes_skipped(self, run_id: UUID, node_ids: list[str]) -> None:
+        if node_ids:
+            await self.db.execute("node_runs_skipped", run_id, node_ids)
+
+    async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
+        rows = await self.db.fetch_all("list_node_runs", run_id)
+        return [NodeRun.from_row(r) for r in rows]
+
+    # -- logs ------------------------------------------------------------------------------
+
+    async def insert_logs(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        await self.db.execute(
+            "insert_logs",
+            [r.run_id for r in records],
+            [r.node_id for r in records],
+            [r.ts for r in records],
+            [r.level for r in records],
+            [r.message for r in records],
+            [r.data for r in records],
+        )
+
+    async def list_logs(self, run_id: UUID, *, after: int, limit: int) -> list[LogLine]:
+        rows = await self.db.fetch_all("list_logs", run_id, after, limit)
+        return [LogLine.from_row(r) for r in rows]
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    async def insert_artifact(
+        self,
+        *,
+        artifact_id: UUID,
+        run_id: UUID,
+        node_id: str,
+        uri: str,
+        size: int,
+        content_type: str,
+    ) -> Artifact:
+        row = await self.db.fetch_one(
+            "insert_artifact", artifact_id, run_id, node_id, uri, size, content_type
+        )
+        assert row is not None
+        return Artifact.from_row(row)
+
+    async def get_artifact(self, artifact_id: UUID) -> Artifact:
+        row = await self.db.fetch_one("get_artifact", artifact_id)
+        if row is None:
+            raise ArtifactNotFoundError(f"no artifact {artifact_id}")
+        return Artifact.from_row(row)
+
+    async def ping(self) -> bool:
+        return bool(await self.db.fetch_val("ping") == 1)

@@ -1,0 +1,102 @@
+"""Assembly: from Settings to a running Runtime with its database, clients and stores."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+import structlog
+
+from blocks.context import BlockSettings
+from blocks.registry import BlockRegistry
+from blocks.standard import standard_registry
+from runner.artifacts import Artifacts
+from runner.blobs import BlobStore, GcsBlobStore, LocalBlobStore, gcs_client_from_env
+from runner.db import Database
+from runner.embedded import start_embedded
+from runner.execution import RunServices
+from runner.migrate import apply_migrations
+from runner.runtime import Runtime
+from runner.settings import Settings
+from runner.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class System:
+    """The process's parts, built once and passed where needed."""
+
+    settings: Settings
+    db: Database
+    store: Store
+    artifacts: Artifacts
+    runtime: Runtime
+    database_url: str
+    embedded_server: Any = None
+
+
+async def database_url_for(settings: Settings, stack: AsyncExitStack) -> tuple[str, Any]:
+    """DATABASE_URL, or the embedded server's URL (started on demand)."""
+    if settings.database_url:
+        return settings.database_url, None
+    server, url = await start_embedded(settings.embedded_db_dir)
+    return url, server
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply pending migrations to the configured database."""
+    async with AsyncExitStack() as stack:
+        url, _server = await database_url_for(settings, stack)
+        db = await Database.connect(url, min_size=1, max_size=2)
+        stack.push_async_callback(db.close)
+        return await apply_migrations(db)
+
+
+def make_blob_store(settings: Settings) -> BlobStore:
+    if settings.gcs_bucket:
+        return GcsBlobStore(settings.gcs_bucket, gcs_client_from_env())
+    return LocalBlobStore(settings.artifacts_dir)
+
+
+@asynccontextmanager
+async def open_system(
+    settings: Settings, *, registry: BlockRegistry | None = None, run_migrations: bool = True
+) -> AsyncIterator[System]:
+    """Connect, migrate and build the Runtime (not yet running: see `Runtime.run`)."""
+    async with AsyncExitStack() as stack:
+        url, server = await database_url_for(settings, stack)
+        db = await Database.connect(url, max_size=settings.weft_db_pool_size)
+        stack.push_async_callback(db.close)
+        if run_migrations:
+            await apply_migrations(db)
+        store = Store(db)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0),
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                follow_redirects=True,
+            )
+        )
+        artifacts = Artifacts(make_blob_store(settings), store)
+        services = RunServices(
+            store=store,
+            http=http,
+            artifacts=artifacts,
+            block_settings=BlockSettings(
+                openai_api_key=settings.openai_api_key,
+                openai_base_url=settings.openai_base_url,
+                openai_model=settings.openai_model,
+            ),
+        )
+        runtime = Runtime(
+            services,
+            registry or standard_registry(),
+            supervisor_idle_s=settings.weft_supervisor_idle_s,
+        )
+        yield System(settings, db, store, artifacts, runtime, url, server)
+        await anyio.lowlevel.checkpoint()

@@ -1,0 +1,1 @@
+"""weft's web layer: the Quart app, its routes, and the command line."""

@@ -1,0 +1,76 @@
+"""The app factory: create_app(system) wires blueprints, schema docs and error handlers."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import orjson
+from quart import Quart, Request, current_app
+from quart_cors import cors
+from quart_schema import Info, QuartSchema
+
+from runner.system import System
+from web.errors import ApiError, register_error_handlers
+
+EXTENSION_KEY = "weft"
+
+
+class WeftRequest(Request):
+    """Parses any non-empty body as JSON (whatever its content type); empty is None."""
+
+    async def get_json(self, force: bool = True, silent: bool = False, cache: bool = True) -> Any:
+        if cache and self._cached_json[silent] is not Ellipsis:
+            return self._cached_json[silent]
+        raw = await self.get_data(cache=cache, as_text=False)
+        result: Any = None
+        if raw.strip():
+            try:
+                result = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                if not silent:
+                    raise ApiError(
+                        400, "malformed_json", f"the body is not valid JSON: {exc}"
+                    ) from None
+        if cache:
+            self._cached_json[silent] = result
+        return result
+
+
+def system() -> System:
+    """The System of the app handling this request."""
+    return cast(System, current_app.extensions[EXTENSION_KEY])
+
+
+def create_app(weft: System) -> Quart:
+    """Build the Quart app around an assembled System."""
+    from web import artifacts, docs, hooks, meta, runs, workflows
+
+    app = Quart(__name__, static_folder=None)
+    app.request_class = WeftRequest
+    app.config["MAX_CONTENT_LENGTH"] = weft.settings.weft_max_body_bytes
+    app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = "/docs/assets/swagger-ui-bundle.js"
+    app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = "/docs/assets/swagger-ui.css"
+    app.extensions[EXTENSION_KEY] = weft
+    QuartSchema(
+        app,
+        info=Info(
+            title="weft",
+            version="0.1.0",
+            description="Run node-based workflows: graphs of blocks, persisted, streamed live.",
+        ),
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+    for blueprint in (
+        meta.blueprint,
+        workflows.blueprint,
+        runs.blueprint,
+        hooks.blueprint,
+        artifacts.blueprint,
+        docs.blueprint,
+    ):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    if weft.settings.cors_origin_list:
+        app = cors(app, allow_origin=weft.settings.cors_origin_list)
+    return app

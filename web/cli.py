@@ -1,0 +1,99 @@
+"""The `weft` command: up (local, embedded defaults), serve (production), migrate."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+import anyio
+import structlog
+from pydantic import ValidationError
+
+from runner.log_config import configure_logging
+from runner.settings import Settings
+from runner.system import System, migrate
+from web.serve import serve
+
+log = structlog.get_logger(__name__)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in error["loc"]).upper()
+            print(f"weft: bad setting {where}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _describe_database(weft: System) -> str:
+    if weft.settings.database_url:
+        return "DATABASE_URL"
+    return f"embedded PostgreSQL in {weft.settings.embedded_db_dir}"
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    settings = _settings()
+    configure_logging(settings.weft_log_format or "console", settings.weft_log_level)
+    host = args.host or settings.weft_host or "127.0.0.1"
+    port = settings.port if args.port is None else args.port
+
+    def ready(weft: System, url: str) -> None:
+        artifacts = f"gs://{settings.gcs_bucket}" if settings.gcs_bucket else settings.artifacts_dir
+        print(
+            f"\n  weft is running at {url}\n"
+            f"    API docs   {url}/docs\n"
+            f"    database   {_describe_database(weft)}\n"
+            f"    artifacts  {artifacts}\n"
+            f"  Press Ctrl+C to stop.\n",
+            flush=True,
+        )
+
+    anyio.run(serve, settings, host, port, ready)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _settings()
+    configure_logging(settings.weft_log_format or "json", settings.weft_log_level)
+    host = args.host or settings.weft_host or "0.0.0.0"
+    port = settings.port if args.port is None else args.port
+
+    def ready(weft: System, url: str) -> None:
+        log.info("listening", url=url, database=_describe_database(weft))
+
+    anyio.run(serve, settings, host, port, ready)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = _settings()
+    configure_logging(settings.weft_log_format, settings.weft_log_level)
+    applied = anyio.run(migrate, settings)
+    print(
+        f"weft: {len(applied)} migration(s) applied{': ' + ', '.join(applied) if applied else ''}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `weft` console script."""
+    parser = argparse.ArgumentParser(prog="weft", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, func, help_text in (
+        ("up", cmd_up, "run locally on embedded defaults (127.0.0.1:8000)"),
+        ("serve", cmd_serve, "run in production (0.0.0.0:$PORT, JSON logs)"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--host", default=None, help="bind address (WEFT_HOST)")
+        sub.add_argument("--port", type=int, default=None, help="port (PORT)")
+        sub.set_defaults(func=func)
+    sub = commands.add_parser("migrate", help="apply database migrations")
+    sub.set_defaults(func=cmd_migrate)
+    args = parser.parse_args(argv)
+    # SIGINT is handled by the server itself; this only covers a Ctrl+C during startup.
+    with contextlib.suppress(KeyboardInterrupt):
+        args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Errors as JSON everywhere: {"error": {"code", "message", "details"}} with the right status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from quart import Quart, Response, jsonify, request
+from quart_schema import RequestSchemaValidationError
+from werkzeug.exceptions import HTTPException
+
+from runner.errors import ConflictError, NotFoundError, ShuttingDownError, WeftError
+from runner.graph import InvalidGraphError
+
+log = structlog.get_logger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as is: status, code, message, details."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "details": details or []}})
+    response.status_code = status
+    return response
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"])
+        details.append({"code": error["type"], "field": where, "message": error["msg"]})
+    return details
+
+
+def _weft_status(exc: WeftError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, ShuttingDownError):
+        return 503
+    return 400
+
+
+def register_error_handlers(app: Quart) -> None:
+    """Map every failure to the JSON error shape."""
+
+    @app.errorhandler(ApiError)
+    async def api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(WeftError)
+    async def weft_error(exc: WeftError) -> Response:
+        return error_response(_weft_status(exc), exc.code, str(exc))
+
+    @app.errorhandler(InvalidGraphError)
+    async def invalid_graph(exc: InvalidGraphError) -> Response:
+        return error_response(
+            422,
+            "invalid_graph",
+            f"the graph has {len(exc.problems)} problem(s)",
+            [p.to_json() for p in exc.problems],
+        )
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def invalid_request(exc: RequestSchemaValidationError) -> Response:
+        cause = exc.validation_error
+        details = validation_details(cause) if isinstance(cause, ValidationError) else []
+        if request.method in ("POST", "PUT", "PATCH") and not (await request.get_data()).strip():
+            return error_response(400, "missing_body", "the request needs a JSON body")
+        if any(d["field"].startswith("graph") for d in details):
+            return error_response(422, "invalid_graph", "the graph is malformed", details)
+        return error_response(422, "invalid_request", "the request is not valid", details)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(status, code, exc.description or exc.name or "error")
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled_error", path=request.path)
+        return error_response(500, "internal_error", "an internal error occurred")

@@ -1,0 +1,177 @@
+"""Wire types: what the API accepts and answers, validated at the edge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runner.graph import Graph
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """Every error: {"error": {"code", "message", "details"}}."""
+
+    error: ErrorBody
+
+
+class WorkflowIn(BaseModel):
+    """A workflow as created or overwritten."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    webhook_slug: str | None = Field(
+        default=None,
+        pattern=SLUG_PATTERN,
+        description="Path segment of the webhook URL; a random one when omitted.",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Kept when omitted on PUT; send null to clear it.",
+    )
+    graph: Graph = Field(default_factory=Graph)
+
+
+class WorkflowOut(BaseModel):
+    id: UUID
+    name: str
+    webhook_slug: str
+    webhook_url: str
+    has_webhook_secret: bool
+    graph: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowList(BaseModel):
+    items: list[WorkflowOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class OffsetPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0)
+
+
+class RunsPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=50, ge=1, le=200)
+    before: UUID | None = Field(default=None, description="Cursor: the last run id of a page.")
+
+
+class LogsPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=500, ge=1, le=5000)
+    after: int = Field(default=0, ge=0, description="Cursor: the last log id of a page.")
+
+
+class RunIn(BaseModel):
+    """Starts a run; `start_input` becomes the trigger payload."""
+
+    model_config = ConfigDict(extra="forbid")
+    start_input: Any = None
+
+
+class RunOut(BaseModel):
+    id: UUID
+    workflow_id: UUID
+    status: str
+    trigger_type: str
+    trigger_payload: Any = None
+    progress: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    duration: str | None
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class RunSummary(BaseModel):
+    id: UUID
+    workflow_id: UUID
+    status: str
+    trigger_type: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    duration: str | None
+    error: dict[str, Any] | None = None
+
+
+class RunList(BaseModel):
+    items: list[RunSummary]
+    next_before: UUID | None = Field(description="Pass as ?before= for the next page.")
+
+
+class NodeRunOut(BaseModel):
+    node_id: str
+    node_type: str
+    status: str
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+class NodeRunList(BaseModel):
+    run_id: UUID
+    items: list[NodeRunOut]
+
+
+class LogOut(BaseModel):
+    id: int
+    node_id: str | None
+    ts: datetime
+    level: str
+    message: str
+    data: dict[str, Any] | None = None
+
+
+class LogList(BaseModel):
+    run_id: UUID
+    items: list[LogOut]
+    next_after: int | None = Field(description="Pass as ?after= for the next page.")
+
+
+class BlockOut(BaseModel):
+    type: str
+    description: str
+    params_schema: dict[str, Any]
+    branching: bool
+    ports: list[str] | None = None
+
+
+class BlockList(BaseModel):
+    items: list[BlockOut]
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    order: list[str]
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: str
+    supervisors: int
+    runs_in_flight: int

@@ -1,0 +1,80 @@
+"""Serving: the Runtime and Hypercorn side by side in one top-level task group."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+
+import anyio
+import structlog
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
+from runner.settings import Settings
+from runner.system import System, open_system
+from web.app import create_app
+
+log = structlog.get_logger(__name__)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (tests, benchmarks)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def hypercorn_config(sock: socket.socket) -> Config:
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 5.0
+    config.keep_alive_timeout = 75.0  # longer than a router's idle timeout
+    return config
+
+
+async def serve_system(
+    weft: System,
+    sock: socket.socket,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve `weft` on `sock` until `shutdown_trigger` returns, then stop everything."""
+    app = create_app(weft)
+    host, port = sock.getsockname()[:2]
+    async with anyio.create_task_group() as tg:
+        await tg.start(weft.runtime.run)
+        if on_ready is not None:
+            on_ready(f"http://{host}:{port}")
+        await hypercorn_serve(app, hypercorn_config(sock), shutdown_trigger=shutdown_trigger)
+        tg.cancel_scope.cancel()
+
+
+async def serve(
+    settings: Settings, host: str, port: int, on_ready: Callable[[System, str], None]
+) -> None:
+    """Open the system and serve it until SIGTERM or SIGINT."""
+    sock = bind_socket(host, port)
+    stop = anyio.Event()
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                stop.set()
+                return
+
+    with sock:
+        async with open_system(settings) as weft, anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals)
+            await serve_system(
+                weft, sock, shutdown_trigger=stop.wait, on_ready=lambda url: on_ready(weft, url)
+            )
+            tg.cancel_scope.cancel()

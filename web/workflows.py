@@ -1,0 +1,130 @@
+"""Workflows: create, list, fetch, overwrite, delete, run, and their run history."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from quart import Blueprint
+from quart_schema import (
+    document_request,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
+
+from web.app import system
+from web.bodies import read_model
+from web.schemas import (
+    ErrorResponse,
+    OffsetPage,
+    RunIn,
+    RunList,
+    RunOut,
+    RunsPage,
+    WorkflowIn,
+    WorkflowList,
+    WorkflowOut,
+)
+from web.views import run_out, run_summary, workflow_out
+
+blueprint = Blueprint("workflows", __name__)
+
+
+@blueprint.post("/workflows")
+@validate_request(WorkflowIn)
+@validate_response(WorkflowOut, 201)
+@validate_response(ErrorResponse, 409)
+@validate_response(ErrorResponse, 422)
+async def create_workflow(data: WorkflowIn) -> tuple[WorkflowOut, int]:
+    """Create a workflow; its graph is validated first (422 lists every problem)."""
+    workflow = await system().runtime.create_workflow(
+        name=data.name,
+        graph=data.graph,
+        webhook_slug=data.webhook_slug,
+        webhook_secret=data.webhook_secret,
+    )
+    return workflow_out(workflow), 201
+
+
+@blueprint.get("/workflows")
+@validate_querystring(OffsetPage)
+@validate_response(WorkflowList)
+async def list_workflows(query_args: OffsetPage) -> WorkflowList:
+    """Workflows, most recently updated first."""
+    items, total = await system().store.list_workflows(
+        limit=query_args.limit, offset=query_args.offset
+    )
+    return WorkflowList(
+        items=[workflow_out(w) for w in items],
+        total=total,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
+
+
+@blueprint.get("/workflows/<uuid:workflow_id>")
+@validate_response(WorkflowOut)
+@validate_response(ErrorResponse, 404)
+async def get_workflow(workflow_id: UUID) -> WorkflowOut:
+    """One workflow with its graph."""
+    return workflow_out(await system().store.get_workflow(workflow_id))
+
+
+@blueprint.put("/workflows/<uuid:workflow_id>")
+@validate_request(WorkflowIn)
+@validate_response(WorkflowOut)
+@validate_response(ErrorResponse, 404)
+@validate_response(ErrorResponse, 409)
+@validate_response(ErrorResponse, 422)
+async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> WorkflowOut:
+    """Overwrite name, slug and graph; runs in flight finish on the graph they started with."""
+    weft = system()
+    secret = data.webhook_secret
+    if "webhook_secret" not in data.model_fields_set:
+        secret = (await weft.store.get_workflow(workflow_id)).webhook_secret
+    workflow = await weft.runtime.update_workflow(
+        workflow_id,
+        name=data.name,
+        graph=data.graph,
+        webhook_slug=data.webhook_slug,
+        webhook_secret=secret,
+    )
+    return workflow_out(workflow)
+
+
+@blueprint.delete("/workflows/<uuid:workflow_id>")
+@validate_response(ErrorResponse, 404)
+@validate_response(ErrorResponse, 409)
+async def delete_workflow(workflow_id: UUID) -> tuple[str, int]:
+    """Delete a workflow and its run history (409 while it has unfinished runs)."""
+    await system().runtime.delete_workflow(workflow_id)
+    return "", 204
+
+
+@blueprint.post("/workflows/<uuid:workflow_id>/run")
+@document_request(RunIn)
+@validate_response(RunOut, 202)
+@validate_response(ErrorResponse, 404)
+async def run_workflow(workflow_id: UUID) -> tuple[RunOut, int]:
+    """Start a run on the current graph; answers 202 at once with the pending run."""
+    body = await read_model(RunIn, default=RunIn())
+    payload = body.start_input if body.start_input is not None else {}
+    run = await system().runtime.start_run(workflow_id, trigger_type="manual", payload=payload)
+    return run_out(run), 202
+
+
+@blueprint.get("/workflows/<uuid:workflow_id>/runs")
+@validate_querystring(RunsPage)
+@validate_response(RunList)
+@validate_response(ErrorResponse, 404)
+async def list_workflow_runs(workflow_id: UUID, query_args: RunsPage) -> RunList:
+    """A workflow's run history, newest first."""
+    weft = system()
+    await weft.store.get_workflow(workflow_id)
+    runs = await weft.store.list_runs(
+        limit=query_args.limit, before=query_args.before, workflow_id=workflow_id
+    )
+    return RunList(
+        items=[run_summary(r) for r in runs],
+        next_before=runs[-1].id if len(runs) == query_args.limit else None,
+    )
