@@ -36,7 +36,12 @@ def forget_dead_handles(pgdata: Path) -> list[int]:
     return dead
 
 
-def _start(pgdata: Path) -> tuple[Any, str]:
+def start_embedded_sync(pgdata: Path, *, cleanup: str = "stop") -> tuple[Any, str]:
+    """Start (or join) the embedded server, blocking; returns its handle and URL.
+
+    `cleanup` is pgserver's: "stop" stops the server when the last process using it exits,
+    "delete" also removes the data folder (tests).
+    """
     # Imported here: pgserver warns at import time about XDG_RUNTIME_DIR, harmlessly.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -48,7 +53,7 @@ def _start(pgdata: Path) -> tuple[Any, str]:
         dead = forget_dead_handles(pgdata)
         if dead:
             log.info("embedded_db_stale_handles_removed", pids=dead)
-    server = get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode=cleanup)
     return server, server.get_uri()
 
 
@@ -57,4 +62,4 @@ async def start_embedded(pgdata: Path) -> tuple[Any, str]:
 
     pgserver blocks while it starts the server, so it runs in a worker thread.
     """
-    return await anyio.to_thread.run_sync(_start, pgdata)
+    return await anyio.to_thread.run_sync(start_embedded_sync, pgdata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -30,8 +31,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def hypercorn_config(sock: socket.socket) -> Config:
+    """Hypercorn settings serving on `sock` (a duplicate of it: Hypercorn closes what it uses)."""
     config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 5.0

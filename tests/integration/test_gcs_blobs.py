@@ -14,10 +14,6 @@ from tests.gcs_emulator import run_gcs_emulator
 BUCKET = "weft-test"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(scope="module")
 def emulator_url() -> Iterator[str]:

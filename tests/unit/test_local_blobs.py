@@ -9,10 +9,6 @@ import pytest
 from runner.blobs import BlobNotFoundError, LocalBlobStore
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
