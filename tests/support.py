@@ -14,7 +14,6 @@ import httpx
 from hypercorn.asyncio import serve as hypercorn_serve
 
 from blocks.registry import BlockRegistry
-from runner.models import Run
 from runner.settings import Settings
 from runner.system import System, open_system
 from web.serve import bind_socket, hypercorn_config, serve_system
@@ -115,7 +114,9 @@ async def _serve_asgi(app: Asgi, sock: Any, stop: anyio.Event) -> None:
     await hypercorn_serve(app, hypercorn_config(sock), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
-async def json_response(send: Any, status: int, body: bytes, content_type: str = "application/json") -> None:
+async def json_response(
+    send: Any, status: int, body: bytes, content_type: str = "application/json"
+) -> None:
     await send(
         {
             "type": "http.response.start",

@@ -14,7 +14,6 @@ from tests.gcs_emulator import run_gcs_emulator
 BUCKET = "weft-test"
 
 
-
 @pytest.fixture(scope="module")
 def emulator_url() -> Iterator[str]:
     with run_gcs_emulator(BUCKET) as url:

@@ -9,7 +9,6 @@ import pytest
 from runner.blobs import BlobNotFoundError, LocalBlobStore
 
 
-
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "artifacts"
