@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -36,7 +37,7 @@ def chain(*nodes: dict[str, Any]) -> dict[str, Any]:
     """A graph whose nodes run one after another."""
     edges = [
         {"id": f"e{i}", "from": a["id"], "to": b["id"]}
-        for i, (a, b) in enumerate(zip(nodes, nodes[1:], strict=False))
+        for i, (a, b) in enumerate(itertools.pairwise(nodes))
     ]
     return {"nodes": list(nodes), "edges": edges}
 
@@ -79,7 +80,8 @@ async def test_pipeline_runs_to_success_with_every_node_and_log_persisted(
     # Then every node succeeded, in order, with its input and output stored
     assert run["status"] == "succeeded", run
     assert run["progress"] == 100
-    assert run["duration_ms"] >= 0 and run["duration"]
+    assert run["duration_ms"] >= 0
+    assert run["duration"]
     nodes = await weft.nodes(run["id"])
     assert list(nodes) == ["start", "fetch", "shape", "save", "llm"]
     assert all(n["status"] == "succeeded" and n["attempt"] == 1 for n in nodes.values())
@@ -114,7 +116,8 @@ async def test_pipeline_runs_to_success_with_every_node_and_log_persisted(
     logs = (await weft.client.get(f"/runs/{run['id']}/logs")).json()["items"]
     messages = [(line["node_id"], line["message"]) for line in logs]
     assert messages[0] == (None, "run started")
-    assert messages[-1][0] is None and messages[-1][1].startswith("run succeeded in")
+    assert messages[-1][0] is None
+    assert messages[-1][1].startswith("run succeeded in")
     assert any(node == "fetch" and "→ 200" in message for node, message in messages)
     assert any(node == "save" and "wrote" in message for node, message in messages)
     assert [line["id"] for line in logs] == sorted(line["id"] for line in logs)
