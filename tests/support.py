@@ -68,7 +68,9 @@ async def run_weft_server(
     **settings: Any,
 ) -> AsyncIterator[WeftServer]:
     """Serve weft on an ephemeral 127.0.0.1 port, as `weft serve` does, until the block ends."""
-    config = Settings(database_url=database_url, weft_data_dir=data_dir, **settings)
+    # The environment must not leak in: no real LLM, bucket or token unless a test asks.
+    isolated: dict[str, Any] = {"openai_api_key": None, "gcs_bucket": None, "weft_api_token": None}
+    config = Settings(database_url=database_url, weft_data_dir=data_dir, **{**isolated, **settings})
     stop = anyio.Event()
     ready: list[str] = []
     async with open_system(config, registry=registry, run_migrations=False) as system:
