@@ -1,0 +1,162 @@
+"""The `weft` command as a user runs it: `weft up` on embedded defaults, `weft serve` and
+`weft migrate` on DATABASE_URL, each a real process stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def weft_process(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"weft exited early:\n{process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("weft did not become healthy")
+
+
+def run_a_workflow(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        created = client.post(
+            "/workflows",
+            json={"name": "cli", "graph": {"nodes": [{"id": "s", "type": "start"}], "edges": []}},
+        )
+        assert created.status_code == 201, created.text
+        run = client.post(f"/workflows/{created.json()['id']}/run", json={"start_input": 5})
+        assert run.status_code == 202
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            body = client.get(f"/runs/{run.json()['id']}").json()
+            if body["status"] == "succeeded":
+                assert body["outputs"] == {"s": {"data": 5}}
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"run did not finish: {body}")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_weft_up_on_embedded_defaults(tmp_path: Path) -> None:
+    # Given a fresh folder and no DATABASE_URL
+    port = free_port()
+    env = {"PORT": str(port), "DATABASE_URL": "", "WEFT_DATA_DIR": str(tmp_path / ".weft")}
+    with weft_process(["up"], env, tmp_path) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process)
+        run_a_workflow(url)
+        output = stop(process)
+    # Then it said where it listens, kept its database under WEFT_DATA_DIR, and stopped it
+    assert f"weft is running at {url}" in output
+    pgdata = tmp_path / ".weft" / "pgdata"
+    assert (pgdata / "PG_VERSION").exists()
+    assert not any(
+        str(pgdata) in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and "postgres" in p.info["cmdline"][0]
+    )
+
+
+def test_weft_migrate_and_serve_on_database_url(tmp_path: Path, pg_server: object) -> None:
+    import anyio
+    import asyncpg
+
+    async def create() -> str:
+        admin = await asyncpg.connect(pg_server.get_uri("postgres"))  # type: ignore[attr-defined]
+        await admin.execute("DROP DATABASE IF EXISTS weft_cli WITH (FORCE)")
+        await admin.execute("CREATE DATABASE weft_cli")
+        await admin.close()
+        url: str = pg_server.get_uri("weft_cli")  # type: ignore[attr-defined]
+        return url.replace("postgresql://", "postgres://")  # as Heroku gives it
+
+    database_url = anyio.run(create)
+    env = {"DATABASE_URL": database_url, "WEFT_DATA_DIR": str(tmp_path / "data")}
+    migrate = subprocess.run(
+        [sys.executable, "-m", "web.cli", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    assert "1 migration(s) applied: 0001" in migrate.stdout
+
+    port = free_port()
+    with weft_process(
+        ["serve"], {**env, "PORT": str(port), "WEFT_HOST": "127.0.0.1"}, tmp_path
+    ) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process)
+        run_a_workflow(url)
+        output = stop(process)
+    assert '"event": "listening"' in output
+    assert not (tmp_path / "data" / "pgdata").exists()
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "web.cli", "serve"],
+        env={**os.environ, "DATABASE_URL": "mysql://nope"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+    assert "postgres://" in result.stderr
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

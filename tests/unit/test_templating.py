@@ -1,0 +1,283 @@
+"""Sandboxed Jinja2 templating over a node's input (blocks/templating.py)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+
+from blocks.templating import (
+    evaluate,
+    is_template,
+    parse_json_or_text,
+    render_string,
+    render_value,
+    syntax_error,
+)
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    return {
+        "trigger": {"n": 3, "name": "Ada", "tags": ["a", "b"], "flag": False, "nothing": None},
+        "upstream": {"fetch": {"status": 200, "data": {"title": "Hi", "rows": [1, 2]}}},
+    }
+
+
+# -- render_value ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ trigger.n }}", 3),
+        ("  {{ trigger.n }}  ", 3),
+        ("{{ trigger.tags }}", ["a", "b"]),
+        ("{{ upstream.fetch.data }}", {"title": "Hi", "rows": [1, 2]}),
+        ("{{ trigger.flag }}", False),
+        ("{{ trigger.nothing }}", None),
+        ("{{ trigger.n * 2 + 1 }}", 7),
+        ("{{ upstream['fetch'].status == 200 }}", True),
+    ],
+)
+def test_lone_expression_keeps_its_native_type(
+    context: dict[str, Any], source: str, expected: Any
+) -> None:
+    result = render_value(source, context)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("n={{ trigger.n }}", "n=3"),
+        ("{{ trigger.n }}{{ trigger.n }}", "33"),
+        ("{{ trigger.n }} and {{ trigger.name }}", "3 and Ada"),
+        ("{% for t in trigger.tags %}{{ t }};{% endfor %}", "a;b;"),
+        ("{# note #}{{ trigger.name }}", "Ada"),
+    ],
+)
+def test_anything_else_renders_to_a_string(
+    context: dict[str, Any], source: str, expected: str
+) -> None:
+    assert render_value(source, context) == expected
+
+
+def test_render_value_recurses_into_dicts_and_lists(context: dict[str, Any]) -> None:
+    value = {
+        "plain": "no template here",
+        "count": "{{ trigger.n }}",
+        "nested": {"title": "Title: {{ upstream.fetch.data.title }}", "raw": 7},
+        "list": ["{{ trigger.name }}", 1.5, None, True, ["{{ upstream.fetch.data.rows }}"]],
+    }
+    assert render_value(value, context) == {
+        "plain": "no template here",
+        "count": 3,
+        "nested": {"title": "Title: Hi", "raw": 7},
+        "list": ["Ada", 1.5, None, True, [[1, 2]]],
+    }
+
+
+def test_render_value_leaves_non_templates_untouched(context: dict[str, Any]) -> None:
+    # A lone brace is not Jinja syntax
+    assert render_value("{ not: a template }", context) == "{ not: a template }"
+    assert render_value(42, context) == 42
+    assert render_value(None, context) is None
+
+
+def test_is_template() -> None:
+    assert is_template("{{ x }}")
+    assert is_template("a {% if x %}b{% endif %}")
+    assert is_template("{# c #}")
+    assert not is_template("plain { text }")
+    assert not is_template(3)
+    assert not is_template(None)
+
+
+# -- StrictUndefined ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ trigger.missing }}",
+        "value: {{ trigger.missing }}",
+        "{{ upstream.nope.data }}",
+        "{{ not_a_name }}",
+    ],
+)
+def test_missing_key_raises(context: dict[str, Any], source: str) -> None:
+    with pytest.raises(UndefinedError):
+        render_value(source, context)
+
+
+# -- the sandbox -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ trigger.__class__ }}",
+        "{{ trigger.__class__.__mro__ }}",
+        "x {{ trigger.__class__ }}",
+        "{{ trigger.name.__class__.__base__.__subclasses__() }}",
+    ],
+)
+def test_sandbox_refuses_attribute_escapes(context: dict[str, Any], source: str) -> None:
+    with pytest.raises(SecurityError):
+        render_value(source, context)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ trigger.update({'n': 99}) }}",
+        "{{ trigger.pop('n') }}",
+        "{{ trigger.tags.append('c') }}",
+        "{{ trigger.clear() }}",
+        "x{% set _ = trigger.tags.append('c') %}",
+    ],
+)
+def test_sandbox_refuses_mutation(context: dict[str, Any], source: str) -> None:
+    with pytest.raises(SecurityError):
+        render_value(source, context)
+    assert context["trigger"] == {
+        "n": 3,
+        "name": "Ada",
+        "tags": ["a", "b"],
+        "flag": False,
+        "nothing": None,
+    }
+
+
+# -- evaluate ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("upstream.fetch.status == 200", True),
+        ("{{ upstream.fetch.status == 200 }}", True),
+        ("  {{ trigger.n > 5 }}  ", False),
+        ("trigger.n", 3),
+        ("trigger.tags | length", 2),
+        ("'b' in trigger.tags", True),
+        ("upstream.fetch.data", {"title": "Hi", "rows": [1, 2]}),
+    ],
+)
+def test_evaluate_bare_and_wrapped_expressions(
+    context: dict[str, Any], expression: str, expected: Any
+) -> None:
+    assert evaluate(expression, context) == expected
+
+
+@pytest.mark.xfail(
+    reason="BUG: dot access prefers dict methods over JSON keys, so a key named "
+    "items/keys/values/get/copy yields a bound method instead of the value",
+    strict=True,
+)
+@pytest.mark.parametrize("key", ["items", "keys", "values", "get", "copy"])
+def test_dot_access_reaches_json_keys_named_like_dict_methods(key: str) -> None:
+    # Given an upstream output such as a paged API answer {"items": [...]}
+    context = {"upstream": {"fetch": {"data": {key: [1, 2, 3]}}}}
+    # When a template reads it with dot syntax, as documented for other keys
+    # Then it gets the value, as it would with ["items"]
+    assert render_value(f"{{{{ upstream.fetch.data.{key} }}}}", context) == [1, 2, 3]
+    assert evaluate(f"upstream.fetch.data.{key} | length", context) == 3
+
+
+def test_subscript_access_reaches_json_keys_named_like_dict_methods() -> None:
+    context = {"upstream": {"fetch": {"data": {"items": [1, 2, 3]}}}}
+    assert render_value("{{ upstream.fetch.data['items'] }}", context) == [1, 2, 3]
+
+
+def test_evaluate_missing_name_raises(context: dict[str, Any]) -> None:
+    with pytest.raises(UndefinedError):
+        evaluate("trigger.missing", context)
+
+
+def test_evaluate_refuses_attribute_escapes(context: dict[str, Any]) -> None:
+    with pytest.raises(SecurityError):
+        evaluate("trigger.__class__", context)
+
+
+def test_evaluate_with_a_syntax_error_raises(context: dict[str, Any]) -> None:
+    with pytest.raises(TemplateSyntaxError):
+        evaluate("trigger.n ==", context)
+
+
+# -- parse_json_or_text ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": 1, "b": [true, null]}', {"a": 1, "b": [True, None]}),
+        ('  \n[1, "two"]\n ', [1, "two"]),
+        ("42", 42),
+        ("true", True),
+        ('"quoted"', "quoted"),
+        ("hello world", "hello world"),
+        ("{not json}", "{not json}"),
+        ("", ""),
+        ("   ", "   "),
+    ],
+)
+def test_parse_json_or_text(text: str, expected: Any) -> None:
+    result = parse_json_or_text(text)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+@pytest.mark.xfail(
+    reason="BUG: parse_json_or_text accepts Python's non-standard NaN/Infinity tokens",
+    strict=True,
+)
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "[NaN]"])
+def test_non_json_constants_stay_text(text: str) -> None:
+    result = parse_json_or_text(text)
+    assert result == text, (
+        f"parsed to {result!r} (nan: {isinstance(result, float) and math.isnan(result)})"
+    )
+
+
+# -- syntax_error ------------------------------------------------------------------------------
+
+
+def test_syntax_error_is_none_when_it_compiles() -> None:
+    assert syntax_error("Hello {{ name }}") is None
+    assert syntax_error("{% for x in xs %}{{ x }}{% endfor %}") is None
+    assert syntax_error("a == 1", expression=True) is None
+    assert syntax_error("no markers at all") is None
+
+
+@pytest.mark.parametrize(
+    ("source", "expression"),
+    [
+        ("Hello {{ name", False),
+        ("{% if x %}unclosed", False),
+        ("{{ }}", False),
+        ("{{ a == }}", False),
+        ("a ==", True),
+        ("{{ a == }}", True),
+        ("(", True),
+    ],
+)
+def test_syntax_error_reports_the_line(source: str, expression: bool) -> None:
+    error = syntax_error(source, expression=expression)
+    assert error is not None
+    assert error.startswith("line 1: ")
+
+
+def test_syntax_error_reports_a_later_line() -> None:
+    error = syntax_error("line one\nline two\n{% if %}")
+    assert error is not None
+    assert error.startswith("line 3: ")
+
+
+def test_render_string_of_a_broken_template_raises() -> None:
+    with pytest.raises(TemplateSyntaxError):
+        render_string("Hello {{ name", {"name": "x"})
