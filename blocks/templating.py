@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 # A value that is one whole expression keeps its native type ({{ upstream.a.data }} → a dict);
 # anything else renders to a string.
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+class _JsonSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with dot access reading JSON keys before dict methods.
+
+    Node data is JSON: `upstream.fetch.data.items` must be the "items" key, not dict.items.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_env = _JsonSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 def is_template(value: object) -> bool:
@@ -65,8 +79,9 @@ def parse_json_or_text(text: str) -> Any:
     if not stripped:
         return text
     try:
-        return json.loads(stripped)
-    except ValueError:
+        # orjson: strict JSON (no NaN or Infinity, which PostgreSQL's jsonb refuses).
+        return orjson.loads(str(stripped))
+    except orjson.JSONDecodeError:
         return text
 
 
@@ -87,4 +102,6 @@ def _unwrap(value: Any) -> Any:
     # StrictUndefined raises on use, but an expression that yields Undefined must fail too.
     if isinstance(value, StrictUndefined):
         str(value)
+    if isinstance(value, Markup):  # e.g. from `| tojson`: plain text from here on
+        return str(value)
     return value

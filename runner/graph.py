@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blocks.registry import Block, BlockRegistry
-from blocks.templating import is_template
+from blocks.templating import is_template, syntax_error
 
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
 
@@ -148,16 +148,28 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
         return [
             Problem("unknown_block", f"node {node.id!r}: unknown block type {node.type!r}", node.id)
         ]
+    problems = [
+        Problem(
+            "invalid_template",
+            f"node {node.id!r}: params.{path}: template does not compile: {error}",
+            node_id=node.id,
+            field=f"params.{path}",
+        )
+        for path, error in _template_errors(node.params, block.raw_params)
+    ]
     try:
         block.params_model.model_validate(node.params)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors(include_url=False):
             location = ".".join(str(part) for part in error["loc"])
-            # A templated value is checked again after rendering, when the run knows it.
-            if error["type"] not in ("missing", "extra_forbidden") and is_template(
-                _lookup(node.params, error["loc"])
-            ):
+            # A value rendered before the block runs is checked again once rendered.
+            rendered_later = (
+                error["type"] not in ("missing", "extra_forbidden")
+                and bool(error["loc"])
+                and error["loc"][0] not in block.raw_params
+                and is_template(_lookup(node.params, error["loc"]))
+            )
+            if rendered_later:
                 continue
             problems.append(
                 Problem(
@@ -167,8 +179,30 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
                     field=f"params.{location}" if location else "params",
                 )
             )
-        return problems
-    return []
+    return problems
+
+
+def _template_errors(params: dict[str, Any], raw_params: frozenset[str]) -> list[tuple[str, str]]:
+    """Syntax errors of templated values the runner renders (raw ones the block checks)."""
+    errors: list[tuple[str, str]] = []
+
+    def visit(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            if is_template(value):
+                error = syntax_error(value)
+                if error is not None:
+                    errors.append((path, error))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(item, f"{path}.{i}")
+
+    for key, value in params.items():
+        if key not in raw_params:
+            visit(value, key)
+    return errors
 
 
 def _lookup(value: Any, loc: tuple[int | str, ...]) -> Any:

@@ -193,10 +193,10 @@ def human_duration(ms: int) -> str:
     """A duration as people say it: "250 ms", "4.2 sec", "1 min 30 sec", "2 h 5 min"."""
     if ms < 1000:
         return f"{ms} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        text = f"{seconds:.1f}".rstrip("0").rstrip(".")
+    if ms < 59_950:  # below this, one decimal never rounds up to "60.0"
+        text = f"{ms / 1000:.1f}".rstrip("0").rstrip(".")
         return f"{text} sec"
+    seconds = max(ms, 60_000) / 1000
     total = int(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)

@@ -14,6 +14,7 @@ QUERIES_DIR = SQL_DIR / "queries"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 
 _HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_HEADER_LIKE = re.compile(r"^--\s*name\s*:.*$", re.MULTILINE | re.IGNORECASE)
 
 
 class QueryFileError(ValueError):
@@ -24,14 +25,19 @@ def parse_queries(text: str, source: str = "<string>") -> dict[str, str]:
     """Split one file's text into {name: statement}."""
     queries: dict[str, str] = {}
     headers = list(_HEADER.finditer(text))
-    if not headers and text.strip():
-        raise QueryFileError(f"{source}: no `-- name:` header")
+    if len(headers) != len(_HEADER_LIKE.findall(text)):
+        bad = [m.group(0) for m in _HEADER_LIKE.finditer(text) if not _HEADER.match(m.group(0))]
+        raise QueryFileError(f"{source}: malformed header {bad[0]!r} (want `-- name: snake_case`)")
+    if not headers:
+        if _strip_comments(text):
+            raise QueryFileError(f"{source}: no `-- name:` header")
+        return queries
+    if _strip_comments(text[: headers[0].start()]):
+        raise QueryFileError(f"{source}: SQL before the first `-- name:` header")
     for i, header in enumerate(headers):
         end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
         body = text[header.end() : end].strip()
-        statement = "\n".join(
-            line for line in body.splitlines() if not line.lstrip().startswith("--")
-        ).strip()
+        statement = _strip_comments(body)
         name = header.group("name")
         if not statement:
             raise QueryFileError(f"{source}: query {name!r} is empty")
@@ -39,6 +45,11 @@ def parse_queries(text: str, source: str = "<string>") -> dict[str, str]:
             raise QueryFileError(f"{source}: query {name!r} is defined twice")
         queries[name] = statement.rstrip(";")
     return queries
+
+
+def _strip_comments(sql: str) -> str:
+    lines = (line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return "\n".join(lines).strip()
 
 
 def load_queries(directory: Path = QUERIES_DIR) -> dict[str, str]:

@@ -87,6 +87,8 @@ class RunState:
         """The nodes to run first (roots), and any resumed node's consequences."""
         step = Step()
         for node_id in self.plan.order:
+            if node_id in step.ready:  # released already by a skip cascade above
+                continue
             if self.status[node_id] is NodeStatus.PENDING and self._decide(node_id, step):
                 step.ready.append(node_id)
         return step

@@ -189,11 +189,6 @@ def test_transform_template_without_markers_always_compiles(registry: BlockRegis
     assert validate_graph(graph([node("t", "transform", template="plain text")]), registry) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: a template/condition that does not compile is dropped by validate_graph "
-    "because it contains '{{' / '{%' and is taken for a render-time template",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("type_", "params"),
     [
@@ -224,6 +219,33 @@ def test_templated_param_value_is_accepted_at_validation(
     registry: BlockRegistry, type_: str, params: dict[str, Any]
 ) -> None:
     assert validate_graph(graph([{"id": "n1", "type": type_, "params": params}]), registry) == []
+
+
+@pytest.mark.parametrize(
+    ("type_", "params", "field"),
+    [
+        ("delay", {"seconds": "{{ trigger.n"}, "params.seconds"),
+        ("http.request", {"url": "https://x.test/{% if %}"}, "params.url"),
+        (
+            "http.request",
+            {"url": "https://x.test", "headers": {"X-A": "{{ a b }}"}},
+            "params.headers.X-A",
+        ),
+        (
+            "gcs.write",
+            {"path": "out.json", "content": {"rows": ["ok", "{{ ("]}},
+            "params.content.rows.1",
+        ),
+    ],
+)
+def test_templated_param_that_does_not_compile_is_reported(
+    registry: BlockRegistry, type_: str, params: dict[str, Any], field: str
+) -> None:
+    problems = validate_graph(graph([{"id": "n1", "type": type_, "params": params}]), registry)
+    assert [(p.code, p.node_id, p.field) for p in problems] == [("invalid_template", "n1", field)]
+    assert problems[0].message.startswith(
+        f"node 'n1': {field}: template does not compile: line 1: "
+    )
 
 
 def test_templated_value_does_not_excuse_a_missing_or_extra_param(

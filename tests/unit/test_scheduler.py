@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from blocks.standard import standard_registry
 from runner.graph import ExecutionPlan, build_plan
 from runner.scheduler import NodeStatus, RunState, Step
@@ -287,11 +285,6 @@ def test_restored_nodes_are_not_run_again() -> None:
     assert state.progress == 33
 
 
-@pytest.mark.xfail(
-    reason="BUG: start() after restore() can list a node twice in `ready` when a skip "
-    "cascade has already released it",
-    strict=True,
-)
 def test_resume_releases_a_join_once() -> None:
     # Given a resumed run: the if took "true" and the join's other parent had succeeded
     state = RunState(
