@@ -96,7 +96,7 @@ class Runtime:
         return await self.store.create_workflow(
             workflow_id=uuid4(),
             name=name,
-            webhook_slug=webhook_slug or secrets.token_urlsafe(12).lower().replace("_", "-"),
+            webhook_slug=webhook_slug or secrets.token_hex(8),
             webhook_secret=webhook_secret,
             graph=graph.to_json(),
         )

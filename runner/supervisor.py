@@ -114,7 +114,12 @@ class Supervisor:
         error = error_info(exc)
         if isinstance(exc, InvalidGraphError):
             error["details"] = [p.to_json() for p in exc.problems]
-        with anyio.move_on_after(5, shield=True):
-            await self._services.store.finish_run(
-                run.id, status=RunStatus.FAILED, outputs={}, error=error, finished_at=now()
-            )
+        # A failure to record the failure must not take the supervisor (and its other runs)
+        # down with it: the run stays unfinished in the database and is logged here.
+        try:
+            with anyio.move_on_after(5, shield=True):
+                await self._services.store.finish_run(
+                    run.id, status=RunStatus.FAILED, outputs={}, error=error, finished_at=now()
+                )
+        except Exception:
+            log.exception("run_failure_not_recorded", run_id=str(run.id))

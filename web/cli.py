@@ -36,7 +36,7 @@ def _describe_database(weft: System) -> str:
 
 def cmd_up(args: argparse.Namespace) -> None:
     settings = _settings()
-    configure_logging(settings.weft_log_format or "console", settings.weft_log_level)
+    configure_logging(settings.weft_log_format, settings.weft_log_level)
     host = args.host or settings.weft_host or "127.0.0.1"
     port = settings.port if args.port is None else args.port
 
