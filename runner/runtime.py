@@ -134,13 +134,16 @@ class Runtime:
         """Store a pending run on the workflow's current graph and hand it to its supervisor."""
         if not self._accepting or self._tg is None:
             raise ShuttingDownError()
-        run = await self.store.insert_run(
-            run_id=uuid4(),
-            workflow_id=workflow_id,
-            trigger_type=trigger_type,
-            trigger_payload=payload,
-        )
-        await self._send(workflow_id, StartRun(run))
+        # Shielded: a caller that goes away between the insert and the hand-over must not
+        # leave a stored run that nobody executes.
+        with anyio.CancelScope(shield=True):
+            run = await self.store.insert_run(
+                run_id=uuid4(),
+                workflow_id=workflow_id,
+                trigger_type=trigger_type,
+                trigger_payload=payload,
+            )
+            await self._send(workflow_id, StartRun(run))
         return run
 
     async def start_hook_run(self, slug: str, payload: Any) -> Run:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import Any
 
 import anyio
+import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -75,6 +77,17 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     )
 
 
+def _run(func: Any, args: argparse.Namespace) -> None:
+    try:
+        func(args)
+    except OSError as exc:  # the port is taken, the database unreachable, …
+        print(f"weft: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except asyncpg.PostgresError as exc:
+        print(f"weft: database error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `weft` console script."""
     parser = argparse.ArgumentParser(prog="weft", description=__doc__)
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # SIGINT is handled by the server itself; this only covers a Ctrl+C during startup.
     with contextlib.suppress(KeyboardInterrupt):
-        args.func(args)
+        _run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import pytest
 
 START_TIMEOUT_S = 60.0
 
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -159,4 +161,19 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert "postgres://" in result.stderr
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "web.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
