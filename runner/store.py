@@ -50,12 +50,9 @@ class Store:
         webhook_secret: str | None,
         graph: dict[str, Any],
     ) -> Workflow:
-        try:
-            row = await self.db.fetch_one(
-                "insert_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise SlugTakenError(f"webhook_slug {webhook_slug!r} is already in use") from exc
+        row = await self._write_workflow(
+            "insert_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
+        )
         assert row is not None
         return Workflow.from_row(row)
 
@@ -83,15 +80,28 @@ class Store:
         webhook_secret: str | None,
         graph: dict[str, Any],
     ) -> Workflow:
-        try:
-            row = await self.db.fetch_one(
-                "update_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise SlugTakenError(f"webhook_slug {webhook_slug!r} is already in use") from exc
+        row = await self._write_workflow(
+            "update_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
+        )
         if row is None:
             raise WorkflowNotFoundError(f"no workflow {workflow_id}")
         return Workflow.from_row(row)
+
+    async def _write_workflow(
+        self,
+        query: str,
+        workflow_id: UUID,
+        name: str,
+        webhook_slug: str,
+        webhook_secret: str | None,
+        graph: dict[str, Any],
+    ) -> asyncpg.Record | None:
+        try:
+            return await self.db.fetch_one(
+                query, workflow_id, name, webhook_slug, webhook_secret, graph
+            )
+        except asyncpg.UniqueViolationError as exc:  # the only unique column is the slug
+            raise SlugTakenError(f"webhook_slug {webhook_slug!r} is already in use") from exc
 
     async def delete_workflow(self, workflow_id: UUID) -> None:
         deleted = await self.db.fetch_val("delete_idle_workflow", workflow_id)

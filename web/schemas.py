@@ -86,22 +86,6 @@ class RunIn(BaseModel):
     start_input: Any = None
 
 
-class RunOut(BaseModel):
-    id: UUID
-    workflow_id: UUID
-    status: str
-    trigger_type: str
-    trigger_payload: Any = None
-    progress: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
-    duration: str | None
-    outputs: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-
-
 class RunSummary(BaseModel):
     id: UUID
     workflow_id: UUID
@@ -111,8 +95,16 @@ class RunSummary(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
-    duration: str | None
+    duration: str | None = Field(description='Human duration, e.g. "1 min 30 sec".')
     error: dict[str, Any] | None = None
+
+
+class RunOut(RunSummary):
+    trigger_payload: Any = None
+    progress: int = Field(ge=0, le=100)
+    outputs: dict[str, Any] | None = Field(
+        default=None, description="{node_id: output} of the nodes that succeeded."
+    )
 
 
 class RunList(BaseModel):

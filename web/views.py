@@ -21,32 +21,17 @@ def workflow_out(workflow: Workflow) -> WorkflowOut:
     )
 
 
-def _durations(run: Run) -> tuple[int | None, str | None]:
-    ms = run.duration_ms(datetime.now(UTC))
-    return ms, None if ms is None else human_duration(ms)
-
-
 def run_out(run: Run) -> RunOut:
-    duration_ms, duration = _durations(run)
     return RunOut(
-        id=run.id,
-        workflow_id=run.workflow_id,
-        status=run.status,
-        trigger_type=run.trigger_type,
+        **run_summary(run).model_dump(),
         trigger_payload=run.trigger_payload,
         progress=run.progress,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        duration_ms=duration_ms,
-        duration=duration,
         outputs=run.outputs,
-        error=run.error,
     )
 
 
 def run_summary(run: Run) -> RunSummary:
-    duration_ms, duration = _durations(run)
+    duration_ms = run.duration_ms(datetime.now(UTC))
     return RunSummary(
         id=run.id,
         workflow_id=run.workflow_id,
@@ -56,7 +41,7 @@ def run_summary(run: Run) -> RunSummary:
         started_at=run.started_at,
         finished_at=run.finished_at,
         duration_ms=duration_ms,
-        duration=duration,
+        duration=None if duration_ms is None else human_duration(duration_ms),
         error=run.error,
     )
 
