@@ -43,7 +43,7 @@ def system() -> System:
 
 def create_app(weft: System) -> Quart:
     """Build the Quart app around an assembled System."""
-    from web import artifacts, docs, hooks, meta, runs, workflows
+    from web import artifacts, docs, hooks, live, meta, page, runs, workflows
 
     app = Quart(__name__, static_folder=None)
     app.request_class = WeftRequest
@@ -68,6 +68,8 @@ def create_app(weft: System) -> Quart:
         hooks.blueprint,
         artifacts.blueprint,
         docs.blueprint,
+        live.blueprint,
+        page.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
