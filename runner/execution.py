@@ -20,7 +20,9 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.context import ArtifactStore, BlockSettings, RunContext
 from blocks.templating import render_value
+from runner.events import EventBus, bounded
 from runner.graph import ExecutionPlan, PlanNode
+from runner.live import run_finished_data
 from runner.models import Run, RunStatus, human_duration
 from runner.node_log import LogBuffer, NodeLog
 from runner.scheduler import NodeStatus, RunState
@@ -39,6 +41,7 @@ class RunServices:
     """What runs need from the process: persistence, shared clients, settings."""
 
     store: Store
+    events: EventBus
     http: httpx.AsyncClient
     artifacts: ArtifactStore
     block_settings: BlockSettings
@@ -68,6 +71,10 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": message}
 
 
+def _ms(start: datetime, end: datetime) -> int:
+    return max(0, round((end - start).total_seconds() * 1000))
+
+
 def _as_json_object(output: Any) -> dict[str, Any]:
     if not isinstance(output, dict):
         raise BlockOutputError(f"a block must return a dict, not {type(output).__name__}")
@@ -88,7 +95,7 @@ class RunExecutor:
         self.run = run
         self.plan = plan
         self.state = RunState(plan)
-        self.logs = LogBuffer(services.store, run.id)
+        self.logs = LogBuffer(services.store, services.events, run.id, run.workflow_id)
         self._run_log = NodeLog(self.logs, None)
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._first_error: dict[str, Any] | None = None
@@ -104,13 +111,14 @@ class RunExecutor:
         await store.start_run(
             self.run_id, started_at, [(n, self.plan.nodes[n].type) for n in self.plan.order]
         )
+        self._publish("run.started", status="running", started_at=started_at.isoformat())
         self._run_log.info("run started", trigger=self.run.trigger_type)
         # Every node reports exactly once, so a buffer of one slot per node never blocks.
         send, receive = anyio.create_memory_object_stream[NodeOutcome](max(1, len(self.plan.nodes)))
         async with send, receive, anyio.create_task_group() as tg:
             tg.start_soon(self._flush_logs_periodically)
             step = self.state.start()
-            await store.nodes_skipped(self.run_id, step.skipped)
+            await self._skip(step.skipped)
             self._launch(tg, step.ready, send)
             while not self.state.finished:
                 outcome = await receive.receive()
@@ -118,6 +126,21 @@ class RunExecutor:
             # Only the log flusher is left: every node task has reported.
             tg.cancel_scope.cancel()
         return await self._finish(started_at)
+
+    def _publish(self, type: str, **data: Any) -> None:
+        self.services.events.publish(self.run_id, self.run.workflow_id, type, data)
+
+    def _publish_progress(self) -> None:
+        total = len(self.state.status)
+        done = total * self.state.progress // 100 if total else 0
+        self._publish("run.progress", progress=self.state.progress, done=done, total=total)
+
+    async def _skip(self, node_ids: list[str]) -> None:
+        if not node_ids:
+            return
+        await self.services.store.nodes_skipped(self.run_id, node_ids)
+        for node_id in node_ids:
+            self._publish("node.skipped", node_id=node_id, status="skipped")
 
     async def _flush_logs_periodically(self) -> None:
         while True:
@@ -140,7 +163,7 @@ class RunExecutor:
         match outcome.status:
             case NodeStatus.SUCCEEDED:
                 step = self.state.mark_succeeded(outcome.node_id, outcome.output)
-                await self.services.store.nodes_skipped(self.run_id, step.skipped)
+                await self._skip(step.skipped)
                 self._launch(tg, step.ready, send)
             case NodeStatus.FAILED:
                 first = not self.state.failing
@@ -159,6 +182,7 @@ class RunExecutor:
                 self.state.mark_cancelled(outcome.node_id)
             case _:
                 raise AssertionError(f"unexpected outcome {outcome.status}")
+        self._publish_progress()
 
     async def _finish(self, started_at: datetime) -> RunStatus:
         store = self.services.store
@@ -171,15 +195,22 @@ class RunExecutor:
         else:
             self._run_log.error(f"run failed in {duration}", error=self._first_error)
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-            await store.nodes_skipped(self.run_id, skipped)
+            await self._skip(skipped)
             await self.logs.flush()
+            # Nothing else publishes now: run.finished gets the next seq.
+            final_seq = (self.services.events.run_seq(self.run_id) or 0) + 1
             await store.finish_run(
                 self.run_id,
                 status=status,
                 outputs=self.state.outputs,
                 error=self._first_error,
                 finished_at=finished_at,
+                event_seq=final_seq,
             )
+        duration_ms = round((finished_at - started_at).total_seconds() * 1000)
+        self._publish(
+            "run.finished", **run_finished_data(status, finished_at, duration_ms, self._first_error)
+        )
         return status
 
     # -- one node --------------------------------------------------------------------------
@@ -206,13 +237,21 @@ class RunExecutor:
     ) -> None:
         store = self.services.store
         outcome: NodeOutcome | None = None
+        started_at = now()
         with scope:
-            started_at = now()
             node_input: Any = None
             try:
                 params, node_input = self._node_input(node)
                 await store.node_started(
                     self.run_id, node.id, started_at=started_at, input=node_input, attempt=1
+                )
+                self._publish(
+                    "node.started",
+                    node_id=node.id,
+                    node_type=node.type,
+                    status="running",
+                    attempt=1,
+                    started_at=started_at.isoformat(),
                 )
                 ctx = RunContext(
                     run_id=self.run_id,
@@ -233,29 +272,52 @@ class RunExecutor:
                         await store.node_started(
                             self.run_id, node.id, started_at=started_at, input=None, attempt=1
                         )
+                    finished_at = now()
                     await store.node_finished(
                         self.run_id,
                         node.id,
                         status=NodeStatus.FAILED,
-                        finished_at=now(),
+                        finished_at=finished_at,
                         error=error,
                     )
+                self._publish(
+                    "node.failed",
+                    node_id=node.id,
+                    status="failed",
+                    duration_ms=_ms(started_at, finished_at),
+                    error=error,
+                )
                 outcome = NodeOutcome(node.id, NodeStatus.FAILED, error=error)
             else:
                 # Committed before any child starts: a resumed run never re-runs this node.
                 with anyio.CancelScope(shield=True):
+                    finished_at = now()
                     await store.node_finished(
                         self.run_id,
                         node.id,
                         status=NodeStatus.SUCCEEDED,
-                        finished_at=now(),
+                        finished_at=finished_at,
                         output=output,
                     )
+                self._publish(
+                    "node.succeeded",
+                    node_id=node.id,
+                    status="succeeded",
+                    duration_ms=_ms(started_at, finished_at),
+                    **bounded("output", output),
+                )
                 outcome = NodeOutcome(node.id, NodeStatus.SUCCEEDED, output=output)
         if outcome is None:  # cancelled before it could finish
+            finished_at = now()
             with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
                 await store.node_finished(
-                    self.run_id, node.id, status=NodeStatus.CANCELLED, finished_at=now()
+                    self.run_id, node.id, status=NodeStatus.CANCELLED, finished_at=finished_at
                 )
+            self._publish(
+                "node.cancelled",
+                node_id=node.id,
+                status="cancelled",
+                duration_ms=_ms(started_at, finished_at),
+            )
             outcome = NodeOutcome(node.id, NodeStatus.CANCELLED)
         send.send_nowait(outcome)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -39,6 +39,19 @@ class Workflow:
     created_at: datetime
     updated_at: datetime
 
+    def to_json(self) -> dict[str, Any]:
+        """The workflow as the API shows it (never its secret)."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "webhook_slug": self.webhook_slug,
+            "webhook_url": f"/hooks/{self.webhook_slug}",
+            "has_webhook_secret": bool(self.webhook_secret),
+            "graph": self.graph,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Workflow:
         return cls(
@@ -69,10 +82,11 @@ class Run:
     finished_at: datetime | None
     nodes_total: int = 0
     nodes_done: int = 0
+    event_seq: int = 0
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Run:
-        keys = row.keys()
+        keys = set(row.keys())
         return cls(
             id=row["id"],
             workflow_id=row["workflow_id"],
@@ -87,7 +101,27 @@ class Run:
             finished_at=row["finished_at"],
             nodes_total=row["nodes_total"] if "nodes_total" in keys else 0,
             nodes_done=row["nodes_done"] if "nodes_done" in keys else 0,
+            event_seq=row["event_seq"] if "event_seq" in keys else 0,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as GET /runs/{id} shows it."""
+        duration_ms = self.duration_ms(datetime.now(UTC))
+        return {
+            "id": str(self.id),
+            "workflow_id": str(self.workflow_id),
+            "status": str(self.status),
+            "trigger_type": self.trigger_type,
+            "trigger_payload": self.trigger_payload,
+            "progress": self.progress,
+            "created_at": self.created_at.isoformat(),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration_ms": duration_ms,
+            "duration": None if duration_ms is None else human_duration(duration_ms),
+            "outputs": self.outputs,
+            "error": self.error,
+        }
 
     @property
     def progress(self) -> int:
@@ -139,6 +173,21 @@ class NodeRun:
         if self.started_at is None or self.finished_at is None:
             return None
         return max(0, round((self.finished_at - self.started_at).total_seconds() * 1000))
+
+    def to_json(self) -> dict[str, Any]:
+        """The node run as GET /runs/{id}/nodes shows it."""
+        return {
+            "node_id": self.node_id,
+            "node_type": self.node_type,
+            "status": str(self.status),
+            "attempt": self.attempt,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration_ms": self.duration_ms,
+            "input": self.input,
+            "output": self.output,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +252,7 @@ def human_duration(ms: int) -> str:
     if hours:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{minutes} min {secs} sec" if secs else f"{minutes} min"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -9,6 +9,7 @@ from uuid import UUID
 import anyio
 import orjson
 
+from runner.events import EventBus, bounded
 from runner.store import LogRecord, Store
 
 MAX_MESSAGE_CHARS = 10_000
@@ -26,21 +27,33 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any] | None:
 class LogBuffer:
     """A run's pending log lines; `flush` writes them in one round trip."""
 
-    def __init__(self, store: Store, run_id: UUID) -> None:
+    def __init__(self, store: Store, bus: EventBus, run_id: UUID, workflow_id: UUID) -> None:
         self._store = store
+        self._bus = bus
         self._run_id = run_id
+        self._workflow_id = workflow_id
         self._pending: list[LogRecord] = []
 
     def add(self, node_id: str | None, level: str, message: str, data: dict[str, Any]) -> None:
-        self._pending.append(
-            LogRecord(
-                run_id=self._run_id,
-                node_id=node_id,
-                ts=datetime.now(UTC),
-                level=level,
-                message=message[:MAX_MESSAGE_CHARS],
-                data=_jsonable(data),
-            )
+        record = LogRecord(
+            run_id=self._run_id,
+            node_id=node_id,
+            ts=datetime.now(UTC),
+            level=level,
+            message=message[:MAX_MESSAGE_CHARS],
+            data=_jsonable(data),
+        )
+        self._pending.append(record)
+        self._bus.publish(
+            self._run_id,
+            self._workflow_id,
+            "node.log",
+            {
+                "node_id": node_id,
+                "level": level,
+                "message": record.message,
+                **bounded("data", record.data),
+            },
         )
 
     async def flush(self) -> None:

@@ -13,8 +13,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
 from runner.errors import HookNotFoundError, ShuttingDownError
+from runner.events import EventBus
 from runner.execution import RunServices
 from runner.graph import Graph, InvalidGraphError, validate_graph
+from runner.live import LiveStreams
 from runner.messages import GraphUpdated, Shutdown, StartRun, SupervisorMessage
 from runner.models import Run, Workflow
 from runner.store import Store
@@ -54,6 +56,8 @@ class Runtime:
     ) -> None:
         self.services = services
         self.store: Store = services.store
+        self.events: EventBus = services.events
+        self.live = LiveStreams(services.store, services.events)
         self.registry = registry
         self._idle_s = supervisor_idle_s
         self._tg: TaskGroup | None = None
@@ -120,8 +124,10 @@ class Runtime:
             webhook_secret=webhook_secret,
             graph=graph.to_json(),
         )
-        mailbox = self._mailboxes.get(workflow_id)
-        if mailbox is not None:
+        self.events.publish_workflow(
+            workflow_id, "workflow.updated", {"workflow": workflow.to_json()}
+        )
+        if workflow_id in self._mailboxes:
             await self._send(workflow_id, GraphUpdated(workflow.graph), start=False)
         return workflow
 
@@ -143,6 +149,7 @@ class Runtime:
                 trigger_type=trigger_type,
                 trigger_payload=payload,
             )
+            self.events.run_created(run.id, workflow_id, run.to_json())
             await self._send(workflow_id, StartRun(run))
         return run
 

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     weft_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     weft_db_pool_size: int = Field(default=10, ge=1, le=200)
     weft_supervisor_idle_s: float = Field(default=60.0, gt=0)
+    weft_event_buffer: int = Field(
+        default=256, ge=1, le=100_000, description="Events buffered per live subscriber."
+    )
+    weft_ws_ping_s: float = Field(
+        default=20.0, gt=0, description="Websocket ping interval (Heroku's idle timeout is 55 s)."
+    )
     weft_log_format: str | None = Field(default=None, description="json, console, or auto")
     weft_log_level: str = "info"
 

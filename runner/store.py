@@ -164,8 +164,9 @@ class Store:
         outputs: dict[str, Any] | None,
         error: dict[str, Any] | None,
         finished_at: datetime,
+        event_seq: int = 0,
     ) -> None:
-        await self.db.execute("finish_run", run_id, status, outputs, error, finished_at)
+        await self.db.execute("finish_run", run_id, status, outputs, error, finished_at, event_seq)
 
     # -- node runs -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from blocks.registry import BlockRegistry
 from runner.execution import RunExecutor, RunServices, error_info, now
 from runner.graph import ExecutionPlan, InvalidGraphError, build_plan
+from runner.live import run_finished_data
 from runner.messages import GraphUpdated, RunFinished, Shutdown, StartRun, SupervisorMessage
 from runner.models import Run, RunStatus
 
@@ -116,10 +117,25 @@ class Supervisor:
             error["details"] = [p.to_json() for p in exc.problems]
         # A failure to record the failure must not take the supervisor (and its other runs)
         # down with it: the run stays unfinished in the database and is logged here.
+        events = self._services.events
+        finished_at = now()
+        final_seq = (events.run_seq(run.id) or 0) + 1
         try:
             with anyio.move_on_after(5, shield=True):
                 await self._services.store.finish_run(
-                    run.id, status=RunStatus.FAILED, outputs={}, error=error, finished_at=now()
+                    run.id,
+                    status=RunStatus.FAILED,
+                    outputs={},
+                    error=error,
+                    finished_at=finished_at,
+                    event_seq=final_seq,
                 )
         except Exception:
             log.exception("run_failure_not_recorded", run_id=str(run.id))
+            return
+        events.publish(
+            run.id,
+            run.workflow_id,
+            "run.finished",
+            run_finished_data(RunStatus.FAILED, finished_at, None, error),
+        )

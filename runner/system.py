@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpx
 import structlog
 
@@ -18,6 +17,7 @@ from runner.artifacts import Artifacts
 from runner.blobs import BlobStore, GcsBlobStore, LocalBlobStore, gcs_client_from_env
 from runner.db import Database
 from runner.embedded import start_embedded
+from runner.events import EventBus
 from runner.execution import RunServices
 from runner.migrate import apply_migrations
 from runner.runtime import Runtime
@@ -40,7 +40,7 @@ class System:
     embedded_server: Any = None
 
 
-async def database_url_for(settings: Settings, stack: AsyncExitStack) -> tuple[str, Any]:
+async def database_url_for(settings: Settings) -> tuple[str, Any]:
     """DATABASE_URL, or the embedded server's URL (started on demand)."""
     if settings.database_url:
         return settings.database_url, None
@@ -51,7 +51,7 @@ async def database_url_for(settings: Settings, stack: AsyncExitStack) -> tuple[s
 async def migrate(settings: Settings) -> list[str]:
     """Apply pending migrations to the configured database."""
     async with AsyncExitStack() as stack:
-        url, _server = await database_url_for(settings, stack)
+        url, _server = await database_url_for(settings)
         db = await Database.connect(url, min_size=1, max_size=2)
         stack.push_async_callback(db.close)
         return await apply_migrations(db)
@@ -69,7 +69,7 @@ async def open_system(
 ) -> AsyncIterator[System]:
     """Connect, migrate and build the Runtime (not yet running: see `Runtime.run`)."""
     async with AsyncExitStack() as stack:
-        url, server = await database_url_for(settings, stack)
+        url, server = await database_url_for(settings)
         db = await Database.connect(url, max_size=settings.weft_db_pool_size)
         stack.push_async_callback(db.close)
         if run_migrations:
@@ -85,6 +85,7 @@ async def open_system(
         artifacts = Artifacts(make_blob_store(settings), store)
         services = RunServices(
             store=store,
+            events=EventBus(subscriber_buffer=settings.weft_event_buffer),
             http=http,
             artifacts=artifacts,
             block_settings=BlockSettings(
@@ -99,4 +100,3 @@ async def open_system(
             supervisor_idle_s=settings.weft_supervisor_idle_s,
         )
         yield System(settings, db, store, artifacts, runtime, url, server)
-        await anyio.lowlevel.checkpoint()

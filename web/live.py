@@ -1,7 +1,112 @@
-"""Live events: websocket channels and Server-Sent Events (placeholder)."""
+"""Live events: websocket channels and Server-Sent Events over runner's LiveStreams."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from quart import Blueprint, Response, request, websocket
+from quart_schema import validate_querystring, validate_response
+
+from runner.errors import NotFoundError
+from web.app import system
+from web.schemas import ErrorResponse
 
 blueprint = Blueprint("live", __name__)
+
+# Close codes: 4404 unknown id, 4400 bad query; 1000 when a run has finished.
+CLOSE_NOT_FOUND = 4404
+CLOSE_BAD_REQUEST = 4400
+SSE_HEARTBEAT_S = 15.0
+
+
+class LiveQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    after: int | None = Field(
+        default=None, ge=0, description="Replay the events after this seq (a reconnect)."
+    )
+
+
+def _after_from_query() -> int | None:
+    return LiveQuery.model_validate(dict(websocket.args)).after
+
+
+async def _send_all(messages: AsyncIterator[dict[str, Any] | None]) -> None:
+    async for message in messages:
+        if message is not None:
+            await websocket.send(orjson.dumps(message).decode())
+
+
+@blueprint.websocket("/ws/runs/<uuid:run_id>")
+async def run_socket(run_id: UUID) -> None:
+    """A snapshot of the run, then its live events; closes (1000) once it has finished."""
+    await websocket.accept()
+    try:
+        after = _after_from_query()
+    except ValidationError:
+        await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
+        return
+    try:
+        await _send_all(system().runtime.live.run_messages(run_id, after))
+    except NotFoundError:
+        await websocket.close(CLOSE_NOT_FOUND, f"no run {run_id}")
+        return
+    await websocket.close(1000, "run finished")
+
+
+@blueprint.websocket("/ws/workflows/<uuid:workflow_id>")
+async def workflow_socket(workflow_id: UUID) -> None:
+    """Every run of the workflow (created, node status changes, finished) and its updates."""
+    await websocket.accept()
+    try:
+        after = _after_from_query()
+    except ValidationError:
+        await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
+        return
+    try:
+        await _send_all(system().runtime.live.workflow_messages(workflow_id, after))
+    except NotFoundError:
+        await websocket.close(CLOSE_NOT_FOUND, f"no workflow {workflow_id}")
+
+
+@blueprint.get("/runs/<uuid:run_id>/events")
+@validate_querystring(LiveQuery)
+@validate_response(ErrorResponse, 404)
+async def run_events(run_id: UUID, query_args: LiveQuery) -> Response:
+    """The run's live events as Server-Sent Events (text/event-stream): the same messages as
+    WS /ws/runs/{id}; reconnects resume from the Last-Event-ID header (or ?after=)."""
+    after = query_args.after
+    last_event_id = request.headers.get("Last-Event-ID", "")
+    if last_event_id.isdigit():
+        after = int(last_event_id)
+    live = system().runtime.live
+    messages = live.run_messages(run_id, after, heartbeat_s=SSE_HEARTBEAT_S)
+    # The first message is read here so that an unknown run is a 404, not an empty stream.
+    first = await anext(messages, _END)
+
+    async def stream() -> AsyncIterator[bytes]:
+        message = first
+        while message is not _END:
+            if message is None:
+                yield b": keep-alive\n\n"
+            else:
+                yield (
+                    f"id: {message['seq']}\nevent: {message['type']}\n"
+                    f"data: {orjson.dumps(message).decode()}\n\n"
+                ).encode()
+            message = await anext(messages, _END)
+
+    response = Response(
+        stream(),
+        status=200,
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    response.timeout = None
+    return response
+
+
+_END: Any = object()

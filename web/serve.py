@@ -34,9 +34,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def hypercorn_config(sock: socket.socket) -> Config:
+def hypercorn_config(sock: socket.socket, *, ws_ping_s: float | None = None) -> Config:
     """Hypercorn settings serving on `sock` (a duplicate of it: Hypercorn closes what it uses)."""
     config = Config()
+    # Pings keep idle websockets alive behind routers that cut idle connections (Heroku: 55 s).
+    config.websocket_ping_interval = ws_ping_s
+    config.websocket_max_message_size = 64 * 1024
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
     config.accesslog = None
     config.errorlog = None
@@ -59,7 +62,8 @@ async def serve_system(
         await tg.start(weft.runtime.run)
         if on_ready is not None:
             on_ready(f"http://{host}:{port}")
-        await hypercorn_serve(app, hypercorn_config(sock), shutdown_trigger=shutdown_trigger)
+        config = hypercorn_config(sock, ws_ping_s=weft.settings.weft_ws_ping_s)
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
         tg.cancel_scope.cancel()
 
 

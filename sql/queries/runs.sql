@@ -52,8 +52,9 @@ FROM started,
      unnest($3::text[], $4::text[]) WITH ORDINALITY AS n(node_id, node_type, position)
 
 -- name: finish_run
--- Record a run's end ($1 run id, $2 status, $3 outputs, $4 error, $5 finished_at).
-UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5
+-- Record a run's end ($1 run id, $2 status, $3 outputs, $4 error, $5 finished_at,
+-- $6 the seq of its run.finished event).
+UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5, event_seq = $6
 WHERE id = $1
 
 -- name: unfinished_runs

@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from runner.migrate import discover
+
 START_TIMEOUT_S = 60.0
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -133,7 +135,8 @@ def test_weft_migrate_and_serve_on_database_url(tmp_path: Path, pg_server: objec
         check=False,
     )
     assert migrate.returncode == 0, migrate.stderr
-    assert "1 migration(s) applied: 0001" in migrate.stdout
+    versions = [m.version for m in discover()]
+    assert f"{len(versions)} migration(s) applied: {', '.join(versions)}" in migrate.stdout
 
     port = free_port()
     with weft_process(
