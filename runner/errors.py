@@ -60,6 +60,12 @@ class WorkflowBusyError(ConflictError):
     code = "workflow_busy"
 
 
+class RunAlreadyFinishedError(ConflictError):
+    """The run has already finished."""
+
+    code = "run_finished"
+
+
 class ShuttingDownError(WeftError):
     """weft is shutting down and takes no new runs; retry shortly."""
 

@@ -67,6 +67,10 @@ class Lagged(Exception):
     """The subscriber fell behind and was cut off; re-sync from a snapshot."""
 
 
+class GoingAway(Exception):
+    """The server is shutting down; reconnect to another (or the restarted) one."""
+
+
 class Subscription:
     """A subscriber's bounded queue of events.
 
@@ -81,6 +85,7 @@ class Subscription:
         self._wakeup = anyio.Event()
         self._ended = False
         self.lagged = False
+        self.going_away = False
         self.start_seq = channel.seq
         self.channel_finished = channel.finished
         self.last_seq = 0
@@ -110,6 +115,8 @@ class Subscription:
         """
         while not self._queue:
             if self._ended:
+                if self.going_away:
+                    raise GoingAway()
                 if self.lagged:
                     raise Lagged()
                 raise anyio.EndOfStream()
@@ -167,6 +174,7 @@ class EventBus:
         self._finished: OrderedDict[UUID, None] = OrderedDict()
         self._workflows: OrderedDict[UUID, _Channel] = OrderedDict()
         self._run_workflow: dict[UUID, UUID] = {}
+        self._closed = False
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -203,7 +211,7 @@ class EventBus:
             return None
         if after is not None and not channel.replayable_after(after):
             return None
-        return channel.subscribe(after, self._buffer)
+        return self._refuse_if_closed(channel.subscribe(after, self._buffer))
 
     def run_created(self, run_id: UUID, workflow_id: UUID, run: dict[str, Any]) -> None:
         """A run was stored: open its channel and tell the workflow channel (run.created)."""
@@ -232,6 +240,18 @@ class EventBus:
             old, _ = self._finished.popitem(last=False)
             self._runs.pop(old, None)
             self._run_workflow.pop(old, None)
+
+    def close_all(self) -> None:
+        """Shutting down: every subscriber is told the server is going away."""
+        self._closed = True
+        for channel in [*self._runs.values(), *self._workflows.values()]:
+            for sub in list(channel.subscribers):
+                sub.going_away = True
+                sub.end()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def forget_run(self, run_id: UUID) -> None:
         """Drop a run's events (it will be re-read from storage if asked for)."""
@@ -283,7 +303,13 @@ class EventBus:
         channel = self._workflow_channel(workflow_id)
         if after is not None and (after > channel.seq or not channel.replayable_after(after)):
             return None
-        return channel.subscribe(after, self._buffer)
+        return self._refuse_if_closed(channel.subscribe(after, self._buffer))
+
+    def _refuse_if_closed(self, sub: Subscription) -> Subscription:
+        if self._closed:
+            sub.going_away = True
+            sub.end()
+        return sub
 
     def _workflow_channel(self, workflow_id: UUID) -> _Channel:
         channel = self._workflows.get(workflow_id)

@@ -1,13 +1,19 @@
 """One run, executed: each node starts the moment its parents have finished.
 
-The executor is the only task that changes the run's state; node tasks run a block, commit
-its result and report back over a stream.
+The executor is the only task that changes the run's state; node tasks run a block (with
+its retries and timeout), commit its result and report back over a stream.
+
+A run ends succeeded, failed or cancelled; or it pauses (a shutdown): in-flight nodes finish
+or go back to pending, and the run stays `running` for a later start to resume it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +40,15 @@ log = structlog.get_logger(__name__)
 FINAL_WRITE_GRACE_S = 5.0
 # Logs of a long run show up while it runs, yet cost one write per interval at most.
 LOG_FLUSH_INTERVAL_S = 0.5
+RETRY_BACKOFF_CAP_S = 300.0
+OUTPUT_PREVIEW_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """Per-run limits from the settings."""
+
+    max_output_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +60,12 @@ class RunServices:
     http: httpx.AsyncClient
     artifacts: ArtifactStore
     block_settings: BlockSettings
+    limits: RunLimits = RunLimits()
 
 
 @dataclass(frozen=True, slots=True)
 class NodeOutcome:
-    """A node task's report to its run."""
+    """A node task's report to its run; PENDING means it was interrupted by a shutdown."""
 
     node_id: str
     status: NodeStatus
@@ -57,8 +73,21 @@ class NodeOutcome:
     error: dict[str, Any] | None = None
 
 
+class Stop(Enum):
+    """Why a run stops early."""
+
+    NONE = "none"
+    CANCEL = "cancel"  # the user cancelled it: in-flight nodes cancelled
+    DRAIN = "drain"  # shutting down: no new nodes; in-flight ones may finish
+    INTERRUPT = "interrupt"  # grace is over: in-flight nodes go back to pending
+
+
 class BlockOutputError(TypeError):
     """The block returned something that is not a JSON object."""
+
+
+class NodeTimeoutError(TimeoutError):
+    """The node's attempt took longer than its timeout_s."""
 
 
 def now() -> datetime:
@@ -71,24 +100,31 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": message}
 
 
+def retry_delay(backoff: float, retry: int) -> float:
+    """Seconds before retry number `retry` (1-based): exponential, capped, with jitter."""
+    delay: float = min(RETRY_BACKOFF_CAP_S, backoff * 2 ** (retry - 1))
+    return delay * random.uniform(0.5, 1.0)
+
+
 def _ms(start: datetime, end: datetime) -> int:
     return max(0, round((end - start).total_seconds() * 1000))
 
 
-def _as_json_object(output: Any) -> dict[str, Any]:
+def _encode_output(output: Any) -> tuple[dict[str, Any], bytes]:
     if not isinstance(output, dict):
         raise BlockOutputError(f"a block must return a dict, not {type(output).__name__}")
     try:
-        # Round-trip so what children see is exactly what was stored.
-        decoded = orjson.loads(orjson.dumps(output, option=orjson.OPT_NON_STR_KEYS))
+        encoded = orjson.dumps(output, option=orjson.OPT_NON_STR_KEYS)
     except TypeError as exc:
         raise BlockOutputError(f"the block's output is not JSON: {exc}") from None
+    # Decoded again so that what children see is exactly what was stored.
+    decoded = orjson.loads(encoded)
     assert isinstance(decoded, dict)
-    return decoded
+    return decoded, encoded
 
 
 class RunExecutor:
-    """Executes one run on its plan."""
+    """Executes one run on its plan (a fresh run, or the resumption of an interrupted one)."""
 
     def __init__(self, services: RunServices, run: Run, plan: ExecutionPlan) -> None:
         self.services = services
@@ -99,41 +135,115 @@ class RunExecutor:
         self._run_log = NodeLog(self.logs, None)
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._first_error: dict[str, Any] | None = None
+        self._stop = Stop.NONE
+        self._wakeup: MemoryObjectSendStream[NodeOutcome] | None = None
 
     @property
     def run_id(self) -> UUID:
         return self.run.id
 
+    # -- control (called by the supervisor) ------------------------------------------------
+
+    def cancel(self) -> None:
+        """Cancel the run: in-flight nodes are cancelled, nothing new starts."""
+        if self._stop in (Stop.NONE, Stop.DRAIN):
+            self._stop = Stop.CANCEL
+            self._cancel_nodes()
+
+    def drain(self) -> None:
+        """Start no new node; let in-flight ones finish; then pause."""
+        if self._stop is Stop.NONE:
+            self._stop = Stop.DRAIN
+            self._poke()
+
+    def interrupt(self) -> None:
+        """Stop in-flight nodes now; they run again when the run is resumed."""
+        if self._stop in (Stop.NONE, Stop.DRAIN):
+            self._stop = Stop.INTERRUPT
+            self._cancel_nodes()
+
+    def _cancel_nodes(self) -> None:
+        for scope in self._scopes.values():
+            scope.cancel()
+        self._poke()
+
+    def _poke(self) -> None:
+        # Wakes the loop when no node is running to report (a run paused between nodes).
+        if self._wakeup is not None and not self.state.running:
+            with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
+                self._wakeup.send_nowait(NodeOutcome("", NodeStatus.PENDING))
+
+    # -- the run ---------------------------------------------------------------------------
+
     async def execute(self) -> RunStatus:
-        """Run every node to its end; returns the run's final status."""
-        store = self.services.store
-        started_at = now()
-        await store.start_run(
-            self.run_id, started_at, [(n, self.plan.nodes[n].type) for n in self.plan.order]
-        )
-        self._publish("run.started", status="running", started_at=started_at.isoformat())
-        self._run_log.info("run started", trigger=self.run.trigger_type)
-        # Every node reports exactly once, so a buffer of one slot per node never blocks.
-        send, receive = anyio.create_memory_object_stream[NodeOutcome](max(1, len(self.plan.nodes)))
+        """Run to the end; returns the final status, or RUNNING when paused by a shutdown."""
+        started_at = await self._begin()
+        if started_at is None:
+            return self.run.status
+        # Every node reports once per launch, plus one wake-up: the buffer never fills.
+        send, receive = anyio.create_memory_object_stream[NodeOutcome](len(self.plan.nodes) + 1)
+        self._wakeup = send
         async with send, receive, anyio.create_task_group() as tg:
             tg.start_soon(self._flush_logs_periodically)
             step = self.state.start()
             await self._skip(step.skipped)
             self._launch(tg, step.ready, send)
-            while not self.state.finished:
+            while not self._done():
                 outcome = await receive.receive()
-                await self._on_outcome(tg, outcome, send)
+                if outcome.node_id:
+                    await self._on_outcome(tg, outcome, send)
             # Only the log flusher is left: every node task has reported.
             tg.cancel_scope.cancel()
+        self._wakeup = None
+        if self._stop in (Stop.DRAIN, Stop.INTERRUPT) and not self._complete():
+            return await self._pause()
         return await self._finish(started_at)
+
+    def _complete(self) -> bool:
+        return self.state.finished
+
+    def _done(self) -> bool:
+        if self.state.finished:
+            return True
+        return self._stop is not Stop.NONE and self.state.running == 0
+
+    async def _begin(self) -> datetime | None:
+        """Start the run, or resume it; None when it is no longer to be run."""
+        store = self.services.store
+        if self.run.status is RunStatus.PENDING:
+            started_at = now()
+            nodes = [(n, self.plan.nodes[n].type) for n in self.plan.order]
+            if not await store.start_run(self.run_id, started_at, nodes):
+                log.info("run_not_pending", run_id=str(self.run_id))
+                return None
+            self._publish("run.started", status="running", started_at=started_at.isoformat())
+            self._run_log.info("run started", trigger=self.run.trigger_type)
+            return started_at
+        done = 0
+        for node in await store.list_node_runs(self.run_id):
+            if node.status is NodeStatus.SUCCEEDED:
+                self.state.restore(node.node_id, NodeStatus.SUCCEEDED, node.output)
+                done += 1
+        await store.reset_unfinished_nodes(self.run_id)
+        started_at = self.run.started_at or now()
+        self._publish(
+            "run.started", status="running", started_at=started_at.isoformat(), resumed=True
+        )
+        self._run_log.info(
+            f"run resumed: {done} of {len(self.plan.nodes)} nodes had succeeded", resumed=done
+        )
+        return started_at
 
     def _publish(self, type: str, **data: Any) -> None:
         self.services.events.publish(self.run_id, self.run.workflow_id, type, data)
 
     def _publish_progress(self) -> None:
-        total = len(self.state.status)
-        done = total * self.state.progress // 100 if total else 0
-        self._publish("run.progress", progress=self.state.progress, done=done, total=total)
+        self._publish(
+            "run.progress",
+            progress=self.state.progress,
+            done=self.state.terminal_count,
+            total=len(self.state.status),
+        )
 
     async def _skip(self, node_ids: list[str]) -> None:
         if not node_ids:
@@ -150,6 +260,8 @@ class RunExecutor:
     def _launch(
         self, tg: TaskGroup, node_ids: list[str], send: MemoryObjectSendStream[NodeOutcome]
     ) -> None:
+        if self._stop is not Stop.NONE:
+            return
         for node_id in node_ids:
             self.state.mark_running(node_id)
             scope = anyio.CancelScope()
@@ -180,22 +292,33 @@ class RunExecutor:
                         scope.cancel()
             case NodeStatus.CANCELLED:
                 self.state.mark_cancelled(outcome.node_id)
+            case NodeStatus.PENDING:
+                self.state.mark_pending(outcome.node_id)
             case _:
                 raise AssertionError(f"unexpected outcome {outcome.status}")
         self._publish_progress()
 
     async def _finish(self, started_at: datetime) -> RunStatus:
         store = self.services.store
-        skipped = self.state.skip_unstarted()
-        status = RunStatus.FAILED if self.state.failing else RunStatus.SUCCEEDED
         finished_at = now()
-        duration = human_duration(round((finished_at - started_at).total_seconds() * 1000))
-        if status is RunStatus.SUCCEEDED:
-            self._run_log.info(f"run succeeded in {duration}")
+        cancelled = self._stop is Stop.CANCEL and not self.state.failing
+        if cancelled:
+            status = RunStatus.CANCELLED
+            leftover = self.state.cancel_unstarted()
+            self._first_error = {"type": "Cancelled", "message": "the run was cancelled"}
         else:
-            self._run_log.error(f"run failed in {duration}", error=self._first_error)
+            status = RunStatus.FAILED if self.state.failing else RunStatus.SUCCEEDED
+            leftover = self.state.skip_unstarted()
+        duration_ms = _ms(started_at, finished_at)
+        report = self._run_log.info if status is RunStatus.SUCCEEDED else self._run_log.error
+        report(f"run {status} in {human_duration(duration_ms)}", error=self._first_error)
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-            await self._skip(skipped)
+            if cancelled:
+                await store.cancel_unfinished_nodes(self.run_id, finished_at)
+                for node_id in leftover:
+                    self._publish("node.cancelled", node_id=node_id, status="cancelled")
+            else:
+                await self._skip(leftover)
             await self.logs.flush()
             # Nothing else publishes now: run.finished gets the next seq.
             final_seq = (self.services.events.run_seq(self.run_id) or 0) + 1
@@ -207,11 +330,22 @@ class RunExecutor:
                 finished_at=finished_at,
                 event_seq=final_seq,
             )
-        duration_ms = round((finished_at - started_at).total_seconds() * 1000)
         self._publish(
-            "run.finished", **run_finished_data(status, finished_at, duration_ms, self._first_error)
+            "run.finished",
+            **run_finished_data(status, finished_at, duration_ms, self._first_error),
         )
         return status
+
+    async def _pause(self) -> RunStatus:
+        done = sum(1 for s in self.state.status.values() if s is NodeStatus.SUCCEEDED)
+        self._run_log.warning(
+            f"run paused by a shutdown after {done} of {len(self.plan.nodes)} nodes; "
+            "it resumes when weft starts again"
+        )
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await self.logs.flush()
+        self._publish("run.paused", status="running")
+        return RunStatus.RUNNING
 
     # -- one node --------------------------------------------------------------------------
 
@@ -235,89 +369,165 @@ class RunExecutor:
     async def _run_node(
         self, node: PlanNode, scope: anyio.CancelScope, send: MemoryObjectSendStream[NodeOutcome]
     ) -> None:
-        store = self.services.store
         outcome: NodeOutcome | None = None
         started_at = now()
         with scope:
-            node_input: Any = None
-            try:
-                params, node_input = self._node_input(node)
-                await store.node_started(
-                    self.run_id, node.id, started_at=started_at, input=node_input, attempt=1
-                )
-                self._publish(
-                    "node.started",
-                    node_id=node.id,
-                    node_type=node.type,
-                    status="running",
-                    attempt=1,
-                    started_at=started_at.isoformat(),
-                )
-                ctx = RunContext(
-                    run_id=self.run_id,
-                    workflow_id=self.run.workflow_id,
-                    node_id=node.id,
-                    attempt=1,
-                    params=params,
-                    http=self.services.http,
-                    artifacts=self.services.artifacts,
-                    log=NodeLog(self.logs, node.id),
-                    settings=self.services.block_settings,
-                )
-                output = _as_json_object(await node.block.fn(node_input, ctx))
-            except Exception as exc:
-                error = error_info(exc)
-                with anyio.CancelScope(shield=True):
-                    if node_input is None:  # failed before it started: record the attempt
-                        await store.node_started(
-                            self.run_id, node.id, started_at=started_at, input=None, attempt=1
-                        )
-                    finished_at = now()
-                    await store.node_finished(
-                        self.run_id,
-                        node.id,
-                        status=NodeStatus.FAILED,
-                        finished_at=finished_at,
-                        error=error,
-                    )
-                self._publish(
-                    "node.failed",
-                    node_id=node.id,
-                    status="failed",
-                    duration_ms=_ms(started_at, finished_at),
-                    error=error,
-                )
-                outcome = NodeOutcome(node.id, NodeStatus.FAILED, error=error)
-            else:
-                # Committed before any child starts: a resumed run never re-runs this node.
-                with anyio.CancelScope(shield=True):
-                    finished_at = now()
-                    await store.node_finished(
-                        self.run_id,
-                        node.id,
-                        status=NodeStatus.SUCCEEDED,
-                        finished_at=finished_at,
-                        output=output,
-                    )
-                self._publish(
-                    "node.succeeded",
-                    node_id=node.id,
-                    status="succeeded",
-                    duration_ms=_ms(started_at, finished_at),
-                    **bounded("output", output),
-                )
-                outcome = NodeOutcome(node.id, NodeStatus.SUCCEEDED, output=output)
+            outcome = await self._attempts(node, started_at)
         if outcome is None:  # cancelled before it could finish
-            finished_at = now()
-            with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-                await store.node_finished(
-                    self.run_id, node.id, status=NodeStatus.CANCELLED, finished_at=finished_at
-                )
-            self._publish(
-                "node.cancelled",
-                node_id=node.id,
-                status="cancelled",
-                duration_ms=_ms(started_at, finished_at),
-            )
-            outcome = NodeOutcome(node.id, NodeStatus.CANCELLED)
+            outcome = await self._stopped(node, started_at)
         send.send_nowait(outcome)
+
+    async def _attempts(self, node: PlanNode, started_at: datetime) -> NodeOutcome:
+        store = self.services.store
+        policy = node.policy
+        try:
+            params, node_input = self._node_input(node)
+        except Exception as exc:  # a template or params error: retrying cannot help
+            with anyio.CancelScope(shield=True):
+                await store.node_started(
+                    self.run_id, node.id, started_at=started_at, input=None, attempt=1
+                )
+            return await self._failed(node, started_at, exc)
+        attempt = 0
+        while True:
+            attempt += 1
+            attempt_started = now()
+            await store.node_started(
+                self.run_id, node.id, started_at=attempt_started, input=node_input, attempt=attempt
+            )
+            self._publish(
+                "node.started",
+                node_id=node.id,
+                node_type=node.type,
+                status="running",
+                attempt=attempt,
+                started_at=attempt_started.isoformat(),
+            )
+            try:
+                output = await self._attempt(node, params, node_input, attempt)
+            except Exception as exc:
+                if attempt > policy.retries:
+                    return await self._failed(node, attempt_started, exc)
+                delay = retry_delay(policy.retry_backoff, attempt)
+                NodeLog(self.logs, node.id).warning(
+                    f"attempt {attempt} of {policy.retries + 1} failed: "
+                    f"{type(exc).__name__}: {exc}; retrying in {delay:.2f} s",
+                    attempt=attempt,
+                    error=error_info(exc),
+                )
+                await anyio.sleep(delay)
+                continue
+            return await self._succeeded(node, attempt_started, output)
+
+    async def _attempt(
+        self, node: PlanNode, params: Any, node_input: dict[str, Any], attempt: int
+    ) -> tuple[dict[str, Any], bytes]:
+        ctx = RunContext(
+            run_id=self.run_id,
+            workflow_id=self.run.workflow_id,
+            node_id=node.id,
+            attempt=attempt,
+            timeout_s=node.timeout_s,
+            params=params,
+            http=self.services.http,
+            artifacts=self.services.artifacts,
+            log=NodeLog(self.logs, node.id),
+            settings=self.services.block_settings,
+        )
+        with anyio.move_on_after(node.timeout_s) as timeout:
+            return _encode_output(await node.block.fn(node_input, ctx))
+        assert timeout.cancelled_caught
+        raise NodeTimeoutError(
+            f"attempt {attempt} took longer than its timeout of {node.timeout_s:g} s"
+        )
+
+    async def _succeeded(
+        self, node: PlanNode, started_at: datetime, result: tuple[dict[str, Any], bytes]
+    ) -> NodeOutcome:
+        output, encoded = result
+        # Committed before any child starts: a resumed run never re-runs this node.
+        with anyio.CancelScope(shield=True):
+            if len(encoded) > self.services.limits.max_output_bytes:
+                output = await self._output_as_artifact(node, encoded)
+            finished_at = now()
+            await self.services.store.node_finished(
+                self.run_id,
+                node.id,
+                status=NodeStatus.SUCCEEDED,
+                finished_at=finished_at,
+                output=output,
+            )
+        self._publish(
+            "node.succeeded",
+            node_id=node.id,
+            status="succeeded",
+            duration_ms=_ms(started_at, finished_at),
+            **bounded("output", output),
+        )
+        return NodeOutcome(node.id, NodeStatus.SUCCEEDED, output=output)
+
+    async def _output_as_artifact(self, node: PlanNode, encoded: bytes) -> dict[str, Any]:
+        """An output over the cap is stored as an artifact; the node's output refers to it."""
+        stored = await self.services.artifacts.put(
+            run_id=self.run_id,
+            node_id=node.id,
+            path=f"weft-outputs/{self.run_id}/{node.id}.json",
+            data=encoded,
+            content_type="application/json",
+        )
+        NodeLog(self.logs, node.id).warning(
+            f"output of {len(encoded)} bytes is over the {self.services.limits.max_output_bytes}"
+            f"-byte cap: stored as artifact {stored.id}",
+            artifact_id=str(stored.id),
+        )
+        return {
+            "truncated": True,
+            "artifact_id": str(stored.id),
+            "uri": stored.uri,
+            "size": stored.size,
+            "preview": encoded[:OUTPUT_PREVIEW_CHARS].decode(errors="ignore"),
+        }
+
+    async def _failed(
+        self, node: PlanNode, started_at: datetime, exc: BaseException
+    ) -> NodeOutcome:
+        error = error_info(exc)
+        with anyio.CancelScope(shield=True):
+            finished_at = now()
+            await self.services.store.node_finished(
+                self.run_id,
+                node.id,
+                status=NodeStatus.FAILED,
+                finished_at=finished_at,
+                error=error,
+            )
+        self._publish(
+            "node.failed",
+            node_id=node.id,
+            status="failed",
+            duration_ms=_ms(started_at, finished_at),
+            error=error,
+        )
+        return NodeOutcome(node.id, NodeStatus.FAILED, error=error)
+
+    async def _stopped(self, node: PlanNode, started_at: datetime) -> NodeOutcome:
+        """The node's scope was cancelled: by a shutdown (back to pending) or else cancelled."""
+        store = self.services.store
+        finished_at = now()
+        if self._stop is Stop.INTERRUPT:
+            with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+                await store.node_interrupted(self.run_id, node.id)
+            NodeLog(self.logs, node.id).warning("interrupted by a shutdown; it runs again")
+            self._publish("node.interrupted", node_id=node.id, status="pending")
+            return NodeOutcome(node.id, NodeStatus.PENDING)
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await store.node_finished(
+                self.run_id, node.id, status=NodeStatus.CANCELLED, finished_at=finished_at
+            )
+        self._publish(
+            "node.cancelled",
+            node_id=node.id,
+            status="cancelled",
+            duration_ms=_ms(started_at, finished_at),
+        )
+        return NodeOutcome(node.id, NodeStatus.CANCELLED)

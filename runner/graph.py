@@ -50,6 +50,35 @@ class Graph(BaseModel):
         return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
+POLICY_KEYS = frozenset({"retries", "retry_backoff", "timeout_s"})
+
+
+class NodePolicy(BaseModel):
+    """How a node is run, whatever its block: params every node accepts beside its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    retries: int = Field(default=0, ge=0, le=20, description="Attempts after the first.")
+    retry_backoff: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="Seconds before the first retry; doubles each retry (capped, jittered).",
+    )
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="Seconds an attempt may take; the block's default when omitted.",
+    )
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A node's params as (the block's own, the node policy's)."""
+    own = {k: v for k, v in params.items() if k not in POLICY_KEYS}
+    policy = {k: v for k, v in params.items() if k in POLICY_KEYS}
+    return own, policy
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One reason a graph is invalid, naming the node or edge concerned."""
@@ -148,6 +177,7 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
         return [
             Problem("unknown_block", f"node {node.id!r}: unknown block type {node.type!r}", node.id)
         ]
+    own, policy = split_params(node.params)
     problems = [
         Problem(
             "invalid_template",
@@ -155,10 +185,23 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
             node_id=node.id,
             field=f"params.{path}",
         )
-        for path, error in _template_errors(node.params, block.raw_params)
+        for path, error in _template_errors(own, block.raw_params)
     ]
     try:
-        block.params_model.model_validate(node.params)
+        NodePolicy.model_validate(policy)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            location = ".".join(str(part) for part in error["loc"])
+            problems.append(
+                Problem(
+                    "invalid_params",
+                    f"node {node.id!r}: params.{location}: {error['msg']}",
+                    node_id=node.id,
+                    field=f"params.{location}",
+                )
+            )
+    try:
+        block.params_model.model_validate(own)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             location = ".".join(str(part) for part in error["loc"])
@@ -167,7 +210,7 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
                 error["type"] not in ("missing", "extra_forbidden")
                 and bool(error["loc"])
                 and error["loc"][0] not in block.raw_params
-                and is_template(_lookup(node.params, error["loc"]))
+                and is_template(_lookup(own, error["loc"]))
             )
             if rendered_later:
                 continue
@@ -293,6 +336,12 @@ class PlanNode:
     block: Block
     incoming: tuple[PlanEdge, ...]
     outgoing: tuple[PlanEdge, ...]
+    policy: NodePolicy
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds one attempt may take."""
+        return self.policy.timeout_s or self.block.default_timeout_s
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -332,8 +381,15 @@ def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> Execut
     for n in graph.nodes:
         block = registry.get(n.type)
         assert block is not None  # validated above
+        own, policy = split_params(n.params)
         nodes[n.id] = PlanNode(
-            n.id, n.type, n.params, block, tuple(incoming[n.id]), tuple(outgoing[n.id])
+            n.id,
+            n.type,
+            own,
+            block,
+            tuple(incoming[n.id]),
+            tuple(outgoing[n.id]),
+            NodePolicy.model_validate(policy),
         )
     order = topological_order(node_ids, [(e.source, e.target) for e in edges])
     return ExecutionPlan(nodes, tuple(order))

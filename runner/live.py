@@ -15,7 +15,7 @@ from uuid import UUID
 
 import anyio
 
-from runner.events import EventBus, Lagged, Subscription
+from runner.events import EventBus, GoingAway, Lagged, Subscription
 from runner.models import Run, human_duration
 from runner.store import Store
 
@@ -129,6 +129,8 @@ class LiveStreams:
 
 
 async def _drain(sub: Subscription, heartbeat_s: float | None) -> AsyncIterator[Message | None]:
+    if sub.going_away:
+        raise GoingAway()
     while True:
         try:
             event = await sub.receive(heartbeat_s)

@@ -11,28 +11,41 @@ from runner.models import Run
 
 @dataclass(frozen=True, slots=True)
 class StartRun:
-    """Execute this (already stored, pending) run."""
+    """Execute this stored run: a new (pending) one, or one to resume (running)."""
 
     run: Run
 
 
 @dataclass(frozen=True, slots=True)
-class GraphUpdated:
-    """The workflow's graph was overwritten; rebuild the cached plan."""
-
-    graph: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class RunFinished:
-    """A run task of this supervisor has ended."""
+class CancelRun:
+    """Cancel this run, wherever it is: queued, executing, or only in the database."""
 
     run_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
-class Shutdown:
-    """Stop taking runs; the supervisor ends when its runs have."""
+class GraphUpdated:
+    """The workflow was overwritten: rebuild the cached plan, apply the new limit."""
+
+    graph: dict[str, Any]
+    max_concurrency: int | None
 
 
-SupervisorMessage = StartRun | GraphUpdated | RunFinished | Shutdown
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """A run task of this supervisor has ended (finished, failed to start, or paused)."""
+
+    run_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Shutting down: start nothing new; let in-flight nodes finish; then stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """The shutdown grace is over: stop in-flight nodes (they run again on resume)."""
+
+
+SupervisorMessage = StartRun | CancelRun | GraphUpdated | RunFinished | Drain | Interrupt

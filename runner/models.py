@@ -38,12 +38,14 @@ class Workflow:
     graph: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    max_concurrency: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The workflow as the API shows it (never its secret)."""
         return {
             "id": str(self.id),
             "name": self.name,
+            "max_concurrency": self.max_concurrency,
             "webhook_slug": self.webhook_slug,
             "webhook_url": f"/hooks/{self.webhook_slug}",
             "has_webhook_secret": bool(self.webhook_secret),
@@ -62,6 +64,7 @@ class Workflow:
             graph=row["graph"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            max_concurrency=row["max_concurrency"],
         )
 
 

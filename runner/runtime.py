@@ -1,4 +1,10 @@
-"""The Runtime: one task group for the process's life, one Supervisor per workflow."""
+"""The Runtime: one task group for the process's life, one Supervisor per workflow.
+
+Runs are leased to the process that executes them and the lease is renewed while they run;
+unfinished runs whose lease lapsed (their process died) or was released (it shut down) are
+claimed and resumed here. With several processes on one database, each run is claimed by
+one of them (FOR UPDATE SKIP LOCKED).
+"""
 
 from __future__ import annotations
 
@@ -12,19 +18,33 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
-from runner.errors import HookNotFoundError, ShuttingDownError
+from runner.errors import (
+    HookNotFoundError,
+    RunAlreadyFinishedError,
+    ShuttingDownError,
+)
 from runner.events import EventBus
-from runner.execution import RunServices
+from runner.execution import FINAL_WRITE_GRACE_S, RunServices
 from runner.graph import Graph, InvalidGraphError, validate_graph
 from runner.live import LiveStreams
-from runner.messages import GraphUpdated, Shutdown, StartRun, SupervisorMessage
-from runner.models import Run, Workflow
+from runner.messages import (
+    CancelRun,
+    Drain,
+    GraphUpdated,
+    Interrupt,
+    StartRun,
+    SupervisorMessage,
+)
+from runner.models import Run, RunStatus, Workflow
 from runner.store import Store
 from runner.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
 
 INBOX_SIZE = 256
+CLAIM_BATCH = 500
+# How long a cancel request waits for the run to reach `cancelled` before answering.
+CANCEL_WAIT_S = 10.0
 
 
 class RuntimeStatistics(NamedTuple):
@@ -32,6 +52,7 @@ class RuntimeStatistics(NamedTuple):
 
     supervisors: int
     runs_in_flight: int
+    runs_queued: int
     inbox_depth: int
 
 
@@ -53,24 +74,29 @@ class Runtime:
         registry: BlockRegistry,
         *,
         supervisor_idle_s: float = 60.0,
+        lease_s: float = 30.0,
     ) -> None:
         self.services = services
         self.store: Store = services.store
         self.events: EventBus = services.events
         self.live = LiveStreams(services.store, services.events)
         self.registry = registry
+        self.owner = uuid4()
         self._idle_s = supervisor_idle_s
+        self._lease_s = lease_s
         self._tg: TaskGroup | None = None
         self._mailboxes: dict[UUID, _Mailbox] = {}
         self._run_waiters: dict[UUID, anyio.Event] = {}
+        self._run_ended = anyio.Event()
         self._accepting = True
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Serve until cancelled."""
+        """Serve until cancelled (after `shutdown`, or abruptly)."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            tg.start_soon(self._keep_leases)
             task_status.started()
             try:
                 await anyio.sleep_forever()
@@ -78,12 +104,40 @@ class Runtime:
                 self._tg = None
                 self._accepting = False
 
+    @property
+    def accepting(self) -> bool:
+        return self._accepting and self._tg is not None
+
     def statistics(self) -> RuntimeStatistics:
+        boxes = self._mailboxes.values()
         return RuntimeStatistics(
             supervisors=len(self._mailboxes),
-            runs_in_flight=sum(m.supervisor.runs_in_flight for m in self._mailboxes.values()),
-            inbox_depth=sum(m.supervisor.inbox_depth() for m in self._mailboxes.values()),
+            runs_in_flight=sum(m.supervisor.runs_in_flight for m in boxes),
+            runs_queued=sum(m.supervisor.runs_queued for m in boxes),
+            inbox_depth=sum(m.supervisor.inbox_depth() for m in boxes),
         )
+
+    # -- leases and resumption -------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases; claim and resume runs nobody holds."""
+        while True:
+            try:
+                await self.resume_orphaned_runs()
+                await self.store.renew_leases(self.owner, self._lease_s)
+            except Exception:
+                log.exception("lease_upkeep_failed")
+            await anyio.sleep(self._lease_s / 3)
+
+    async def resume_orphaned_runs(self) -> int:
+        """Claim unfinished runs whose process is gone and hand them to supervisors."""
+        if not self.accepting:
+            return 0
+        runs = await self.store.claim_orphaned_runs(self.owner, self._lease_s, CLAIM_BATCH)
+        for run in runs:
+            log.info("run_resuming", run_id=str(run.id), status=str(run.status))
+            await self._send(run.workflow_id, StartRun(run))
+        return len(runs)
 
     # -- workflows -------------------------------------------------------------------------
 
@@ -94,7 +148,13 @@ class Runtime:
             raise InvalidGraphError(problems)
 
     async def create_workflow(
-        self, *, name: str, graph: Graph, webhook_slug: str | None, webhook_secret: str | None
+        self,
+        *,
+        name: str,
+        graph: Graph,
+        webhook_slug: str | None,
+        webhook_secret: str | None,
+        max_concurrency: int | None = None,
     ) -> Workflow:
         self.check_graph(graph)
         return await self.store.create_workflow(
@@ -103,6 +163,7 @@ class Runtime:
             webhook_slug=webhook_slug or secrets.token_hex(8),
             webhook_secret=webhook_secret,
             graph=graph.to_json(),
+            max_concurrency=max_concurrency,
         )
 
     async def update_workflow(
@@ -113,6 +174,7 @@ class Runtime:
         graph: Graph,
         webhook_slug: str | None,
         webhook_secret: str | None,
+        max_concurrency: int | None = None,
     ) -> Workflow:
         """Overwrite a workflow; its supervisor (if any) rebuilds its plan."""
         self.check_graph(graph)
@@ -123,12 +185,14 @@ class Runtime:
             webhook_slug=webhook_slug or current.webhook_slug,
             webhook_secret=webhook_secret,
             graph=graph.to_json(),
+            max_concurrency=max_concurrency,
         )
         self.events.publish_workflow(
             workflow_id, "workflow.updated", {"workflow": workflow.to_json()}
         )
         if workflow_id in self._mailboxes:
-            await self._send(workflow_id, GraphUpdated(workflow.graph), start=False)
+            message = GraphUpdated(workflow.graph, workflow.max_concurrency)
+            await self._send(workflow_id, message, start=False)
         return workflow
 
     async def delete_workflow(self, workflow_id: UUID) -> None:
@@ -136,42 +200,106 @@ class Runtime:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def start_run(self, workflow_id: UUID, *, trigger_type: str, payload: Any) -> Run:
-        """Store a pending run on the workflow's current graph and hand it to its supervisor."""
-        if not self._accepting or self._tg is None:
+    async def start_run(
+        self,
+        workflow_id: UUID,
+        *,
+        trigger_type: str,
+        payload: Any,
+        idempotency_key: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Store a pending run on the workflow's current graph and hand it to its supervisor.
+
+        Returns the run and True; or, when `idempotency_key` was used before for this
+        workflow, the run it started then and False (and nothing is started).
+        """
+        if not self.accepting:
             raise ShuttingDownError()
         # Shielded: a caller that goes away between the insert and the hand-over must not
         # leave a stored run that nobody executes.
         with anyio.CancelScope(shield=True):
-            run = await self.store.insert_run(
+            run, created = await self.store.insert_run(
                 run_id=uuid4(),
                 workflow_id=workflow_id,
                 trigger_type=trigger_type,
                 trigger_payload=payload,
+                lease_owner=self.owner,
+                lease_s=self._lease_s,
+                idempotency_key=idempotency_key,
             )
-            self.events.run_created(run.id, workflow_id, run.to_json())
-            await self._send(workflow_id, StartRun(run))
-        return run
+            if created:
+                self.events.run_created(run.id, workflow_id, run.to_json())
+                await self._send(workflow_id, StartRun(run))
+        return run, created
 
-    async def start_hook_run(self, slug: str, payload: Any) -> Run:
+    async def start_hook_run(
+        self, slug: str, payload: Any, *, idempotency_key: str | None = None
+    ) -> tuple[Run, bool]:
+        workflow = await self.find_hook(slug)
+        return await self.start_run(
+            workflow.id, trigger_type="webhook", payload=payload, idempotency_key=idempotency_key
+        )
+
+    async def find_hook(self, slug: str) -> Workflow:
         workflow = await self.store.find_workflow_by_slug(slug)
         if workflow is None:
             raise HookNotFoundError(f"no webhook {slug!r}")
-        return await self.start_run(workflow.id, trigger_type="webhook", payload=payload)
+        return workflow
+
+    async def cancel_run(self, run_id: UUID) -> Run:
+        """Cancel a pending or running run; idempotent; a finished run is a conflict."""
+        run = await self.store.get_run(run_id)
+        if run.status is RunStatus.CANCELLED:
+            return run
+        if run.status.finished:
+            raise RunAlreadyFinishedError(f"run {run_id} has already {run.status}")
+        await self._send(run.workflow_id, CancelRun(run_id))
+        with anyio.move_on_after(CANCEL_WAIT_S):
+            return await self.wait_run_finished(run_id)
+        return await self.store.get_run(run_id)
 
     async def wait_run_finished(self, run_id: UUID) -> Run:
         """Wait until the run has finished (in this process); returns it as stored."""
-        event = self._run_waiters.setdefault(run_id, anyio.Event())
-        run = await self.store.get_run(run_id)
-        if not run.status.finished:
-            await event.wait()
+        while True:
+            event = self._run_waiters.setdefault(run_id, anyio.Event())
             run = await self.store.get_run(run_id)
-        return run
+            if run.status.finished:
+                return run
+            await event.wait()
 
     def _run_finished(self, run_id: UUID) -> None:
         event = self._run_waiters.pop(run_id, None)
         if event is not None:
             event.set()
+        self._run_ended.set()
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Take no new runs; let in-flight nodes finish for up to `grace_s`; then stop the
+        rest. Unfinished runs keep their committed progress and are released, so the next
+        start of weft (this or another process) resumes them."""
+        self._accepting = False
+        await self._broadcast(Drain())
+        with anyio.move_on_after(grace_s):
+            await self._wait_idle()
+        if self.statistics().runs_in_flight:
+            log.warning("shutdown_grace_over", runs=self.statistics().runs_in_flight)
+            await self._broadcast(Interrupt())
+            with anyio.move_on_after(FINAL_WRITE_GRACE_S + 1):
+                await self._wait_idle()
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await self.store.release_leases(self.owner)
+        self.events.close_all()
+
+    async def _wait_idle(self) -> None:
+        while self.statistics().runs_in_flight:
+            self._run_ended = anyio.Event()
+            await self._run_ended.wait()
+
+    async def _broadcast(self, message: SupervisorMessage) -> None:
+        for workflow_id in list(self._mailboxes):
+            await self._send(workflow_id, message, start=False)
 
     # -- supervisors -----------------------------------------------------------------------
 
@@ -235,8 +363,3 @@ class Runtime:
             del self._mailboxes[supervisor.workflow_id]
             mailbox.send.close()
         return True
-
-    async def shutdown_supervisors(self) -> None:
-        self._accepting = False
-        for workflow_id in list(self._mailboxes):
-            await self._send(workflow_id, Shutdown(), start=False)

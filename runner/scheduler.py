@@ -59,6 +59,11 @@ class RunState:
         return self._running
 
     @property
+    def terminal_count(self) -> int:
+        """How many nodes are in a final state."""
+        return self._terminal
+
+    @property
     def finished(self) -> bool:
         """True once nothing runs and nothing more will start."""
         if self._running:
@@ -117,6 +122,17 @@ class RunState:
 
     def mark_cancelled(self, node_id: str) -> None:
         self._set(node_id, NodeStatus.CANCELLED)
+
+    def mark_pending(self, node_id: str) -> None:
+        """A running node was interrupted (a shutdown): it will run again on resume."""
+        self._set(node_id, NodeStatus.PENDING)
+
+    def cancel_unstarted(self) -> list[str]:
+        """After a cancellation: every node never started is cancelled."""
+        cancelled = [n for n, s in self.status.items() if s is NodeStatus.PENDING]
+        for node_id in cancelled:
+            self._set(node_id, NodeStatus.CANCELLED)
+        return cancelled
 
     def skip_unstarted(self) -> list[str]:
         """After a failure: every node never started is skipped."""

@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     weft_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     weft_db_pool_size: int = Field(default=10, ge=1, le=200)
     weft_supervisor_idle_s: float = Field(default=60.0, gt=0)
+    weft_shutdown_grace: float = Field(
+        default=25.0, ge=0, description="Seconds in-flight nodes get to finish on SIGTERM."
+    )
+    weft_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A run's lease; a crashed process's runs are resumed after it lapses.",
+    )
+    weft_max_output_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Node outputs over this are stored as artifacts."
+    )
     weft_event_buffer: int = Field(
         default=256, ge=1, le=100_000, description="Events buffered per live subscriber."
     )

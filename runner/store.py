@@ -49,9 +49,16 @@ class Store:
         webhook_slug: str,
         webhook_secret: str | None,
         graph: dict[str, Any],
+        max_concurrency: int | None = None,
     ) -> Workflow:
         row = await self._write_workflow(
-            "insert_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
+            "insert_workflow",
+            workflow_id,
+            name,
+            webhook_slug,
+            webhook_secret,
+            graph,
+            max_concurrency,
         )
         assert row is not None
         return Workflow.from_row(row)
@@ -79,9 +86,16 @@ class Store:
         webhook_slug: str,
         webhook_secret: str | None,
         graph: dict[str, Any],
+        max_concurrency: int | None = None,
     ) -> Workflow:
         row = await self._write_workflow(
-            "update_workflow", workflow_id, name, webhook_slug, webhook_secret, graph
+            "update_workflow",
+            workflow_id,
+            name,
+            webhook_slug,
+            webhook_secret,
+            graph,
+            max_concurrency,
         )
         if row is None:
             raise WorkflowNotFoundError(f"no workflow {workflow_id}")
@@ -95,10 +109,11 @@ class Store:
         webhook_slug: str,
         webhook_secret: str | None,
         graph: dict[str, Any],
+        max_concurrency: int | None,
     ) -> asyncpg.Record | None:
         try:
             return await self.db.fetch_one(
-                query, workflow_id, name, webhook_slug, webhook_secret, graph
+                query, workflow_id, name, webhook_slug, webhook_secret, graph, max_concurrency
             )
         except asyncpg.UniqueViolationError as exc:  # the only unique column is the slug
             raise SlugTakenError(f"webhook_slug {webhook_slug!r} is already in use") from exc
@@ -118,17 +133,33 @@ class Store:
         workflow_id: UUID,
         trigger_type: str,
         trigger_payload: Any,
+        lease_owner: UUID,
+        lease_s: float,
         idempotency_key: str | None = None,
-    ) -> Run:
+    ) -> tuple[Run, bool]:
+        """The new run and True; or, for an idempotency key used before, that run and False."""
         try:
             row = await self.db.fetch_one(
-                "insert_run", run_id, workflow_id, trigger_type, trigger_payload, idempotency_key
+                "insert_run",
+                run_id,
+                workflow_id,
+                trigger_type,
+                trigger_payload,
+                idempotency_key,
+                lease_owner,
+                lease_s,
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
-        if row is None:
-            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
-        return Run.from_row(row)
+        if row is not None:
+            return Run.from_row(row), True
+        if idempotency_key is not None:
+            row = await self.db.fetch_one(
+                "get_run_by_idempotency_key", workflow_id, idempotency_key
+            )
+            if row is not None:
+                return Run.from_row(row), False
+        raise WorkflowNotFoundError(f"no workflow {workflow_id}")
 
     async def get_run(self, run_id: UUID) -> Run:
         row = await self.db.fetch_one("get_run", run_id)
@@ -145,16 +176,42 @@ class Store:
             rows = await self.db.fetch_all("list_workflow_runs", workflow_id, limit, before)
         return [Run.from_row(r) for r in rows]
 
-    async def unfinished_runs(self) -> list[tuple[UUID, UUID]]:
-        rows = await self.db.fetch_all("unfinished_runs")
-        return [(r["id"], r["workflow_id"]) for r in rows]
+    async def claim_orphaned_runs(self, owner: UUID, lease_s: float, limit: int) -> list[Run]:
+        rows = await self.db.fetch_all("claim_orphaned_runs", owner, lease_s, limit)
+        return sorted((Run.from_row(r) for r in rows), key=lambda r: (r.created_at, r.id))
+
+    async def renew_leases(self, owner: UUID, lease_s: float) -> None:
+        await self.db.execute("renew_leases", owner, lease_s)
+
+    async def release_leases(self, owner: UUID) -> None:
+        await self.db.execute("release_leases", owner)
+
+    async def cancel_unfinished_run(
+        self, run_id: UUID, finished_at: datetime, event_seq: int
+    ) -> bool:
+        """Cancel a run not executing here; False when it had finished already."""
+        cancelled = await self.db.fetch_val("cancel_unfinished_run", run_id, finished_at, event_seq)
+        if cancelled is not None:
+            await self.db.execute("cancel_unfinished_nodes", run_id, finished_at)
+        return cancelled is not None
 
     async def start_run(
         self, run_id: UUID, started_at: datetime, nodes: Sequence[tuple[str, str]]
-    ) -> None:
-        await self.db.execute(
+    ) -> bool:
+        """Mark a pending run running with its node runs; False when it was not pending."""
+        started = await self.db.fetch_val(
             "start_run", run_id, started_at, [n for n, _ in nodes], [t for _, t in nodes]
         )
+        return started is not None
+
+    async def reset_unfinished_nodes(self, run_id: UUID) -> None:
+        await self.db.execute("reset_unfinished_nodes", run_id)
+
+    async def node_interrupted(self, run_id: UUID, node_id: str) -> None:
+        await self.db.execute("node_run_interrupted", run_id, node_id)
+
+    async def cancel_unfinished_nodes(self, run_id: UUID, finished_at: datetime) -> None:
+        await self.db.execute("cancel_unfinished_nodes", run_id, finished_at)
 
     async def finish_run(
         self,

@@ -1,20 +1,32 @@
-"""The Supervisor: one actor per workflow, holding its cached execution plan and its runs."""
+"""The Supervisor: one actor per workflow, holding its cached execution plan, its runs in
+flight and its queue of runs waiting for a slot (max_concurrency)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
+from runner.errors import WorkflowNotFoundError
 from runner.execution import RunExecutor, RunServices, error_info, now
 from runner.graph import ExecutionPlan, InvalidGraphError, build_plan
 from runner.live import run_finished_data
-from runner.messages import GraphUpdated, RunFinished, Shutdown, StartRun, SupervisorMessage
+from runner.messages import (
+    CancelRun,
+    Drain,
+    GraphUpdated,
+    Interrupt,
+    RunFinished,
+    StartRun,
+    SupervisorMessage,
+)
 from runner.models import Run, RunStatus
 
 log = structlog.get_logger(__name__)
@@ -45,39 +57,95 @@ class Supervisor:
         self._on_run_finished = on_run_finished
         self._plan_graph: dict[str, Any] | None = None
         self._plan: ExecutionPlan | None = None
-        self._runs: set[UUID] = set()
-        self._stopping = False
+        # Runs in flight: their executor, or None while one fails to start.
+        self._runs: dict[UUID, RunExecutor | None] = {}
+        self._queue: deque[Run] = deque()
+        self._max_concurrency: int | None = None
+        self._draining = False
 
     @property
     def runs_in_flight(self) -> int:
         return len(self._runs)
 
+    @property
+    def runs_queued(self) -> int:
+        return len(self._queue)
+
     def inbox_depth(self) -> int:
         return self._inbox.statistics().current_buffer_used
 
     async def serve(self) -> None:
-        """The actor loop; ends when retired after idling, or after Shutdown and its runs."""
+        """The actor loop; ends when retired after idling, or once drained."""
         async with self._inbox, self._self_send, anyio.create_task_group() as tg:
+            await self._load_settings()
             while True:
                 message: SupervisorMessage | None = None
                 with anyio.move_on_after(self._idle_s):
                     message = await self._inbox.receive()
                 if message is None:
-                    if not self._runs and self._try_retire(self):
+                    if not self._runs and not self._queue and self._try_retire(self):
                         return
                     continue
-                match message:
-                    case StartRun(run=run):
-                        self._start(tg, run)
-                    case GraphUpdated(graph=graph):
-                        self._cache_plan(graph)
-                    case RunFinished(run_id=run_id):
-                        self._runs.discard(run_id)
-                        self._on_run_finished(run_id)
-                    case Shutdown():
-                        self._stopping = True
-                if self._stopping and not self._runs:
+                self._handle(tg, message)
+                if self._draining and not self._runs:
                     return
+
+    async def _load_settings(self) -> None:
+        try:
+            workflow = await self._services.store.get_workflow(self.workflow_id)
+        except WorkflowNotFoundError:
+            return
+        self._max_concurrency = workflow.max_concurrency
+
+    def _handle(self, tg: TaskGroup, message: SupervisorMessage) -> None:
+        match message:
+            case StartRun(run=run):
+                if self._draining:
+                    return  # stays unfinished and leased; resumed after the restart
+                self._queue.append(run)
+                self._start_queued(tg)
+            case CancelRun(run_id=run_id):
+                self._cancel(tg, run_id)
+            case GraphUpdated(graph=graph, max_concurrency=limit):
+                self._cache_plan(graph)
+                self._max_concurrency = limit
+                self._start_queued(tg)
+            case RunFinished(run_id=run_id):
+                self._runs.pop(run_id, None)
+                self._on_run_finished(run_id)
+                self._start_queued(tg)
+            case Drain():
+                self._draining = True
+                self._queue.clear()
+                for executor in self._runs.values():
+                    if executor is not None:
+                        executor.drain()
+            case Interrupt():
+                for executor in self._runs.values():
+                    if executor is not None:
+                        executor.interrupt()
+
+    def _has_slot(self) -> bool:
+        return self._max_concurrency is None or len(self._runs) < self._max_concurrency
+
+    def _start_queued(self, tg: TaskGroup) -> None:
+        while self._queue and self._has_slot() and not self._draining:
+            run = self._queue.popleft()
+            if run.id in self._runs:
+                continue  # already executing (a duplicate StartRun)
+            self._start(tg, run)
+        if self._queue:
+            log.debug("runs_queued", workflow_id=str(self.workflow_id), queued=len(self._queue))
+
+    def _cancel(self, tg: TaskGroup, run_id: UUID) -> None:
+        executor = self._runs.get(run_id)
+        if executor is not None:
+            executor.cancel()
+            return
+        if run_id in self._runs:
+            return  # failing to start; it finishes by itself
+        self._queue = deque(r for r in self._queue if r.id != run_id)
+        tg.start_soon(self._cancel_stored, run_id)
 
     def _cache_plan(self, graph: dict[str, Any]) -> ExecutionPlan:
         plan = build_plan(graph, self._registry)
@@ -90,36 +158,42 @@ class Supervisor:
             return self._plan
         return self._cache_plan(graph)
 
-    def _start(self, tg: anyio.abc.TaskGroup, run: Run) -> None:
-        self._runs.add(run.id)
-        tg.start_soon(self._execute, run)
-
-    async def _execute(self, run: Run) -> None:
+    def _start(self, tg: TaskGroup, run: Run) -> None:
+        assert run.graph is not None
         try:
-            assert run.graph is not None
-            try:
-                plan = self._plan_for(run.graph)
-            except InvalidGraphError as exc:
-                await self._fail_unrunnable(run, exc)
-                return
-            status = await RunExecutor(self._services, run, plan).execute()
-            log.info("run_finished", run_id=str(run.id), status=str(status))
+            plan = self._plan_for(run.graph)
+        except InvalidGraphError as exc:
+            self._runs[run.id] = None
+            tg.start_soon(self._fail_unrunnable, run, exc)
+            return
+        executor = RunExecutor(self._services, run, plan)
+        self._runs[run.id] = executor
+        tg.start_soon(self._execute, executor)
+
+    async def _execute(self, executor: RunExecutor) -> None:
+        run = executor.run
+        try:
+            status = await executor.execute()
+            log.info("run_ended", run_id=str(run.id), status=str(status))
         except Exception as exc:
             log.exception("run_crashed", run_id=str(run.id))
-            await self._fail_unrunnable(run, exc)
+            await self._fail_unrunnable(run, exc, notify=False)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._self_send.send(RunFinished(run.id))
+            await self._notify_finished(run.id)
 
-    async def _fail_unrunnable(self, run: Run, exc: Exception) -> None:
+    async def _notify_finished(self, run_id: UUID) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._self_send.send(RunFinished(run_id))
+
+    async def _fail_unrunnable(self, run: Run, exc: Exception, *, notify: bool = True) -> None:
         error = error_info(exc)
         if isinstance(exc, InvalidGraphError):
             error["details"] = [p.to_json() for p in exc.problems]
-        # A failure to record the failure must not take the supervisor (and its other runs)
-        # down with it: the run stays unfinished in the database and is logged here.
         events = self._services.events
         finished_at = now()
         final_seq = (events.run_seq(run.id) or 0) + 1
+        # A failure to record the failure must not take the supervisor (and its other runs)
+        # down with it: the run stays unfinished in the database and is logged here.
         try:
             with anyio.move_on_after(5, shield=True):
                 await self._services.store.finish_run(
@@ -130,12 +204,35 @@ class Supervisor:
                     finished_at=finished_at,
                     event_seq=final_seq,
                 )
+            events.publish(
+                run.id,
+                run.workflow_id,
+                "run.finished",
+                run_finished_data(RunStatus.FAILED, finished_at, None, error),
+            )
         except Exception:
             log.exception("run_failure_not_recorded", run_id=str(run.id))
-            return
-        events.publish(
-            run.id,
-            run.workflow_id,
-            "run.finished",
-            run_finished_data(RunStatus.FAILED, finished_at, None, error),
-        )
+        if notify:
+            await self._notify_finished(run.id)
+
+    async def _cancel_stored(self, run_id: UUID) -> None:
+        """Cancel a run that is not executing here (queued, or left by another process)."""
+        events = self._services.events
+        finished_at = now()
+        final_seq = (events.run_seq(run_id) or 0) + 1
+        try:
+            with anyio.move_on_after(5, shield=True):
+                cancelled = await self._services.store.cancel_unfinished_run(
+                    run_id, finished_at, final_seq
+                )
+            if cancelled:
+                error = {"type": "Cancelled", "message": "the run was cancelled"}
+                events.publish(
+                    run_id,
+                    self.workflow_id,
+                    "run.finished",
+                    run_finished_data(RunStatus.CANCELLED, finished_at, None, error),
+                )
+        except Exception:
+            log.exception("run_cancel_not_recorded", run_id=str(run_id))
+        await self._notify_finished(run_id)

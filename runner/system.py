@@ -18,7 +18,7 @@ from runner.blobs import BlobStore, GcsBlobStore, LocalBlobStore, gcs_client_fro
 from runner.db import Database
 from runner.embedded import start_embedded
 from runner.events import EventBus
-from runner.execution import RunServices
+from runner.execution import RunLimits, RunServices
 from runner.migrate import apply_migrations
 from runner.runtime import Runtime
 from runner.settings import Settings
@@ -93,10 +93,12 @@ async def open_system(
                 openai_base_url=settings.openai_base_url,
                 openai_model=settings.openai_model,
             ),
+            limits=RunLimits(max_output_bytes=settings.weft_max_output_bytes),
         )
         runtime = Runtime(
             services,
             registry or standard_registry(),
             supervisor_idle_s=settings.weft_supervisor_idle_s,
+            lease_s=settings.weft_lease_s,
         )
         yield System(settings, db, store, artifacts, runtime, url, server)

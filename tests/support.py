@@ -69,7 +69,14 @@ async def run_weft_server(
 ) -> AsyncIterator[WeftServer]:
     """Serve weft on an ephemeral 127.0.0.1 port, as `weft serve` does, until the block ends."""
     # The environment must not leak in: no real LLM, bucket or token unless a test asks.
-    isolated: dict[str, Any] = {"openai_api_key": None, "gcs_bucket": None, "weft_api_token": None}
+    isolated: dict[str, Any] = {
+        "openai_api_key": None,
+        "gcs_bucket": None,
+        "weft_api_token": None,
+        "cors_origins": "",
+        # Tests stop their server at once; runs left unfinished are simply interrupted.
+        "weft_shutdown_grace": 0.0,
+    }
     config = Settings(database_url=database_url, weft_data_dir=data_dir, **{**isolated, **settings})
     stop = anyio.Event()
     ready: list[str] = []

@@ -44,6 +44,8 @@ def system() -> System:
 def create_app(weft: System) -> Quart:
     """Build the Quart app around an assembled System."""
     from web import artifacts, docs, hooks, live, meta, page, runs, workflows
+    from web.auth import install_auth
+    from web.hooks import SIGNATURE_HEADER
 
     app = Quart(__name__, static_folder=None)
     app.request_class = WeftRequest
@@ -73,6 +75,14 @@ def create_app(weft: System) -> Quart:
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    if weft.settings.weft_api_token:
+        install_auth(app, weft.settings.weft_api_token)
     if weft.settings.cors_origin_list:
-        app = cors(app, allow_origin=weft.settings.cors_origin_list)
+        app = cors(
+            app,
+            allow_origin=weft.settings.cors_origin_list,
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", SIGNATURE_HEADER],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            expose_headers=["Location", "Idempotent-Replayed"],
+        )
     return app

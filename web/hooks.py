@@ -1,17 +1,27 @@
-"""Webhooks: POST /hooks/{slug} starts a run with the JSON body as its trigger payload."""
+"""Webhooks: POST /hooks/{slug} starts a run with the JSON body as its trigger payload.
+
+A workflow with a webhook_secret only accepts calls signed with it: the header
+`X-Weft-Signature: sha256=<hex HMAC-SHA256 of the raw body>`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from quart import Blueprint, request
-from quart_schema import document_request, validate_response
+from quart_schema import document_request, validate_querystring, validate_response
 
+from runner.models import Run
 from web.app import system
+from web.errors import ApiError
 from web.schemas import ErrorResponse, RunOut
-from web.views import run_out
+from web.triggers import TriggerQuery, trigger
 
 blueprint = Blueprint("hooks", __name__)
+
+SIGNATURE_HEADER = "X-Weft-Signature"
 
 
 def trigger_payload(body: Any) -> Any:
@@ -23,12 +33,46 @@ def trigger_payload(body: Any) -> Any:
     return body
 
 
+def signature_of(secret: str, body: bytes) -> str:
+    """The X-Weft-Signature value for a body signed with a secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def check_signature(secret: str, body: bytes) -> None:
+    given = request.headers.get(SIGNATURE_HEADER)
+    if not given:
+        raise ApiError(
+            401, "signature_required", f"this webhook requires a {SIGNATURE_HEADER} header"
+        )
+    if not hmac.compare_digest(given.strip().encode(), signature_of(secret, body).encode()):
+        raise ApiError(
+            401,
+            "bad_signature",
+            f"{SIGNATURE_HEADER} does not match: sign the raw body with HMAC-SHA256 "
+            "and send sha256=<hex>",
+        )
+
+
 @blueprint.post("/hooks/<string:slug>")
 @document_request(dict[str, Any])
+@validate_querystring(TriggerQuery)
+@validate_response(RunOut, 200)
 @validate_response(RunOut, 202)
+@validate_response(ErrorResponse, 401)
 @validate_response(ErrorResponse, 404)
-async def fire_hook(slug: str) -> tuple[RunOut, int]:
-    """Start a run of the workflow with this webhook slug; answers 202 with the run."""
+async def fire_hook(slug: str, query_args: TriggerQuery) -> tuple[RunOut, int, dict[str, Any]]:
+    """Start a run of the workflow with this webhook slug: 202 with the run (200 with the
+    finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
+    runtime = system().runtime
+    workflow = await runtime.find_hook(slug)
+    if workflow.webhook_secret:
+        raw = await request.get_data(as_text=False)
+        check_signature(workflow.webhook_secret, raw if isinstance(raw, bytes) else raw.encode())
     payload = trigger_payload(await request.get_json())
-    run = await system().runtime.start_hook_run(slug, payload)
-    return run_out(run), 202
+
+    async def start(key: str | None) -> tuple[Run, bool]:
+        return await runtime.start_run(
+            workflow.id, trigger_type="webhook", payload=payload, idempotency_key=key
+        )
+
+    return await trigger(start, query_args)

@@ -11,13 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, Response, request, websocket
 from quart_schema import validate_querystring, validate_response
 
-from runner.errors import NotFoundError
+from runner.errors import NotFoundError, ShuttingDownError
+from runner.events import GoingAway
 from web.app import system
 from web.schemas import ErrorResponse
 
 blueprint = Blueprint("live", __name__)
 
-# Close codes: 4404 unknown id, 4400 bad query; 1000 when a run has finished.
+# Close codes: 1000 when a run has finished, 1001 when the server shuts down,
+# 4404 unknown id, 4400 bad query (4401 is the handshake's 401 without a token).
+CLOSE_GOING_AWAY = 1001
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 SSE_HEARTBEAT_S = 15.0
@@ -34,10 +37,16 @@ def _after_from_query() -> int | None:
     return LiveQuery.model_validate(dict(websocket.args)).after
 
 
-async def _send_all(messages: AsyncIterator[dict[str, Any] | None]) -> None:
-    async for message in messages:
-        if message is not None:
-            await websocket.send(orjson.dumps(message).decode())
+async def _send_all(messages: AsyncIterator[dict[str, Any] | None]) -> bool:
+    """Send every message; False when the server is going away (the socket is closed)."""
+    try:
+        async for message in messages:
+            if message is not None:
+                await websocket.send(orjson.dumps(message).decode())
+    except GoingAway:
+        await websocket.close(CLOSE_GOING_AWAY, "server shutting down; reconnect with ?after")
+        return False
+    return True
 
 
 @blueprint.websocket("/ws/runs/<uuid:run_id>")
@@ -50,11 +59,12 @@ async def run_socket(run_id: UUID) -> None:
         await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
         return
     try:
-        await _send_all(system().runtime.live.run_messages(run_id, after))
+        finished = await _send_all(system().runtime.live.run_messages(run_id, after))
     except NotFoundError:
         await websocket.close(CLOSE_NOT_FOUND, f"no run {run_id}")
         return
-    await websocket.close(1000, "run finished")
+    if finished:
+        await websocket.close(1000, "run finished")
 
 
 @blueprint.websocket("/ws/workflows/<uuid:workflow_id>")
@@ -85,7 +95,10 @@ async def run_events(run_id: UUID, query_args: LiveQuery) -> Response:
     live = system().runtime.live
     messages = live.run_messages(run_id, after, heartbeat_s=SSE_HEARTBEAT_S)
     # The first message is read here so that an unknown run is a 404, not an empty stream.
-    first = await anext(messages, _END)
+    try:
+        first = await anext(messages, _END)
+    except GoingAway:
+        raise ShuttingDownError() from None
 
     async def stream() -> AsyncIterator[bytes]:
         message = first
@@ -97,7 +110,10 @@ async def run_events(run_id: UUID, query_args: LiveQuery) -> Response:
                     f"id: {message['seq']}\nevent: {message['type']}\n"
                     f"data: {orjson.dumps(message).decode()}\n\n"
                 ).encode()
-            message = await anext(messages, _END)
+            try:
+                message = await anext(messages, _END)
+            except GoingAway:
+                return
 
     response = Response(
         stream(),

@@ -43,6 +43,15 @@ async def get_run(run_id: UUID) -> RunOut:
     return run_out(await system().store.get_run(run_id))
 
 
+@blueprint.post("/runs/<uuid:run_id>/cancel")
+@validate_response(RunOut)
+@validate_response(ErrorResponse, 404)
+@validate_response(ErrorResponse, 409)
+async def cancel_run(run_id: UUID) -> RunOut:
+    """Cancel a pending or running run (idempotent); 409 when it has already finished."""
+    return run_out(await system().runtime.cancel_run(run_id))
+
+
 @blueprint.get("/runs/<uuid:run_id>/nodes")
 @validate_response(NodeRunList)
 @validate_response(ErrorResponse, 404)

@@ -41,11 +41,18 @@ class WorkflowIn(BaseModel):
         description="Kept when omitted on PUT; send null to clear it.",
     )
     graph: Graph = Field(default_factory=Graph)
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="At most this many runs at once; more wait as pending, in order.",
+    )
 
 
 class WorkflowOut(BaseModel):
     id: UUID
     name: str
+    max_concurrency: int | None = None
     webhook_slug: str
     webhook_url: str
     has_webhook_secret: bool

@@ -43,7 +43,8 @@ def hypercorn_config(sock: socket.socket, *, ws_ping_s: float | None = None) -> 
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
     config.accesslog = None
     config.errorlog = None
-    config.graceful_timeout = 5.0
+    # After the runtime's own drain (WEFT_SHUTDOWN_GRACE), open connections get this long.
+    config.graceful_timeout = 3.0
     config.keep_alive_timeout = 75.0  # longer than a router's idle timeout
     return config
 
@@ -55,15 +56,27 @@ async def serve_system(
     shutdown_trigger: Callable[[], Awaitable[None]],
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve `weft` on `sock` until `shutdown_trigger` returns, then stop everything."""
+    """Serve `weft` on `sock` until `shutdown_trigger` returns, then shut down gracefully:
+    HTTP stays up (new runs get 503) while in-flight nodes finish, then it stops."""
     app = create_app(weft)
     host, port = sock.getsockname()[:2]
+    http_stop = anyio.Event()
+
+    async def shut_down_after_trigger() -> None:
+        await shutdown_trigger()
+        log.info("shutting_down", grace_s=weft.settings.weft_shutdown_grace)
+        try:
+            await weft.runtime.shutdown(weft.settings.weft_shutdown_grace)
+        finally:
+            http_stop.set()
+
     async with anyio.create_task_group() as tg:
         await tg.start(weft.runtime.run)
+        tg.start_soon(shut_down_after_trigger)
         if on_ready is not None:
             on_ready(f"http://{host}:{port}")
         config = hypercorn_config(sock, ws_ping_s=weft.settings.weft_ws_ping_s)
-        await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+        await hypercorn_serve(app, config, shutdown_trigger=http_stop.wait)
         tg.cancel_scope.cancel()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from quart import Blueprint
@@ -12,6 +13,7 @@ from quart_schema import (
     validate_response,
 )
 
+from runner.models import Run
 from web.app import system
 from web.bodies import read_model
 from web.schemas import (
@@ -25,7 +27,8 @@ from web.schemas import (
     WorkflowList,
     WorkflowOut,
 )
-from web.views import run_out, run_summary, workflow_out
+from web.triggers import TriggerQuery, trigger
+from web.views import run_summary, workflow_out
 
 blueprint = Blueprint("workflows", __name__)
 
@@ -42,6 +45,7 @@ async def create_workflow(data: WorkflowIn) -> tuple[WorkflowOut, int]:
         graph=data.graph,
         webhook_slug=data.webhook_slug,
         webhook_secret=data.webhook_secret,
+        max_concurrency=data.max_concurrency,
     )
     return workflow_out(workflow), 201
 
@@ -88,6 +92,7 @@ async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> WorkflowOut:
         graph=data.graph,
         webhook_slug=data.webhook_slug,
         webhook_secret=secret,
+        max_concurrency=data.max_concurrency,
     )
     return workflow_out(workflow)
 
@@ -103,14 +108,25 @@ async def delete_workflow(workflow_id: UUID) -> tuple[str, int]:
 
 @blueprint.post("/workflows/<uuid:workflow_id>/run")
 @document_request(RunIn)
+@validate_querystring(TriggerQuery)
+@validate_response(RunOut, 200)
 @validate_response(RunOut, 202)
 @validate_response(ErrorResponse, 404)
-async def run_workflow(workflow_id: UUID) -> tuple[RunOut, int]:
-    """Start a run on the current graph; answers 202 at once with the pending run."""
+@validate_response(ErrorResponse, 503)
+async def run_workflow(
+    workflow_id: UUID, query_args: TriggerQuery
+) -> tuple[RunOut, int, dict[str, Any]]:
+    """Start a run on the current graph: 202 at once with the pending run (200 with the
+    finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
     body = await read_model(RunIn, default=RunIn())
     payload = body.start_input if body.start_input is not None else {}
-    run = await system().runtime.start_run(workflow_id, trigger_type="manual", payload=payload)
-    return run_out(run), 202
+
+    async def start(key: str | None) -> tuple[Run, bool]:
+        return await system().runtime.start_run(
+            workflow_id, trigger_type="manual", payload=payload, idempotency_key=key
+        )
+
+    return await trigger(start, query_args)
 
 
 @blueprint.get("/workflows/<uuid:workflow_id>/runs")

@@ -19,3 +19,20 @@ SELECT node_id, node_type, status, attempt, started_at, finished_at, input, outp
 FROM node_runs
 WHERE run_id = $1
 ORDER BY position
+
+-- name: reset_unfinished_nodes
+-- On resume: every node whose success was not committed runs again ($1 run id).
+UPDATE node_runs
+SET status = 'pending', started_at = NULL, finished_at = NULL, output = NULL, error = NULL
+WHERE run_id = $1 AND status <> 'succeeded'
+
+-- name: node_run_interrupted
+-- A node stopped by a shutdown goes back to pending, to run again on resume
+-- ($1 run id, $2 node id).
+UPDATE node_runs SET status = 'pending', finished_at = NULL
+WHERE run_id = $1 AND node_id = $2
+
+-- name: cancel_unfinished_nodes
+-- Cancel every node of a run that has not finished ($1 run id, $2 finished_at).
+UPDATE node_runs SET status = 'cancelled', finished_at = $2
+WHERE run_id = $1 AND status IN ('pending', 'running')

@@ -1,11 +1,19 @@
 -- name: insert_run
--- Create a pending run on the workflow's current graph ($1 run id, $2 workflow id,
--- $3 trigger_type, $4 trigger_payload, $5 idempotency_key); no row when the workflow is gone.
-INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key)
-SELECT $1, w.id, $3, $4, w.graph, $5
+-- Create a pending run on the workflow's current graph, leased to this process
+-- ($1 run id, $2 workflow id, $3 trigger_type, $4 trigger_payload, $5 idempotency_key,
+-- $6 lease owner, $7 lease seconds). No row when the workflow is gone, or when the
+-- idempotency key was used already for this workflow.
+INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
+                  lease_owner, lease_expires)
+SELECT $1, w.id, $3, $4, w.graph, $5, $6, now() + make_interval(secs => $7)
 FROM workflows w
 WHERE w.id = $2
+ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *
+
+-- name: get_run_by_idempotency_key
+-- The run a workflow started for an idempotency key ($1 workflow id, $2 key).
+SELECT * FROM runs WHERE workflow_id = $1 AND idempotency_key = $2
 
 -- name: get_run
 -- One run by id, with its node counts for progress.
@@ -39,17 +47,19 @@ ORDER BY r.created_at DESC, r.id DESC
 LIMIT $2
 
 -- name: start_run
--- Mark a run running and create its pending node runs in one statement
--- ($1 run id, $2 started_at, $3 node ids, $4 node types).
+-- Mark a pending run running and create its pending node runs in one statement
+-- ($1 run id, $2 started_at, $3 node ids, $4 node types); returns the run id when started.
 WITH started AS (
     UPDATE runs SET status = 'running', started_at = $2
     WHERE id = $1 AND status = 'pending'
     RETURNING id
+), nodes AS (
+    INSERT INTO node_runs (run_id, node_id, node_type, position)
+    SELECT started.id, n.node_id, n.node_type, n.position::integer
+    FROM started,
+         unnest($3::text[], $4::text[]) WITH ORDINALITY AS n(node_id, node_type, position)
 )
-INSERT INTO node_runs (run_id, node_id, node_type, position)
-SELECT started.id, n.node_id, n.node_type, n.position::integer
-FROM started,
-     unnest($3::text[], $4::text[]) WITH ORDINALITY AS n(node_id, node_type, position)
+SELECT id FROM started
 
 -- name: finish_run
 -- Record a run's end ($1 run id, $2 status, $3 outputs, $4 error, $5 finished_at,
@@ -57,6 +67,35 @@ FROM started,
 UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5, event_seq = $6
 WHERE id = $1
 
--- name: unfinished_runs
--- Runs left pending or running, oldest first.
-SELECT id, workflow_id FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at, id
+-- name: claim_orphaned_runs
+-- Lease to this process the unfinished runs nobody holds (their process stopped or died),
+-- oldest first ($1 lease owner, $2 lease seconds, $3 at most this many).
+UPDATE runs
+SET lease_owner = $1, lease_expires = now() + make_interval(secs => $2)
+WHERE id IN (
+    SELECT id FROM runs
+    WHERE status IN ('pending', 'running')
+      AND (lease_expires IS NULL OR lease_expires < now())
+    ORDER BY created_at, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *
+
+-- name: renew_leases
+-- Keep this process's unfinished runs leased ($1 lease owner, $2 lease seconds).
+UPDATE runs SET lease_expires = now() + make_interval(secs => $2)
+WHERE lease_owner = $1 AND status IN ('pending', 'running')
+
+-- name: release_leases
+-- Let another start of weft resume this process's unfinished runs at once ($1 owner).
+UPDATE runs SET lease_owner = NULL, lease_expires = NULL
+WHERE lease_owner = $1 AND status IN ('pending', 'running')
+
+-- name: cancel_unfinished_run
+-- Cancel a run that is not executing here ($1 run id, $2 finished_at, $3 event seq);
+-- returns it when it was unfinished.
+UPDATE runs SET status = 'cancelled', finished_at = $2, event_seq = $3,
+       error = '{"type": "Cancelled", "message": "the run was cancelled"}'::jsonb
+WHERE id = $1 AND status IN ('pending', 'running')
+RETURNING id

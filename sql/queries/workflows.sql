@@ -1,7 +1,8 @@
 -- name: insert_workflow
--- Create a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph).
-INSERT INTO workflows (id, name, webhook_slug, webhook_secret, graph)
-VALUES ($1, $2, $3, $4, $5)
+-- Create a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph,
+-- $6 max_concurrency).
+INSERT INTO workflows (id, name, webhook_slug, webhook_secret, graph, max_concurrency)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING *
 
 -- name: get_workflow
@@ -21,9 +22,11 @@ SELECT * FROM workflows ORDER BY updated_at DESC, id DESC LIMIT $1 OFFSET $2
 SELECT count(*) FROM workflows
 
 -- name: update_workflow
--- Overwrite a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph).
+-- Overwrite a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph,
+-- $6 max_concurrency).
 UPDATE workflows
-SET name = $2, webhook_slug = $3, webhook_secret = $4, graph = $5, updated_at = now()
+SET name = $2, webhook_slug = $3, webhook_secret = $4, graph = $5, max_concurrency = $6,
+    updated_at = now()
 WHERE id = $1
 RETURNING *
 

@@ -211,7 +211,7 @@ def test_raw_template_that_does_not_compile_is_reported(
     [
         ("delay", {"seconds": "{{ trigger.n }}"}),
         ("http.request", {"url": "{{ upstream.cfg.data.url }}"}),
-        ("http.request", {"url": "https://x.test", "timeout_s": "{{ trigger.t }}"}),
+        ("http.request", {"url": "https://x.test", "headers": "{{ trigger.headers }}"}),
         ("gcs.write", {"path": "{{ trigger.name }}.json"}),
     ],
 )
