@@ -47,6 +47,7 @@ class RunContext:
     workflow_id: UUID
     node_id: str
     attempt: int
+    timeout_s: float
     params: BaseModel
     http: httpx.AsyncClient
     artifacts: ArtifactStore
@@ -67,4 +68,3 @@ class BlockSettings:
     openai_api_key: str | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     openai_model: str = "gpt-4o-mini"
-    llm_timeout_s: float = 60.0

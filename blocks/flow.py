@@ -60,7 +60,8 @@ class DelayParams(BaseModel):
     seconds: float = Field(ge=0, le=3600, description="How long to wait, in seconds.")
 
 
-@block("delay", DelayParams)
+# A delay may last an hour; its attempt timeout leaves room for that.
+@block("delay", DelayParams, default_timeout_s=3700.0)
 async def delay(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Waits a while; for demos, tests and load."""
     seconds = ctx.params_as(DelayParams).seconds

@@ -21,14 +21,14 @@ class HttpRequestParams(BaseModel):
     url: str = Field(pattern=r"^https?://", description="An http:// or https:// URL.")
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = Field(default=None, description="Sent as JSON unless it is a string.")
-    timeout_s: float = Field(default=30.0, gt=0, le=600)
 
 
-@block("http.request", HttpRequestParams)
+@block("http.request", HttpRequestParams, default_timeout_s=60.0)
 async def http_request(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Calls an HTTP endpoint; an error status is returned, a transport error fails the node."""
     params = ctx.params_as(HttpRequestParams)
-    request_args: dict[str, Any] = {"headers": params.headers, "timeout": params.timeout_s}
+    # The node's attempt timeout (its timeout_s param) bounds the whole call.
+    request_args: dict[str, Any] = {"headers": params.headers, "timeout": ctx.timeout_s}
     if isinstance(params.body, str):
         request_args["content"] = params.body
     elif params.body is not None:

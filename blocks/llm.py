@@ -26,7 +26,7 @@ class LlmResponseError(RuntimeError):
     """The LLM endpoint answered with an error status or an unexpected body."""
 
 
-@block("llm.simple", LlmSimpleParams)
+@block("llm.simple", LlmSimpleParams, default_timeout_s=120.0)
 async def llm_simple(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Asks an LLM; without OPENAI_API_KEY it answers the prompt upper-cased."""
     params = ctx.params_as(LlmSimpleParams)
@@ -46,7 +46,7 @@ async def llm_simple(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         f"{settings.openai_base_url.rstrip('/')}/chat/completions",
         json=body,
         headers={"Authorization": f"Bearer {settings.openai_api_key}"},
-        timeout=settings.llm_timeout_s,
+        timeout=ctx.timeout_s,
     )
     if response.status_code >= 400:
         raise LlmResponseError(

@@ -13,6 +13,9 @@ from blocks.context import RunContext
 
 BlockFn = Callable[[dict[str, Any], RunContext], Awaitable[dict[str, Any]]]
 
+# How long one attempt of a node may take unless its params or its block say otherwise.
+DEFAULT_TIMEOUT_S = 300.0
+
 
 class DuplicateBlockError(ValueError):
     """A block type name was registered twice."""
@@ -33,6 +36,7 @@ class Block:
     description: str = ""
     raw_params: frozenset[str] = frozenset()
     ports: tuple[str, ...] | None = None
+    default_timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
     def branching(self) -> bool:
@@ -50,6 +54,7 @@ def block(
     *,
     raw_params: Iterable[str] = (),
     ports: tuple[str, ...] | None = None,
+    default_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Callable[[BlockFn], Block]:
     """Declare a block: turns `async def run(input, ctx) -> dict` into a `Block`.
 
@@ -65,6 +70,7 @@ def block(
             description=(fn.__doc__ or "").strip().split("\n")[0],
             raw_params=frozenset(raw_params),
             ports=ports,
+            default_timeout_s=default_timeout_s,
         )
 
     return decorate
@@ -89,11 +95,18 @@ class BlockRegistry:
         *,
         raw_params: Iterable[str] = (),
         ports: tuple[str, ...] | None = None,
+        default_timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> Callable[[BlockFn], Block]:
         """Decorator: declare a block and register it here in one step."""
 
         def decorate(fn: BlockFn) -> Block:
-            b = block(type_name, params, raw_params=raw_params, ports=ports)(fn)
+            b = block(
+                type_name,
+                params,
+                raw_params=raw_params,
+                ports=ports,
+                default_timeout_s=default_timeout_s,
+            )(fn)
             self.add(b)
             return b
 
