@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     weft_shutdown_grace: float = Field(
         default=25.0, ge=0, description="Seconds in-flight nodes get to finish on SIGTERM."
     )
+    weft_http_grace_s: float = Field(
+        default=3.0, ge=0, description="After the drain, open connections get this long."
+    )
     weft_lease_s: float = Field(
         default=30.0,
         gt=0,

@@ -3,6 +3,8 @@ real weft server (Runtime + Hypercorn on 127.0.0.1) per test that needs one."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,14 +28,20 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The embedded PostgreSQL for the whole session (pgserver, as weft uses it)."""
-    server, _url = start_embedded_sync(tmp_path_factory.mktemp("pg") / "pgdata", cleanup="delete")
+def pg_server() -> Iterator[Any]:
+    """The embedded PostgreSQL for the whole session (pgserver, as weft uses it).
+
+    Its folder is our own, not pytest's: pytest deletes old base temp folders when a new
+    session starts, which would pull the data out from under a concurrent session.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="weft-test-pg-"))
+    server, _url = start_embedded_sync(folder / "pgdata", cleanup="delete")
     # Durability is not under test here; this keeps CREATE DATABASE and commits fast.
     server.psql("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchronous_commit = off;")
     server.psql("SELECT pg_reload_conf();")
     yield server
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _database_url(server: Any, name: str) -> str:

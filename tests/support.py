@@ -76,6 +76,7 @@ async def run_weft_server(
         "cors_origins": "",
         # Tests stop their server at once; runs left unfinished are simply interrupted.
         "weft_shutdown_grace": 0.0,
+        "weft_http_grace_s": 0.2,
     }
     config = Settings(database_url=database_url, weft_data_dir=data_dir, **{**isolated, **settings})
     stop = anyio.Event()

@@ -8,6 +8,7 @@ import structlog
 from pydantic import ValidationError
 from quart import Quart, Response, jsonify, request
 from quart_schema import RequestSchemaValidationError
+from quart_schema.validation import QuerystringValidationError
 from werkzeug.exceptions import HTTPException
 
 from runner.errors import ConflictError, NotFoundError, ShuttingDownError, WeftError
@@ -79,6 +80,8 @@ def register_error_handlers(app: Quart) -> None:
     async def invalid_request(exc: RequestSchemaValidationError) -> Response:
         cause = exc.validation_error
         details = validation_details(cause) if isinstance(cause, ValidationError) else []
+        if isinstance(exc, QuerystringValidationError):
+            return error_response(422, "invalid_request", "the query string is not valid", details)
         if request.method in ("POST", "PUT", "PATCH") and not (await request.get_data()).strip():
             return error_response(400, "missing_body", "the request needs a JSON body")
         if any(d["field"].startswith("graph") for d in details):

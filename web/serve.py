@@ -34,7 +34,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def hypercorn_config(sock: socket.socket, *, ws_ping_s: float | None = None) -> Config:
+def hypercorn_config(
+    sock: socket.socket, *, ws_ping_s: float | None = None, http_grace_s: float = 3.0
+) -> Config:
     """Hypercorn settings serving on `sock` (a duplicate of it: Hypercorn closes what it uses)."""
     config = Config()
     # Pings keep idle websockets alive behind routers that cut idle connections (Heroku: 55 s).
@@ -44,7 +46,8 @@ def hypercorn_config(sock: socket.socket, *, ws_ping_s: float | None = None) -> 
     config.accesslog = None
     config.errorlog = None
     # After the runtime's own drain (WEFT_SHUTDOWN_GRACE), open connections get this long.
-    config.graceful_timeout = 3.0
+    # (Hypercorn's ping task keeps a closed websocket's connection until its next ping.)
+    config.graceful_timeout = http_grace_s
     config.keep_alive_timeout = 75.0  # longer than a router's idle timeout
     return config
 
@@ -75,7 +78,11 @@ async def serve_system(
         tg.start_soon(shut_down_after_trigger)
         if on_ready is not None:
             on_ready(f"http://{host}:{port}")
-        config = hypercorn_config(sock, ws_ping_s=weft.settings.weft_ws_ping_s)
+        config = hypercorn_config(
+            sock,
+            ws_ping_s=weft.settings.weft_ws_ping_s,
+            http_grace_s=weft.settings.weft_http_grace_s,
+        )
         await hypercorn_serve(app, config, shutdown_trigger=http_stop.wait)
         tg.cancel_scope.cancel()
 
