@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import asyncpg
 import orjson
+import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from runner.queries import load_queries
 
 Record = asyncpg.Record
+log = structlog.get_logger(__name__)
 
 
 def _encode_json(value: Any) -> str:
@@ -26,12 +29,47 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-class Database:
-    """A pool plus named queries; the verbs say what comes back."""
+# Errors that mean "the database is not reachable right now", not "this query is wrong".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timed out while connecting
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash, cannot connect now
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+RETRY_FIRST_DELAY_S = 0.05
+RETRY_MAX_DELAY_S = 2.0
 
-    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str]) -> None:
+T = TypeVar("T")
+
+
+class Database:
+    """A pool plus named queries; the verbs say what comes back.
+
+    A retrying Database (see `retrying`) waits out database outages: each call is repeated,
+    with capped exponential backoff, until the database answers again.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str], *, retry: bool = False) -> None:
         self._pool = pool
         self.queries = queries
+        self._retry = retry
+
+    def retrying(self) -> Database:
+        """The same pool and queries, waiting out outages instead of failing."""
+        return Database(self._pool, self.queries, retry=True)
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        delay = RETRY_FIRST_DELAY_S
+        while True:
+            try:
+                return await fn(*args)
+            except TRANSIENT_ERRORS as exc:
+                if not self._retry:
+                    raise
+                log.warning("database_unavailable_retrying", error=repr(exc), delay_s=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
@@ -47,19 +85,19 @@ class Database:
         return self.queries[name]
 
     async def execute(self, name: str, *args: Any) -> str:
-        return await self._pool.execute(self._sql(name), *args)
+        return await self._call(self._pool.execute, self._sql(name), *args)
 
     async def execute_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
-        await self._pool.executemany(self._sql(name), rows)
+        await self._call(self._pool.executemany, self._sql(name), rows)
 
     async def fetch_one(self, name: str, *args: Any) -> Record | None:
-        return await self._pool.fetchrow(self._sql(name), *args)
+        return await self._call(self._pool.fetchrow, self._sql(name), *args)
 
     async def fetch_all(self, name: str, *args: Any) -> list[Record]:
-        return await self._pool.fetch(self._sql(name), *args)
+        return await self._call(self._pool.fetch, self._sql(name), *args)
 
     async def fetch_val(self, name: str, *args: Any) -> Any:
-        return await self._pool.fetchval(self._sql(name), *args)
+        return await self._call(self._pool.fetchval, self._sql(name), *args)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

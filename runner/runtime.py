@@ -75,11 +75,14 @@ class Runtime:
         *,
         supervisor_idle_s: float = 60.0,
         lease_s: float = 30.0,
+        store: Store | None = None,
     ) -> None:
         self.services = services
-        self.store: Store = services.store
+        # Requests use `store` (failing fast while the database is down: 503); runs use
+        # services.store, which waits the outage out.
+        self.store: Store = store or services.store
         self.events: EventBus = services.events
-        self.live = LiveStreams(services.store, services.events)
+        self.live = LiveStreams(self.store, services.events)
         self.registry = registry
         self.owner = uuid4()
         self._idle_s = supervisor_idle_s

@@ -82,9 +82,9 @@ async def open_system(
                 follow_redirects=True,
             )
         )
-        artifacts = Artifacts(make_blob_store(settings), store)
+        artifacts = Artifacts(make_blob_store(settings), Store(db.retrying()))
         services = RunServices(
-            store=store,
+            store=Store(db.retrying()),
             events=EventBus(subscriber_buffer=settings.weft_event_buffer),
             http=http,
             artifacts=artifacts,
@@ -100,5 +100,6 @@ async def open_system(
             registry or standard_registry(),
             supervisor_idle_s=settings.weft_supervisor_idle_s,
             lease_s=settings.weft_lease_s,
+            store=store,
         )
         yield System(settings, db, store, artifacts, runtime, url, server)

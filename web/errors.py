@@ -11,6 +11,7 @@ from quart_schema import RequestSchemaValidationError
 from quart_schema.validation import QuerystringValidationError
 from werkzeug.exceptions import HTTPException
 
+from runner.db import TRANSIENT_ERRORS
 from runner.errors import ConflictError, NotFoundError, ShuttingDownError, WeftError
 from runner.graph import InvalidGraphError
 
@@ -93,6 +94,16 @@ def register_error_handlers(app: Quart) -> None:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(status, code, exc.description or exc.name or "error")
+
+    async def database_unavailable(exc: Exception) -> Response:
+        log.warning("database_unavailable", path=request.path, error=repr(exc))
+        return error_response(
+            503, "database_unavailable", "the database is not reachable; retry shortly"
+        )
+
+    for transient in TRANSIENT_ERRORS:
+        if issubclass(transient, Exception):
+            app.register_error_handler(transient, database_unavailable)
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

@@ -1,0 +1,292 @@
+"""Nothing is lost: a real `weft serve` killed with SIGKILL or stopped with SIGTERM in the
+middle of runs, and PostgreSQL restarted under running work."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import httpx
+import pytest
+
+from runner.db import Database
+from runner.embedded import start_embedded_sync
+from runner.migrate import apply_migrations
+from tests.acceptance.test_cli import free_port
+from tests.support import json_response, read_body, run_weft_server, serve_asgi
+
+pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::ResourceWarning")]
+
+RUNS = 12
+
+
+@pytest.fixture
+async def counter() -> AsyncIterator[tuple[str, Counter[str]]]:
+    """A local HTTP server counting hits per path: the proof of what was executed."""
+    hits: Counter[str] = Counter()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await read_body(receive)
+        hits[scope["path"]] += 1
+        await json_response(send, 200, b'{"ok": true}')
+
+    async with serve_asgi(app) as url:
+        yield url, hits
+
+
+def counted_chain(counter_url: str, pause_s: float) -> dict[str, Any]:
+    """start → a → wait → b → wait2 → c, where a, b and c hit the counter once each."""
+    nodes: list[dict[str, Any]] = [{"id": "start", "type": "start"}]
+    for name, pause in (("a", "p1"), ("b", "p2"), ("c", None)):
+        nodes.append(
+            {
+                "id": name,
+                "type": "http.request",
+                "params": {"url": f"{counter_url}/hit/{{{{ trigger.i }}}}/{name}"},
+            }
+        )
+        if pause:
+            nodes.append({"id": pause, "type": "delay", "params": {"seconds": pause_s}})
+    edges = [
+        {"id": f"e{i}", "from": x["id"], "to": y["id"]}
+        for i, (x, y) in enumerate(zip(nodes, nodes[1:], strict=False))
+    ]
+    return {"nodes": nodes, "edges": edges}
+
+
+class WeftProcess:
+    """`weft serve` as a real process on a free port."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "PORT": str(self.port), "WEFT_HOST": "127.0.0.1"}
+        self.tmp_path = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        log = open(self.tmp_path / f"weft-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "serve"],
+            env=self.env,
+            cwd=self.tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        with anyio.fail_after(30):
+            while True:
+                assert self.process.poll() is None, "weft exited during start"
+                try:
+                    async with httpx.AsyncClient() as client:
+                        if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                            return
+                except httpx.TransportError:
+                    pass
+                await anyio.sleep(0.05)
+
+    def stop_now(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[WeftProcess]]:
+    started: list[WeftProcess] = []
+    yield started
+    for process in started:
+        process.stop_now()
+
+
+async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+async def start_runs(url: str, graph: dict[str, Any]) -> list[str]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        created = await client.post("/workflows", json={"name": "crash", "graph": graph})
+        assert created.status_code == 201, created.text
+        workflow_id = created.json()["id"]
+        run_ids = []
+        for i in range(RUNS):
+            response = await client.post(
+                f"/workflows/{workflow_id}/run", json={"start_input": {"i": i}}
+            )
+            assert response.status_code == 202
+            run_ids.append(response.json()["id"])
+        return run_ids
+
+
+async def wait_all_finished(
+    url: str, run_ids: list[str], timeout_s: float = 60
+) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        with anyio.fail_after(timeout_s):
+            while True:
+                runs = [(await client.get(f"/runs/{r}")).json() for r in run_ids]
+                if all(r["status"] in ("succeeded", "failed", "cancelled") for r in runs):
+                    return runs
+                await anyio.sleep(0.1)
+
+
+async def test_kill_9_mid_run_resumes_without_re_running_committed_nodes(
+    database_url: str,
+    tmp_path: Path,
+    counter: tuple[str, Counter[str]],
+    processes: list[WeftProcess],
+) -> None:
+    counter_url, hits = counter
+    env = {"DATABASE_URL": database_url, "WEFT_LEASE_S": "1", "WEFT_DATA_DIR": str(tmp_path)}
+    first = WeftProcess(env, tmp_path)
+    processes.append(first)
+    await first.start()
+    run_ids = await start_runs(first.url, counted_chain(counter_url, pause_s=0.4))
+
+    # When the process is killed once work is under way (every run has done "a")
+    with anyio.fail_after(30):
+        while sum(1 for path in hits if path.endswith("/a")) < RUNS:
+            await anyio.sleep(0.01)
+    first.stop_now()
+    committed = {
+        (r["i"], r["node_id"])
+        for r in await fetch(
+            database_url,
+            "SELECT (r.trigger_payload->>'i')::int AS i, n.node_id FROM node_runs n "
+            "JOIN runs r ON r.id = n.run_id WHERE n.status = 'succeeded'",
+        )
+    }
+    unfinished = await fetch(database_url, "SELECT id FROM runs WHERE status = 'running'")
+    assert unfinished, "the kill came too late to test anything"
+
+    # And weft starts again
+    second = WeftProcess(env, tmp_path)
+    processes.append(second)
+    await second.start()
+    runs = await wait_all_finished(second.url, run_ids)
+
+    # Then every run succeeded, every node ran, and no committed node ran again
+    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
+    for i in range(RUNS):
+        for node in ("a", "b", "c"):
+            count = hits[f"/hit/{i}/{node}"]
+            assert count >= 1, (i, node)
+            if (i, node) in committed:
+                assert count == 1, f"node {node} of run {i} ran {count} times after its commit"
+    assert any(node in ("b", "c") for _, node in committed) or len(committed) > RUNS
+
+
+async def test_sigterm_drains_then_a_restart_finishes_every_run(
+    database_url: str,
+    tmp_path: Path,
+    counter: tuple[str, Counter[str]],
+    processes: list[WeftProcess],
+) -> None:
+    counter_url, hits = counter
+    grace = 1.0
+    env = {
+        "DATABASE_URL": database_url,
+        "WEFT_SHUTDOWN_GRACE": str(grace),
+        "WEFT_DATA_DIR": str(tmp_path),
+    }
+    first = WeftProcess(env, tmp_path)
+    processes.append(first)
+    await first.start()
+    run_ids = await start_runs(first.url, counted_chain(counter_url, pause_s=0.6))
+    with anyio.fail_after(30):
+        while sum(1 for path in hits if path.endswith("/a")) < RUNS:
+            await anyio.sleep(0.01)
+
+    # When it is asked to stop
+    assert first.process is not None
+    stopped_at = time.monotonic()
+    first.process.send_signal(signal.SIGTERM)
+    with anyio.fail_after(grace + 10):
+        while first.process.poll() is None:
+            await anyio.sleep(0.02)
+    elapsed = time.monotonic() - stopped_at
+
+    # Then it exits cleanly within the grace period (plus the HTTP close), failing nothing
+    assert first.process.returncode == 0
+    assert elapsed < grace + 5, elapsed
+    statuses = await fetch(database_url, "SELECT status FROM node_runs")
+    assert "failed" not in {r["status"] for r in statuses}
+    assert "cancelled" not in {r["status"] for r in statuses}
+    left = await fetch(
+        database_url, "SELECT lease_owner FROM runs WHERE status IN ('pending', 'running')"
+    )
+    assert left, "every run finished before the signal: nothing was tested"
+    assert {r["lease_owner"] for r in left} == {None}
+
+    # And after a restart every run finishes
+    second = WeftProcess(env, tmp_path)
+    processes.append(second)
+    await second.start()
+    runs = await wait_all_finished(second.url, run_ids)
+    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
+    for i in range(RUNS):
+        assert hits[f"/hit/{i}/a"] == 1
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[Any]:
+    """A PostgreSQL of this test's own, since the test restarts it."""
+    folder = Path(tempfile.mkdtemp(prefix="weft-test-pg-restart-"))
+    server, url = start_embedded_sync(folder / "pgdata", cleanup="delete")
+    yield server
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_postgres_restart_under_running_work(own_pg_server: Any, tmp_path: Path) -> None:
+    from pgserver._commands import pg_ctl
+
+    url = own_pg_server.get_uri()
+    db = await Database.connect(url, min_size=1, max_size=1)
+    await apply_migrations(db)
+    await db.close()
+    graph = {
+        "nodes": [{"id": f"d{i}", "type": "delay", "params": {"seconds": 0.15}} for i in range(6)],
+        "edges": [{"id": f"e{i}", "from": f"d{i}", "to": f"d{i + 1}"} for i in range(5)],
+    }
+    async with run_weft_server(url, tmp_path) as weft:
+        workflow = await weft.create_workflow(graph)
+        run_ids = [
+            (await weft.client.post(f"/workflows/{workflow['id']}/run")).json()["id"]
+            for _ in range(8)
+        ]
+        await anyio.sleep(0.2)
+
+        # When PostgreSQL restarts under the running work
+        await anyio.to_thread.run_sync(
+            lambda: pg_ctl(
+                ["-w", "-m", "fast", "restart"],
+                pgdata=own_pg_server.pgdata,
+                user=own_pg_server.system_user,
+            )
+        )
+
+        # Then every run still finishes, none failed, nothing is missing
+        for run_id in run_ids:
+            run = await weft.wait(run_id)
+            assert run["status"] == "succeeded", run
+            nodes = await weft.nodes(run_id)
+            assert {n["status"] for n in nodes.values()} == {"succeeded"}
+            assert len(nodes) == 6
