@@ -3,6 +3,7 @@ middle of runs, and PostgreSQL restarted under running work."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -62,7 +63,7 @@ def counted_chain(counter_url: str, pause_s: float) -> dict[str, Any]:
             nodes.append({"id": pause, "type": "delay", "params": {"seconds": pause_s}})
     edges = [
         {"id": f"e{i}", "from": x["id"], "to": y["id"]}
-        for i, (x, y) in enumerate(zip(nodes, nodes[1:], strict=False))
+        for i, (x, y) in enumerate(itertools.pairwise(nodes))
     ]
     return {"nodes": nodes, "edges": edges}
 
@@ -249,7 +250,7 @@ async def test_sigterm_drains_then_a_restart_finishes_every_run(
 def own_pg_server() -> Iterator[Any]:
     """A PostgreSQL of this test's own, since the test restarts it."""
     folder = Path(tempfile.mkdtemp(prefix="weft-test-pg-restart-"))
-    server, url = start_embedded_sync(folder / "pgdata", cleanup="delete")
+    server, _url = start_embedded_sync(folder / "pgdata", cleanup="delete")
     yield server
     server.cleanup()
     shutil.rmtree(folder, ignore_errors=True)
