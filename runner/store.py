@@ -269,8 +269,10 @@ class Store:
             [r.data for r in records],
         )
 
-    async def list_logs(self, run_id: UUID, *, after: int, limit: int) -> list[LogLine]:
-        rows = await self.db.fetch_all("list_logs", run_id, after, limit)
+    async def list_logs(
+        self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None
+    ) -> list[LogLine]:
+        rows = await self.db.fetch_all("list_logs", run_id, after, limit, node_id)
         return [LogLine.from_row(r) for r in rows]
 
     # -- artifacts -------------------------------------------------------------------------

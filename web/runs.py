@@ -71,7 +71,9 @@ async def get_run_logs(run_id: UUID, query_args: LogsPage) -> LogList:
     """The run's log lines in order; page with ?after=<last id>."""
     weft = system()
     await weft.store.get_run(run_id)
-    lines = await weft.store.list_logs(run_id, after=query_args.after, limit=query_args.limit)
+    lines = await weft.store.list_logs(
+        run_id, after=query_args.after, limit=query_args.limit, node_id=query_args.node_id
+    )
     return LogList(
         run_id=run_id,
         items=[

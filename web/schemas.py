@@ -84,6 +84,7 @@ class LogsPage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=500, ge=1, le=5000)
     after: int = Field(default=0, ge=0, description="Cursor: the last log id of a page.")
+    node_id: str | None = Field(default=None, description="Only this node's lines.")
 
 
 class RunIn(BaseModel):

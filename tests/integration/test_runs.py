@@ -121,6 +121,8 @@ async def test_pipeline_runs_to_success_with_every_node_and_log_persisted(
     assert any(node == "fetch" and "→ 200" in message for node, message in messages)
     assert any(node == "save" and "wrote" in message for node, message in messages)
     assert [line["id"] for line in logs] == sorted(line["id"] for line in logs)
+    fetch_logs = await weft.client.get(f"/runs/{run['id']}/logs?node_id=fetch")
+    assert {line["node_id"] for line in fetch_logs.json()["items"]} == {"fetch"}
 
 
 async def test_http_error_status_does_not_fail_the_node(weft: WeftServer, api_url: str) -> None:

@@ -1,0 +1,1462 @@
+// weft run monitor: workflows, their graph, live runs, node details, run history and a JSON
+// editor. Plain ES module, no dependencies; everything it needs is served by weft itself.
+//
+// Live updates come from the websocket channels /ws/runs/{id} and /ws/workflows/{id}; when a
+// socket cannot be opened the page polls the REST API instead (GET /runs/{id} and
+// /runs/{id}/nodes every 500 ms until the run has finished).
+
+const POLL_MS = 500;
+const HISTORY_POLL_MS = 5000;
+const HISTORY_LIMIT = 30;
+const SNAPSHOT_WAIT_MS = 5000;
+const MAX_RECONNECTS = 5;
+const LOG_PAGE = 5000;
+const LOG_PAGES = 10;
+
+const FINISHED_RUN = new Set(["succeeded", "failed", "cancelled"]);
+const FINAL_NODE = new Set(["succeeded", "failed", "skipped", "cancelled"]);
+
+// Graph drawing geometry (SVG user units).
+const NODE_W = 164;
+const NODE_H = 56;
+const GAP_X = 60;
+const GAP_Y = 22;
+const PAD = 18;
+const MIN_SCALE = 0.75;
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// ---------------------------------------------------------------------------------------
+// small helpers
+
+const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null) continue;
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) if (child) node.append(child);
+  return node;
+}
+
+function pretty(value) {
+  if (value === undefined) return "";
+  try {
+    return JSON.stringify(value, null, 2);
+  } catch {
+    return String(value);
+  }
+}
+
+function clip(text, maxChars) {
+  return text.length <= maxChars ? text : `${text.slice(0, Math.max(1, maxChars - 1))}…`;
+}
+
+/** Milliseconds as weft says them: "250 ms", "4.2 sec", "1 min 30 sec", "2 h 5 min". */
+function humanDuration(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
+  ms = Math.max(0, Math.round(ms));
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 59950) return `${(ms / 1000).toFixed(1).replace(/\.0$/, "")} sec`;
+  const total = Math.floor(Math.max(ms, 60000) / 1000);
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const secs = total % 60;
+  if (hours) return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+  return secs ? `${minutes} min ${secs} sec` : `${minutes} min`;
+}
+
+function formatTime(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const now = new Date();
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  if (date.toDateString() === now.toDateString()) return time;
+  return `${date.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
+}
+
+function relativeTime(iso) {
+  const then = new Date(iso).getTime();
+  if (Number.isNaN(then)) return "";
+  const s = Math.round((Date.now() - then) / 1000);
+  if (s < 45) return "just now";
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+// ---------------------------------------------------------------------------------------
+// the REST API
+
+class ApiError extends Error {
+  constructor(status, body, fallbackText) {
+    const err = body && typeof body === "object" && body.error ? body.error : null;
+    super(err?.message || fallbackText || `HTTP ${status}`);
+    this.status = status;
+    this.code = err?.code || (status ? `http_${status}` : "network_error");
+    this.details = Array.isArray(err?.details) ? err.details : [];
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (exc) {
+    throw new ApiError(0, null, `cannot reach weft (${exc.message})`);
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) throw new ApiError(response.status, data, text.slice(0, 200));
+  return data;
+}
+
+function describeProblem(detail) {
+  const where = [];
+  if (detail.node_id) where.push(`node ${detail.node_id}`);
+  if (detail.edge_id) where.push(`edge ${detail.edge_id}`);
+  if (detail.field && !detail.node_id && !detail.edge_id) where.push(detail.field);
+  return { message: detail.message || detail.code || "problem", where: where.join(", ") };
+}
+
+// ---------------------------------------------------------------------------------------
+// state
+
+const state = {
+  workflows: [],
+  workflow: null, // the open workflow (GET /workflows/{id})
+  run: null, // the shown run (GET /runs/{id} shape, kept current by events)
+  runReceivedAt: 0, // performance.now() when run.duration_ms was last set
+  nodes: new Map(), // node_id → node run (GET /runs/{id}/nodes item shape)
+  selectedNode: null,
+  history: [],
+  editorDirty: false,
+  saving: false,
+  follower: null, // RunFollower of the shown run
+  channel: null, // WorkflowChannel of the open workflow
+  routeSeq: 0,
+  detailsSeq: 0,
+  detailsTimer: null,
+  serverFiltersLogs: true,
+};
+
+function setMode(mode) {
+  const badge = $("live-mode");
+  badge.dataset.mode = mode;
+  badge.textContent = { live: "live", polling: "polling", connecting: "connecting…", idle: "idle" }[mode] || mode;
+}
+
+function showNotice(message, { error = false, action = null } = {}) {
+  const box = $("notice");
+  box.replaceChildren(el("span", { text: message }));
+  if (action) box.append(el("button", { type: "button", class: "btn", onclick: action.run, text: action.label }));
+  box.classList.toggle("error", error);
+  box.hidden = false;
+}
+
+function hideNotice() {
+  $("notice").hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------
+// workflows list
+
+async function loadWorkflows() {
+  try {
+    const data = await api("GET", "/workflows?limit=200");
+    state.workflows = data.items;
+  } catch (exc) {
+    state.workflows = [];
+    $("workflow-empty").textContent = `Could not load workflows: ${exc.message}`;
+  }
+  renderWorkflows();
+}
+
+function renderWorkflows() {
+  const list = $("workflow-list");
+  const current = state.workflow?.id;
+  list.replaceChildren(
+    ...state.workflows.map((wf) => {
+      const nodes = Array.isArray(wf.graph?.nodes) ? wf.graph.nodes.length : 0;
+      return el(
+        "li",
+        { "aria-current": wf.id === current ? "true" : "false" },
+        el(
+          "button",
+          {
+            type: "button",
+            "data-testid": "workflow-item",
+            "data-workflow-id": wf.id,
+            title: wf.name,
+            onclick: () => navigate(`#/workflows/${wf.id}`),
+          },
+          el("span", { class: "item-title", text: wf.name }),
+          el(
+            "span",
+            { class: "item-sub" },
+            el("span", { text: `${nodes} node${nodes === 1 ? "" : "s"}` }),
+            el("span", { text: `updated ${relativeTime(wf.updated_at)}`, title: formatTime(wf.updated_at) }),
+          ),
+        ),
+      );
+    }),
+  );
+  $("workflow-empty").hidden = state.workflows.length > 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// routing: #/workflows/{id} and #/workflows/{id}/runs/{run_id}
+
+function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+async function route() {
+  const seq = ++state.routeSeq;
+  const match = location.hash.match(/^#\/workflows\/([^/]+)(?:\/runs\/([^/]+))?\/?$/);
+  if (!match) {
+    closeWorkflow();
+    return;
+  }
+  const [, workflowId, runId] = match.map((part) => (part ? decodeURIComponent(part) : part));
+  if (state.workflow?.id !== workflowId) {
+    await openWorkflow(workflowId, seq);
+    if (seq !== state.routeSeq || !state.workflow) return;
+  }
+  if (runId && state.run?.id !== runId) await openRun(runId);
+  else if (!runId && state.run) clearRun();
+}
+
+let welcomeContent = null;
+
+function closeWorkflow() {
+  welcomeContent ||= [...$("welcome").childNodes];
+  $("welcome").replaceChildren(...welcomeContent);
+  stopFollowing();
+  state.channel?.stop();
+  state.channel = null;
+  state.workflow = null;
+  clearRun();
+  $("workspace").hidden = true;
+  $("welcome").hidden = false;
+  state.history = [];
+  renderHistory();
+  renderWorkflows();
+}
+
+async function openWorkflow(workflowId, seq) {
+  stopFollowing();
+  state.channel?.stop();
+  state.channel = null;
+  let workflow;
+  try {
+    workflow = await api("GET", `/workflows/${encodeURIComponent(workflowId)}`);
+  } catch (exc) {
+    if (seq !== state.routeSeq) return;
+    closeWorkflow();
+    $("welcome").replaceChildren(
+      el("h1", { text: exc.status === 404 ? "Workflow not found" : "Could not open the workflow" }),
+      el("p", { text: exc.message }),
+    );
+    return;
+  }
+  if (seq !== state.routeSeq) return; // another route won meanwhile
+  state.workflow = workflow;
+  state.history = [];
+  clearRun();
+  hideNotice();
+  $("welcome").hidden = true;
+  $("workspace").hidden = false;
+  renderWorkflowHead();
+  fillEditor();
+  renderWorkflows();
+  renderHistory();
+  loadHistory();
+  state.channel = new WorkflowChannel(workflow.id);
+  state.channel.start();
+}
+
+function renderWorkflowHead() {
+  const wf = state.workflow;
+  $("workflow-name").textContent = wf.name;
+  $("workflow-name").title = wf.name;
+  const nodes = Array.isArray(wf.graph?.nodes) ? wf.graph.nodes.length : 0;
+  const edges = Array.isArray(wf.graph?.edges) ? wf.graph.edges.length : 0;
+  $("workflow-meta").replaceChildren(
+    el("span", { text: `${nodes} nodes · ${edges} edges` }),
+    el("span", { class: "mono", title: "webhook: POST this URL", text: `POST ${wf.webhook_url}` }),
+    el("span", { text: `updated ${formatTime(wf.updated_at)}` }),
+  );
+}
+
+function instant(iso) {
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** The workflow changed (our save, another editor's save, or a refresh). The REST API and
+ * the live channel spell timestamps differently ("Z" / "+00:00"): compare instants. */
+function applyWorkflow(workflow, { fromElsewhere = false } = {}) {
+  const current = state.workflow;
+  if (!current || workflow.id !== current.id) return;
+  const incoming = instant(workflow.updated_at);
+  const known = instant(current.updated_at);
+  if (incoming !== null && known !== null && incoming <= known) return; // same or older
+  const graphChanged = JSON.stringify(workflow.graph) !== JSON.stringify(current.graph);
+  const nameChanged = workflow.name !== current.name;
+  state.workflow = { ...current, ...workflow };
+  state.workflows = state.workflows.map((wf) => (wf.id === workflow.id ? state.workflow : wf));
+  renderWorkflowHead();
+  renderWorkflows();
+  if (!graphChanged && !nameChanged) return;
+  if (graphChanged) drawGraph();
+  if (!state.editorDirty) fillEditor();
+  else if (fromElsewhere && !state.saving) {
+    showNotice("This workflow was saved elsewhere while you were editing.", {
+      action: {
+        label: "Load theirs",
+        run: () => {
+          fillEditor();
+          hideNotice();
+        },
+      },
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// the graph: layered left to right
+
+function graphParts(graph) {
+  const seen = new Set();
+  const nodes = [];
+  for (const node of Array.isArray(graph?.nodes) ? graph.nodes : []) {
+    if (!node || typeof node.id !== "string" || seen.has(node.id)) continue;
+    seen.add(node.id);
+    nodes.push(node);
+  }
+  const edges = (Array.isArray(graph?.edges) ? graph.edges : []).filter(
+    (e) => e && seen.has(e.from) && seen.has(e.to) && e.from !== e.to,
+  );
+  return { nodes, edges };
+}
+
+/** Layer of a node = 1 + the max layer of its parents (roots are layer 0). */
+function layout(graph) {
+  const { nodes, edges } = graphParts(graph);
+  const index = new Map(nodes.map((n, i) => [n.id, i]));
+  const parents = new Map(nodes.map((n) => [n.id, []]));
+  const children = new Map(nodes.map((n) => [n.id, []]));
+  for (const e of edges) {
+    parents.get(e.to).push(e.from);
+    children.get(e.from).push(e.to);
+  }
+  const layer = new Map();
+  const indegree = new Map(nodes.map((n) => [n.id, parents.get(n.id).length]));
+  const queue = nodes.filter((n) => indegree.get(n.id) === 0).map((n) => n.id);
+  for (const id of queue) layer.set(id, 0);
+  while (queue.length) {
+    const id = queue.shift();
+    for (const child of children.get(id)) {
+      layer.set(child, Math.max(layer.get(child) ?? 0, layer.get(id) + 1));
+      indegree.set(child, indegree.get(child) - 1);
+      if (indegree.get(child) === 0) queue.push(child);
+    }
+  }
+  // Nodes on a cycle (an invalid graph) still get a column: after their placed parents.
+  for (const n of nodes) {
+    if (layer.has(n.id) && indegree.get(n.id) === 0) continue;
+    const placed = parents.get(n.id).filter((p) => layer.has(p) && indegree.get(p) === 0);
+    layer.set(n.id, placed.length ? Math.max(...placed.map((p) => layer.get(p))) + 1 : 0);
+  }
+  const columns = [];
+  for (const n of nodes) {
+    const l = layer.get(n.id);
+    (columns[l] ||= []).push(n.id);
+  }
+  // Order each column by the mean row of its parents (fewer crossings), then graph order.
+  const row = new Map();
+  columns.forEach((col, l) => {
+    if (l > 0) {
+      const key = (id) => {
+        const rows = parents.get(id).filter((p) => row.has(p)).map((p) => row.get(p));
+        return rows.length ? rows.reduce((a, b) => a + b, 0) / rows.length : Number.MAX_SAFE_INTEGER;
+      };
+      col.sort((a, b) => key(a) - key(b) || index.get(a) - index.get(b));
+    }
+    col.forEach((id, i) => row.set(id, i - (col.length - 1) / 2));
+  });
+  const tallest = Math.max(1, ...Array.from(columns, (c) => c?.length ?? 0));
+  const height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y;
+  const width = PAD * 2 + columns.length * NODE_W + Math.max(0, columns.length - 1) * GAP_X;
+  const pos = new Map();
+  columns.forEach((col, l) => {
+    if (!col) return;
+    const top = (height - (col.length * NODE_H + (col.length - 1) * GAP_Y)) / 2;
+    col.forEach((id, i) => pos.set(id, { x: PAD + l * (NODE_W + GAP_X), y: top + i * (NODE_H + GAP_Y) }));
+  });
+  return { nodes, edges, pos, width: Math.max(width, 200), height };
+}
+
+function nodeStatus(nodeId) {
+  const run = state.run;
+  if (!run) return "none";
+  const nodeRun = state.nodes.get(nodeId);
+  if (nodeRun?.status) return nodeRun.status;
+  return FINISHED_RUN.has(run.status) ? "none" : "pending";
+}
+
+function takenPort(nodeId) {
+  const output = state.nodes.get(nodeId)?.output;
+  return output && typeof output === "object" && typeof output.port === "string" ? output.port : null;
+}
+
+function drawGraph() {
+  const graph = state.workflow?.graph;
+  const box = $("graph-svg");
+  const { nodes, edges, pos, width, height } = layout(graph);
+  $("graph-empty").hidden = nodes.length > 0;
+  box.style.display = nodes.length ? "" : "none";
+  box.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  box.dataset.width = String(width);
+  box.dataset.height = String(height);
+  fitGraph();
+
+  const defs = svg(
+    "defs",
+    {},
+    svg(
+      "marker",
+      { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" }),
+    ),
+  );
+  const edgeLayer = svg("g", { class: "edges" });
+  for (const e of edges) {
+    const a = pos.get(e.from);
+    const b = pos.get(e.to);
+    const x1 = a.x + NODE_W;
+    const y1 = a.y + NODE_H / 2;
+    const x2 = b.x - 2;
+    const y2 = b.y + NODE_H / 2;
+    const dx = Math.max(28, Math.abs(x2 - x1) / 2);
+    const d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+    const group = svg("g", {
+      class: "g-edge",
+      "data-testid": "graph-edge",
+      "data-edge-id": e.id ?? "",
+      "data-from": e.from,
+      "data-to": e.to,
+      "data-port": e.port ?? undefined,
+    });
+    group.append(svg("path", { d, "marker-end": "url(#arrow)" }));
+    if (e.port !== undefined && e.port !== null && e.port !== "") {
+      // The cubic's midpoint (t = 0.5).
+      const mx = (x1 + 3 * (x1 + dx) + 3 * (x2 - dx) + x2) / 8;
+      const my = (y1 + y2) / 2;
+      const label = String(e.port);
+      const w = label.length * 6.6 + 10;
+      group.append(
+        svg(
+          "g",
+          { class: "port-label", "data-testid": "edge-port" },
+          svg("rect", { x: mx - w / 2, y: my - 8, width: w, height: 16, rx: 8 }),
+          svg("text", { x: mx, y: my + 3.5, "text-anchor": "middle", text: label }),
+        ),
+      );
+    }
+    edgeLayer.append(group);
+  }
+  const nodeLayer = svg("g", { class: "nodes" });
+  for (const n of nodes) {
+    const p = pos.get(n.id);
+    const type = typeof n.type === "string" ? n.type : "?";
+    const group = svg("g", {
+      class: "g-node",
+      transform: `translate(${p.x},${p.y})`,
+      "data-testid": "graph-node",
+      "data-node-id": n.id,
+      "data-node-type": type,
+      "data-status": "none",
+      tabindex: 0,
+      role: "button",
+      "aria-label": `node ${n.id} (${type})`,
+    });
+    group.append(
+      svg("title", { text: `${n.id} · ${type}` }),
+      svg("rect", { class: "box", width: NODE_W, height: NODE_H, rx: 7 }),
+      svg("rect", { class: "stripe", x: 0, y: 0, width: 5, height: NODE_H, rx: 2 }),
+      svg("text", { class: "nid", x: 14, y: 23, text: clip(n.id, 19) }),
+      svg("text", { class: "ntype", x: 14, y: 42, text: clip(type, 12) }),
+      svg("text", { class: "nstatus", x: NODE_W - 10, y: 42, "text-anchor": "end", text: "" }),
+    );
+    group.addEventListener("click", () => selectNode(n.id));
+    group.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        selectNode(n.id);
+      }
+    });
+    nodeLayer.append(group);
+  }
+  box.replaceChildren(defs, edgeLayer, nodeLayer);
+  paintStatuses();
+}
+
+/** Shrinks the drawing to fit its card, never below MIN_SCALE (text stays readable: a larger
+ * graph scrolls) and never above 1. */
+function fitGraph() {
+  const box = $("graph-svg");
+  const scroller = $("graph");
+  const width = Number(box.dataset.width);
+  const height = Number(box.dataset.height);
+  if (!width || !height || !scroller.clientWidth) return;
+  const fit = Math.min(1, (scroller.clientWidth - 24) / width, (scroller.clientHeight - 24) / height);
+  const scale = Math.max(MIN_SCALE, fit);
+  box.style.width = `${Math.floor(width * scale)}px`;
+  box.style.height = `${Math.floor(height * scale)}px`;
+}
+
+/** Colours the drawn nodes from state.nodes and marks untaken branch edges. */
+function paintStatuses() {
+  for (const group of document.querySelectorAll('[data-testid="graph-node"]')) {
+    const id = group.dataset.nodeId;
+    const status = nodeStatus(id);
+    if (group.dataset.status !== status) group.dataset.status = status;
+    group.querySelector(".nstatus").textContent = status === "none" ? "" : status;
+    group.classList.toggle("selected", id === state.selectedNode);
+  }
+  for (const group of document.querySelectorAll('[data-testid="graph-edge"]')) {
+    const port = group.dataset.port;
+    const taken = port === undefined ? null : takenPort(group.dataset.from);
+    group.classList.toggle("untaken", taken !== null && taken !== port);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// the shown run: run bar, statuses, following it live
+
+function clearRun() {
+  stopFollowing();
+  state.run = null;
+  state.nodes = new Map();
+  renderRunBar();
+  drawGraph();
+  renderDetails();
+  renderHistory();
+}
+
+function stopFollowing() {
+  state.follower?.stop();
+  state.follower = null;
+  setMode("idle");
+}
+
+async function openRun(runId) {
+  stopFollowing();
+  const workflowId = state.workflow?.id;
+  let run;
+  let nodes;
+  try {
+    [run, nodes] = await Promise.all([
+      api("GET", `/runs/${encodeURIComponent(runId)}`),
+      api("GET", `/runs/${encodeURIComponent(runId)}/nodes`),
+    ]);
+  } catch (exc) {
+    if (state.workflow?.id !== workflowId) return;
+    showNotice(exc.status === 404 ? `Run ${runId} not found.` : `Could not load the run: ${exc.message}`, { error: true });
+    return;
+  }
+  if (state.workflow?.id !== workflowId || !location.hash.endsWith(runId)) return;
+  if (run.workflow_id !== workflowId) {
+    navigate(`#/workflows/${run.workflow_id}/runs/${run.id}`);
+    return;
+  }
+  hideNotice();
+  applySnapshot(run, nodes.items);
+  renderHistory();
+  renderDetails();
+  if (!FINISHED_RUN.has(run.status)) {
+    state.follower = new RunFollower(run.id);
+    state.follower.start();
+  }
+}
+
+function setRun(run) {
+  state.run = run;
+  state.runReceivedAt = performance.now();
+}
+
+function applySnapshot(run, nodes) {
+  const before = statusOf(state.selectedNode);
+  setRun({ ...run });
+  state.nodes = new Map((nodes || []).map((n) => [n.node_id, n]));
+  afterRunChange(before);
+}
+
+function updateRun(fields) {
+  if (!state.run) return;
+  const run = { ...state.run, ...fields };
+  if ("duration_ms" in fields) setRun(run);
+  else state.run = run;
+  if (fields.status === "running" && run.duration_ms == null) {
+    run.duration_ms = 0;
+    state.runReceivedAt = performance.now();
+  }
+  afterRunChange(statusOf(state.selectedNode));
+}
+
+function updateNode(nodeId, fields) {
+  if (!nodeId) return;
+  const before = statusOf(state.selectedNode);
+  const prev = state.nodes.get(nodeId) || { node_id: nodeId, node_type: fields.node_type ?? null };
+  state.nodes.set(nodeId, { ...prev, ...fields });
+  afterRunChange(before);
+}
+
+function statusOf(nodeId) {
+  return nodeId ? nodeStatus(nodeId) : null;
+}
+
+function afterRunChange(selectedBefore) {
+  renderRunBar();
+  paintStatuses();
+  patchHistoryItem();
+  if (state.selectedNode) {
+    const now = statusOf(state.selectedNode);
+    renderDetailsHead();
+    if (now !== selectedBefore) scheduleDetailsLoad();
+  }
+}
+
+function runDurationMs() {
+  const run = state.run;
+  if (!run || run.duration_ms === null || run.duration_ms === undefined) return null;
+  if (FINISHED_RUN.has(run.status) || run.status !== "running") return run.duration_ms;
+  return run.duration_ms + (performance.now() - state.runReceivedAt);
+}
+
+function renderRunBar() {
+  const run = state.run;
+  const status = run?.status ?? "none";
+  $("run-bar").dataset.status = status;
+  const badge = $("run-status");
+  badge.dataset.status = status;
+  badge.textContent = run ? status : "no run";
+  const progress = run ? Math.max(0, Math.min(100, Math.round(run.progress ?? 0))) : 0;
+  const bar = $("run-progress");
+  bar.setAttribute("aria-valuenow", String(progress));
+  bar.querySelector(".progress-fill").style.width = `${progress}%`;
+  $("run-progress-text").textContent = `${progress}%`;
+  renderDuration();
+  const runId = $("run-id");
+  runId.textContent = run ? `run ${run.id.slice(0, 8)} · ${run.trigger_type ?? ""}` : "press Run to start one";
+  runId.title = run ? run.id : "";
+  const error = $("run-error");
+  if (run?.error) {
+    const e = run.error;
+    const where = e.node_id ? `node ${e.node_id}: ` : "";
+    const type = e.type ? `${e.type}: ` : "";
+    error.textContent = `${where}${type}${e.message ?? pretty(e)}`;
+    error.hidden = false;
+  } else {
+    error.hidden = true;
+  }
+}
+
+function renderDuration() {
+  const run = state.run;
+  const text = !run
+    ? "—"
+    : FINISHED_RUN.has(run.status) && run.duration
+      ? run.duration
+      : humanDuration(runDurationMs());
+  const node = $("run-duration");
+  if (node.textContent !== text) node.textContent = text;
+}
+
+setInterval(() => {
+  if (state.run?.status === "running") renderDuration();
+}, 200);
+
+/** Follows one run: websocket first, polling when the socket is not available. */
+class RunFollower {
+  constructor(runId) {
+    this.runId = runId;
+    this.lastSeq = 0;
+    this.ws = null;
+    this.stopped = false;
+    this.finished = false;
+    this.polling = false;
+    this.reconnects = 0;
+    this.timer = null;
+    this.snapshotTimer = null;
+  }
+
+  active() {
+    return !this.stopped && state.follower === this && state.run?.id === this.runId;
+  }
+
+  start() {
+    this.connect(false);
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.snapshotTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  }
+
+  connect(resume) {
+    if (this.stopped) return;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    let url = `${proto}//${location.host}/ws/runs/${encodeURIComponent(this.runId)}`;
+    if (resume && this.lastSeq > 0) url += `?after=${this.lastSeq}`;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      this.startPolling();
+      return;
+    }
+    this.ws = ws;
+    let opened = false;
+    let received = false;
+    setMode("connecting");
+    ws.addEventListener("open", () => {
+      if (this.ws !== ws) return;
+      opened = true;
+      setMode("live");
+      if (!resume || this.lastSeq === 0) {
+        // A fresh connection starts with a snapshot; if none comes, do not wait on it.
+        this.snapshotTimer = setTimeout(() => {
+          if (this.ws === ws && this.lastSeq === 0) {
+            this.ws = null;
+            ws.close(1000);
+            this.startPolling();
+          }
+        }, SNAPSHOT_WAIT_MS);
+      }
+    });
+    ws.addEventListener("message", (ev) => {
+      if (this.ws !== ws) return;
+      let message;
+      try {
+        message = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      received = true;
+      this.reconnects = 0;
+      this.handle(message);
+    });
+    ws.addEventListener("close", (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      clearTimeout(this.snapshotTimer);
+      if (this.stopped || this.finished) return;
+      if (ev.code === 4404) {
+        showNotice(`Run ${this.runId} is unknown to the server.`, { error: true });
+        setMode("idle");
+        return;
+      }
+      if (!opened || !received) {
+        // No live endpoint, or one that closed without a word: poll the REST API instead.
+        this.startPolling();
+        return;
+      }
+      if (this.reconnects < MAX_RECONNECTS) {
+        this.reconnects += 1;
+        setMode("connecting");
+        this.timer = setTimeout(() => this.connect(true), Math.min(4000, 250 * 2 ** this.reconnects));
+      } else {
+        this.startPolling();
+      }
+    });
+  }
+
+  handle(message) {
+    if (!this.active()) return;
+    const seq = typeof message.seq === "number" ? message.seq : null;
+    if (seq !== null) {
+      if (message.type === "snapshot" ? seq < this.lastSeq : seq <= this.lastSeq) return;
+      this.lastSeq = seq;
+    }
+    switch (message.type) {
+      case "snapshot":
+        clearTimeout(this.snapshotTimer);
+        if (message.run) applySnapshot(message.run, message.nodes);
+        if (message.run && FINISHED_RUN.has(message.run.status)) this.onFinished();
+        break;
+      case "lagged":
+        break; // a fresh snapshot follows
+      case "run.started":
+        updateRun({ status: message.status ?? "running", started_at: message.started_at });
+        break;
+      case "run.progress":
+        updateRun({ progress: message.progress });
+        break;
+      case "run.finished":
+        updateRun({
+          status: message.status,
+          finished_at: message.finished_at,
+          duration_ms: message.duration_ms,
+          duration: message.duration,
+          error: message.error ?? null,
+          progress: 100,
+        });
+        this.onFinished();
+        break;
+      case "node.started":
+        updateNode(message.node_id, {
+          node_type: message.node_type,
+          status: message.status ?? "running",
+          attempt: message.attempt,
+          started_at: message.started_at,
+          finished_at: null,
+          duration_ms: null,
+        });
+        break;
+      case "node.succeeded":
+        updateNode(message.node_id, {
+          status: message.status ?? "succeeded",
+          duration_ms: message.duration_ms,
+          output: message.output_truncated ? message.output_preview : message.output,
+          output_truncated: Boolean(message.output_truncated),
+        });
+        break;
+      case "node.failed":
+        updateNode(message.node_id, {
+          status: message.status ?? "failed",
+          duration_ms: message.duration_ms,
+          error: message.error,
+        });
+        break;
+      case "node.skipped":
+        updateNode(message.node_id, { status: message.status ?? "skipped" });
+        break;
+      case "node.cancelled":
+        updateNode(message.node_id, { status: message.status ?? "cancelled", duration_ms: message.duration_ms });
+        break;
+      case "node.log":
+        if (message.node_id && message.node_id === state.selectedNode) scheduleDetailsLoad();
+        break;
+      default:
+        break;
+    }
+  }
+
+  startPolling() {
+    if (this.stopped || this.polling) return;
+    this.polling = true;
+    setMode("polling");
+    const tick = async () => {
+      if (!this.active()) return;
+      let run;
+      let nodes;
+      try {
+        [run, nodes] = await Promise.all([
+          api("GET", `/runs/${encodeURIComponent(this.runId)}`),
+          api("GET", `/runs/${encodeURIComponent(this.runId)}/nodes`),
+        ]);
+      } catch (exc) {
+        if (!this.active()) return;
+        if (exc.status === 404) {
+          showNotice(`Run ${this.runId} no longer exists.`, { error: true });
+          setMode("idle");
+          return;
+        }
+        this.timer = setTimeout(tick, POLL_MS * 2);
+        return;
+      }
+      if (!this.active()) return;
+      applySnapshot(run, nodes.items);
+      if (FINISHED_RUN.has(run.status)) {
+        this.onFinished(false);
+        return;
+      }
+      this.timer = setTimeout(tick, POLL_MS);
+    };
+    tick();
+  }
+
+  /** The run has finished: reconcile once with the REST API, then rest. */
+  onFinished(reconcile = true) {
+    if (this.finished) return;
+    this.finished = true;
+    setMode("idle");
+    loadHistory();
+    if (!reconcile) return;
+    Promise.all([
+      api("GET", `/runs/${encodeURIComponent(this.runId)}`),
+      api("GET", `/runs/${encodeURIComponent(this.runId)}/nodes`),
+    ])
+      .then(([run, nodes]) => {
+        if (!this.stopped && state.run?.id === this.runId) applySnapshot(run, nodes.items);
+      })
+      .catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// the workflow channel: run history and graph updates from anyone
+
+class WorkflowChannel {
+  constructor(workflowId) {
+    this.workflowId = workflowId;
+    this.lastSeq = 0;
+    this.ws = null;
+    this.stopped = false;
+    this.reconnects = 0;
+    this.timer = null;
+    this.pollTimer = null;
+    this.refreshTimer = null;
+  }
+
+  active() {
+    return !this.stopped && state.channel === this && state.workflow?.id === this.workflowId;
+  }
+
+  start() {
+    this.connect(false);
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.pollTimer);
+    clearTimeout(this.refreshTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  }
+
+  connect(resume) {
+    if (this.stopped) return;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    let url = `${proto}//${location.host}/ws/workflows/${encodeURIComponent(this.workflowId)}`;
+    if (resume && this.lastSeq > 0) url += `?after=${this.lastSeq}`;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      this.startPolling();
+      return;
+    }
+    this.ws = ws;
+    let received = false;
+    ws.addEventListener("message", (ev) => {
+      if (this.ws !== ws || !this.active()) return;
+      let message;
+      try {
+        message = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      received = true;
+      this.reconnects = 0;
+      this.handle(message);
+    });
+    ws.addEventListener("close", (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.stopped || ev.code === 4404) return;
+      if (received && this.reconnects < MAX_RECONNECTS) {
+        this.reconnects += 1;
+        this.timer = setTimeout(() => this.connect(true), Math.min(4000, 250 * 2 ** this.reconnects));
+      } else {
+        this.startPolling();
+      }
+    });
+  }
+
+  handle(message) {
+    if (typeof message.seq === "number") {
+      if (message.type === "snapshot" ? message.seq < this.lastSeq : message.seq <= this.lastSeq) return;
+      this.lastSeq = message.seq;
+    }
+    const type = String(message.type || "");
+    if (type === "snapshot") {
+      if (message.workflow) applyWorkflow(message.workflow, { fromElsewhere: true });
+      this.refreshHistory();
+    } else if (type === "workflow.updated") {
+      if (message.workflow) applyWorkflow(message.workflow, { fromElsewhere: true });
+    } else if (type === "run.created" || type === "run.started" || type === "run.finished") {
+      this.refreshHistory();
+    }
+  }
+
+  refreshHistory() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => {
+      if (this.active()) loadHistory();
+    }, 150);
+  }
+
+  /** Without the channel: refresh the history and the workflow every few seconds. */
+  startPolling() {
+    const tick = async () => {
+      if (!this.active()) return;
+      loadHistory();
+      try {
+        const workflow = await api("GET", `/workflows/${encodeURIComponent(this.workflowId)}`);
+        if (this.active()) applyWorkflow(workflow, { fromElsewhere: true });
+      } catch {
+        // the next tick tries again
+      }
+      if (this.active()) this.pollTimer = setTimeout(tick, HISTORY_POLL_MS);
+    };
+    this.pollTimer = setTimeout(tick, HISTORY_POLL_MS);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// run history
+
+async function loadHistory() {
+  const workflowId = state.workflow?.id;
+  if (!workflowId) return;
+  try {
+    const data = await api("GET", `/workflows/${encodeURIComponent(workflowId)}/runs?limit=${HISTORY_LIMIT}`);
+    if (state.workflow?.id !== workflowId) return;
+    state.history = data.items;
+  } catch (exc) {
+    if (state.workflow?.id !== workflowId) return;
+    $("history-empty").textContent = `Could not load the runs: ${exc.message}`;
+  }
+  renderHistory();
+}
+
+/** Keeps the shown run's history entry in step with its live status. */
+function patchHistoryItem() {
+  const run = state.run;
+  if (!run) return;
+  const item = state.history.find((r) => r.id === run.id);
+  if (!item) return;
+  if (item.status === run.status && item.duration === run.duration) return;
+  Object.assign(item, { status: run.status, duration: run.duration, duration_ms: run.duration_ms });
+  renderHistory();
+}
+
+function renderHistory() {
+  const list = $("run-history");
+  const current = state.run?.id;
+  list.replaceChildren(
+    ...state.history.map((run) => {
+      const duration = run.duration ?? (run.status === "pending" ? "queued" : "—");
+      return el(
+        "li",
+        { "aria-current": run.id === current ? "true" : "false" },
+        el(
+          "button",
+          {
+            type: "button",
+            "data-testid": "history-item",
+            "data-run-id": run.id,
+            "data-status": run.status,
+            title: `run ${run.id}`,
+            onclick: () => navigate(`#/workflows/${state.workflow.id}/runs/${run.id}`),
+          },
+          el(
+            "span",
+            { class: "history-line" },
+            el("span", { class: "history-time", text: formatTime(run.created_at) }),
+            el("span", { class: "badge", "data-status": run.status, "data-testid": "history-status", text: run.status }),
+          ),
+          el(
+            "span",
+            { class: "item-sub" },
+            el("span", { text: run.trigger_type }),
+            el("span", { "data-testid": "history-duration", text: duration }),
+          ),
+        ),
+      );
+    }),
+  );
+  const empty = $("history-empty");
+  empty.hidden = state.history.length > 0;
+  if (!state.workflow) empty.textContent = "Open a workflow to see its runs.";
+  else if (!state.history.length && !empty.textContent.startsWith("Could not")) empty.textContent = "No runs yet.";
+}
+
+// ---------------------------------------------------------------------------------------
+// running
+
+function parseStartInput() {
+  const area = $("run-input");
+  const error = $("run-input-error");
+  const text = area.value.trim();
+  error.hidden = true;
+  area.removeAttribute("aria-invalid");
+  if (!text) return { ok: true, body: {} };
+  try {
+    return { ok: true, body: { start_input: JSON.parse(text) } };
+  } catch (exc) {
+    error.textContent = `Invalid JSON: ${exc.message}`;
+    error.hidden = false;
+    area.setAttribute("aria-invalid", "true");
+    selectTab("input");
+    area.focus();
+    return { ok: false };
+  }
+}
+
+async function startRun() {
+  if (!state.workflow) return;
+  const parsed = parseStartInput();
+  if (!parsed.ok) return;
+  const button = $("run-button");
+  button.disabled = true;
+  const workflowId = state.workflow.id;
+  try {
+    const run = await api("POST", `/workflows/${encodeURIComponent(workflowId)}/run`, parsed.body);
+    if (state.workflow?.id !== workflowId) return;
+    hideNotice();
+    if (!state.history.some((r) => r.id === run.id)) state.history.unshift(run);
+    navigate(`#/workflows/${workflowId}/runs/${run.id}`);
+  } catch (exc) {
+    showNotice(`Could not start the run: ${exc.message}`, { error: true });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// node details
+
+function selectNode(nodeId) {
+  state.selectedNode = nodeId;
+  paintStatuses();
+  renderDetails();
+}
+
+function graphNode(nodeId) {
+  return graphParts(state.workflow?.graph).nodes.find((n) => n.id === nodeId) || null;
+}
+
+function renderDetails() {
+  const panel = $("node-panel");
+  const nodeId = state.selectedNode;
+  panel.dataset.nodeId = nodeId || "";
+  $("node-panel-empty").hidden = Boolean(nodeId);
+  $("node-panel-body").hidden = !nodeId;
+  if (!nodeId) return;
+  renderDetailsHead();
+  const sections = $("node-panel-sections");
+  const node = graphNode(nodeId);
+  const parts = [section("Params", "node-params", node ? node.params ?? {} : null)];
+  if (!state.run) {
+    parts.push(el("p", { class: "muted", text: "No run shown. Press Run, or open a run from the history." }));
+  } else {
+    parts.push(el("p", { class: "muted", "data-testid": "node-panel-loading", text: "Loading…" }));
+  }
+  sections.replaceChildren(...parts);
+  if (state.run) loadDetails();
+}
+
+function renderDetailsHead() {
+  const nodeId = state.selectedNode;
+  if (!nodeId) return;
+  const node = graphNode(nodeId);
+  const nodeRun = state.nodes.get(nodeId);
+  $("node-panel-title").textContent = nodeId;
+  $("node-panel-type").textContent = node?.type ?? nodeRun?.node_type ?? "";
+  const status = nodeStatus(nodeId);
+  const badge = $("node-panel-status");
+  badge.dataset.status = status;
+  badge.textContent = status === "none" ? (state.run ? "not in this run" : "no run") : status;
+  const timing = [];
+  if (nodeRun?.attempt > 1) timing.push(`attempt ${nodeRun.attempt}`);
+  if (nodeRun?.started_at) timing.push(`started ${formatTime(nodeRun.started_at)}`);
+  if (nodeRun?.duration_ms !== null && nodeRun?.duration_ms !== undefined) timing.push(humanDuration(nodeRun.duration_ms));
+  $("node-panel-timing").textContent = timing.join(" · ");
+}
+
+function section(title, testid, value, { error = false, note = null } = {}) {
+  const body =
+    value === null || value === undefined
+      ? el("p", { class: "muted", "data-testid": testid, "data-empty": "true", text: "—" })
+      : el("pre", { class: error ? "json error" : "json", "data-testid": testid, text: pretty(value) });
+  return disclosure(title, note && el("p", { class: "muted", text: note }), body);
+}
+
+function disclosure(title, ...children) {
+  return el("details", { class: "details-section", open: true }, el("summary", {}, el("h3", { text: title })), ...children);
+}
+
+function scheduleDetailsLoad() {
+  clearTimeout(state.detailsTimer);
+  state.detailsTimer = setTimeout(loadDetails, 300);
+}
+
+async function fetchNodeLogs(runId, nodeId) {
+  const lines = [];
+  let after = 0;
+  for (let page = 0; page < LOG_PAGES; page += 1) {
+    const base = `/runs/${encodeURIComponent(runId)}/logs?limit=${LOG_PAGE}&after=${after}`;
+    let data;
+    if (state.serverFiltersLogs) {
+      try {
+        data = await api("GET", `${base}&node_id=${encodeURIComponent(nodeId)}`);
+      } catch (exc) {
+        if (exc.status !== 422 && exc.status !== 400) throw exc;
+        state.serverFiltersLogs = false; // this server does not filter: filter here
+      }
+    }
+    if (!data) data = await api("GET", base);
+    lines.push(...data.items.filter((line) => line.node_id === nodeId));
+    if (data.next_after === null || data.next_after === undefined) return { lines, complete: true };
+    after = data.next_after;
+  }
+  return { lines, complete: false };
+}
+
+async function loadDetails() {
+  clearTimeout(state.detailsTimer);
+  const nodeId = state.selectedNode;
+  const run = state.run;
+  if (!nodeId || !run) return;
+  const seq = ++state.detailsSeq;
+  let nodeRun;
+  let logs;
+  try {
+    const [nodes, fetched] = await Promise.all([
+      api("GET", `/runs/${encodeURIComponent(run.id)}/nodes`),
+      fetchNodeLogs(run.id, nodeId),
+    ]);
+    nodeRun = nodes.items.find((n) => n.node_id === nodeId) || null;
+    logs = fetched;
+  } catch (exc) {
+    if (seq !== state.detailsSeq) return;
+    $("node-panel-sections").replaceChildren(el("p", { class: "field-error", text: `Could not load the node: ${exc.message}` }));
+    return;
+  }
+  if (seq !== state.detailsSeq || state.selectedNode !== nodeId || state.run?.id !== run.id) return;
+  if (nodeRun) {
+    // The REST answer is the full record (events may carry only a preview of the output).
+    const live = state.nodes.get(nodeId);
+    if (!live || FINAL_NODE.has(nodeRun.status) || live.status === nodeRun.status) state.nodes.set(nodeId, nodeRun);
+    renderDetailsHead();
+    paintStatuses();
+  }
+  const node = graphNode(nodeId);
+  const parts = [];
+  if (!nodeRun) {
+    parts.push(
+      el("p", {
+        class: "muted",
+        "data-testid": "node-not-run",
+        text: FINISHED_RUN.has(run.status) ? "This node did not run in this run." : "This node has not started yet.",
+      }),
+    );
+  }
+  if (nodeRun?.error) parts.push(section("Error", "node-error", nodeRun.error, { error: true }));
+  parts.push(section("Output", "node-output", nodeRun?.output));
+  parts.push(renderLogs(logs));
+  parts.push(section("Input", "node-input", nodeRun?.input));
+  parts.push(section("Params", "node-params", node ? node.params ?? {} : null));
+  $("node-panel-sections").replaceChildren(...parts);
+}
+
+function renderLogs({ lines, complete }) {
+  const title = `Logs (${lines.length}${complete ? "" : "+"})`;
+  if (!lines.length) return disclosure(title, el("p", { class: "muted", "data-testid": "node-logs", text: "No log lines." }));
+  const list = el(
+    "ul",
+    { class: "logs", "data-testid": "node-logs" },
+    lines.map((line) =>
+      el(
+        "li",
+        { "data-testid": "log-line", "data-level": line.level },
+        el("span", { class: "ts", text: formatTime(line.ts) }),
+        el("span", { class: `lvl lvl-${String(line.level).toLowerCase()}`, text: line.level }),
+        el("span", { text: line.message }),
+        line.data && Object.keys(line.data).length ? el("span", { class: "data", text: JSON.stringify(line.data) }) : null,
+      ),
+    ),
+  );
+  return disclosure(title, list);
+}
+
+// ---------------------------------------------------------------------------------------
+// the JSON editor
+
+function fillEditor() {
+  const wf = state.workflow;
+  if (!wf) return;
+  $("graph-json").value = pretty(wf.graph ?? { nodes: [], edges: [] });
+  $("graph-json").removeAttribute("aria-invalid");
+  $("editor-name").value = wf.name;
+  state.editorDirty = false;
+  setFeedback("none");
+  drawGraph();
+}
+
+function setFeedback(kind, ...children) {
+  const box = $("editor-feedback");
+  box.dataset.state = kind;
+  box.replaceChildren(...children);
+}
+
+function readEditorGraph() {
+  const area = $("graph-json");
+  try {
+    const graph = JSON.parse(area.value);
+    area.removeAttribute("aria-invalid");
+    return { ok: true, graph };
+  } catch (exc) {
+    area.setAttribute("aria-invalid", "true");
+    setFeedback("error", el("div", { "data-testid": "editor-json-error", text: `Invalid JSON: ${exc.message}` }));
+    return { ok: false };
+  }
+}
+
+function showApiProblems(exc, verb) {
+  const details = exc.details.map(describeProblem);
+  const head = details.length
+    ? `✕ ${details.length} problem${details.length === 1 ? "" : "s"}${exc.status === 422 ? "" : ` (${exc.message})`}`
+    : `✕ ${verb}: ${exc.message}`;
+  setFeedback(
+    "invalid",
+    el("div", { "data-testid": "editor-error", "data-code": exc.code, text: head }),
+    details.length
+      ? el(
+          "ul",
+          { "data-testid": "problem-list" },
+          details.map((d) =>
+            el("li", { "data-testid": "problem" }, d.message, d.where ? el("span", { class: "where", text: ` — ${d.where}` }) : null),
+          ),
+        )
+      : null,
+  );
+}
+
+async function validateGraph() {
+  const parsed = readEditorGraph();
+  if (!parsed.ok) return;
+  const button = $("validate-button");
+  button.disabled = true;
+  setFeedback("busy", el("span", { class: "muted", text: "Validating…" }));
+  try {
+    const result = await api("POST", "/validate-graph", parsed.graph);
+    setFeedback(
+      "valid",
+      el("div", { "data-testid": "editor-valid", text: "✓ valid" }),
+      el("div", { class: "order", "data-testid": "editor-order", text: `order: ${(result.order || []).join(" → ")}` }),
+    );
+  } catch (exc) {
+    showApiProblems(exc, "validation failed");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function saveWorkflow() {
+  if (!state.workflow) return;
+  const parsed = readEditorGraph();
+  if (!parsed.ok) return;
+  const name = $("editor-name").value.trim();
+  if (!name) {
+    setFeedback("error", el("div", { "data-testid": "editor-error", text: "The workflow needs a name." }));
+    return;
+  }
+  const button = $("save-button");
+  button.disabled = true;
+  state.saving = true;
+  const workflowId = state.workflow.id;
+  try {
+    const saved = await api("PUT", `/workflows/${encodeURIComponent(workflowId)}`, { name, graph: parsed.graph });
+    if (state.workflow?.id !== workflowId) return;
+    state.editorDirty = false;
+    applyWorkflow(saved);
+    fillEditor();
+    hideNotice();
+    setFeedback("saved", el("div", { "data-testid": "editor-saved", text: `✓ saved at ${formatTime(saved.updated_at)}` }));
+  } catch (exc) {
+    showApiProblems(exc, "not saved");
+  } finally {
+    state.saving = false;
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// tabs and wiring
+
+function selectTab(name) {
+  for (const tab of document.querySelectorAll(".tab")) tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
+  for (const panel of document.querySelectorAll(".tab-panel")) panel.hidden = panel.dataset.panel !== name;
+}
+
+function wire() {
+  for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => selectTab(tab.dataset.tab));
+  $("run-button").addEventListener("click", startRun);
+  $("run-input").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      ev.preventDefault();
+      startRun();
+    }
+  });
+  $("run-input").addEventListener("input", () => {
+    $("run-input-error").hidden = true;
+    $("run-input").removeAttribute("aria-invalid");
+  });
+  $("refresh-workflows").addEventListener("click", loadWorkflows);
+  $("refresh-history").addEventListener("click", loadHistory);
+  $("node-panel-close").addEventListener("click", () => selectNode(null));
+  $("validate-button").addEventListener("click", validateGraph);
+  $("save-button").addEventListener("click", saveWorkflow);
+  $("revert-button").addEventListener("click", fillEditor);
+  const markDirty = () => {
+    state.editorDirty = true;
+  };
+  $("graph-json").addEventListener("input", markDirty);
+  $("editor-name").addEventListener("input", markDirty);
+  window.addEventListener("hashchange", route);
+  new ResizeObserver(() => fitGraph()).observe($("graph"));
+}
+
+async function main() {
+  wire();
+  setMode("idle");
+  await loadWorkflows();
+  await route();
+  document.body.dataset.ready = "true";
+}
+
+main();
