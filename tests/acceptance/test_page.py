@@ -22,7 +22,7 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.support import WeftServer
+from tests.support import WeftServer, run_weft_server
 
 pytestmark = pytest.mark.anyio
 
@@ -329,3 +329,34 @@ async def test_static_files_are_served_and_confined(weft: WeftServer) -> None:
     spec = (await weft.client.get("/openapi.json")).json()
     assert "/" not in spec["paths"]
     assert not any(p.startswith("/static") for p in spec["paths"])
+
+
+async def test_page_asks_for_the_api_token_and_runs_live(
+    browser: Browser, database_url: str, tmp_path: Path
+) -> None:
+    async with run_weft_server(database_url, tmp_path, weft_api_token="page-t0ken") as weft:
+        auth = {"Authorization": "Bearer page-t0ken"}
+        created = await weft.client.post(
+            "/workflows", json={"name": "guarded", "graph": GRAPH}, headers=auth
+        )
+        workflow = created.json()
+        page = await browser.new_page(viewport=VIEWPORT)
+        prompts: list[str] = []
+
+        async def answer(dialog: Any) -> None:
+            prompts.append(dialog.message)
+            await dialog.accept("page-t0ken")
+
+        page.on("dialog", answer)
+        await page.goto(weft.url + "/")
+        item = page.locator(f'[data-workflow-id="{workflow["id"]}"]')
+        await item.first.click()
+        await page.get_by_test_id("run-input").fill('{"n": 42}')
+        await page.get_by_test_id("run-button").click()
+        # Live over the websocket, which took the token as ?token=
+        await expect(page.get_by_test_id("live-mode")).to_have_text("live")
+        for node_id, status in FINAL.items():
+            await expect(node(page, node_id)).to_have_attribute("data-status", status)
+        assert len(prompts) == 1
+        assert "API token" in prompts[0]
+        await page.close()

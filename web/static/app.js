@@ -117,17 +117,40 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+// With WEFT_API_TOKEN set, the API answers 401 until the page sends the token: ask for it
+// once, keep it in this browser, and send it on every request (and as ?token= on sockets,
+// which cannot carry headers).
+const TOKEN_KEY = "weft.apiToken";
+
+function apiToken() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+function withToken(url) {
+  const token = apiToken();
+  if (!token) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+}
+
+async function api(method, path, body, retried = false) {
   const init = { method, headers: { accept: "application/json" } };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  if (apiToken()) init.headers.authorization = `Bearer ${apiToken()}`;
   let response;
   try {
     response = await fetch(path, init);
   } catch (exc) {
     throw new ApiError(0, null, `cannot reach weft (${exc.message})`);
+  }
+  if (response.status === 401 && !retried) {
+    const token = window.prompt("This weft needs its API token (WEFT_API_TOKEN):", "");
+    if (token) {
+      localStorage.setItem(TOKEN_KEY, token.trim());
+      return api(method, path, body, true);
+    }
   }
   const text = await response.text();
   let data = null;
@@ -749,7 +772,7 @@ class RunFollower {
     if (resume && this.lastSeq > 0) url += `?after=${this.lastSeq}`;
     let ws;
     try {
-      ws = new WebSocket(url);
+      ws = new WebSocket(withToken(url));
     } catch {
       this.startPolling();
       return;
@@ -973,7 +996,7 @@ class WorkflowChannel {
     if (resume && this.lastSeq > 0) url += `?after=${this.lastSeq}`;
     let ws;
     try {
-      ws = new WebSocket(url);
+      ws = new WebSocket(withToken(url));
     } catch {
       this.startPolling();
       return;
