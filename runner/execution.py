@@ -28,6 +28,7 @@ from blocks.context import ArtifactStore, BlockSettings, RunContext
 from blocks.templating import render_value
 from runner.events import EventBus, bounded
 from runner.graph import ExecutionPlan, PlanNode
+from runner.json_values import without_nul
 from runner.live import run_finished_data
 from runner.models import Run, RunStatus, human_duration
 from runner.node_log import LogBuffer, NodeLog
@@ -97,7 +98,7 @@ def now() -> datetime:
 def error_info(exc: BaseException) -> dict[str, Any]:
     """An exception as stored on a node or run: its type and message."""
     message = str(exc) or (type(exc).__doc__ or "").strip().split("\n")[0]
-    return {"type": type(exc).__name__, "message": message}
+    return {"type": type(exc).__name__, "message": without_nul(message)}
 
 
 def retry_delay(backoff: float, retry: int) -> float:
@@ -117,6 +118,8 @@ def _encode_output(output: Any) -> tuple[dict[str, Any], bytes]:
         encoded = orjson.dumps(output, option=orjson.OPT_NON_STR_KEYS)
     except TypeError as exc:
         raise BlockOutputError(f"the block's output is not JSON: {exc}") from None
+    if b"\\u0000" in encoded:  # PostgreSQL cannot store NUL; it becomes U+FFFD
+        encoded = orjson.dumps(without_nul(output), option=orjson.OPT_NON_STR_KEYS)
     # Decoded again so that what children see is exactly what was stored.
     decoded = orjson.loads(encoded)
     assert isinstance(decoded, dict)

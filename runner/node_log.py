@@ -10,6 +10,7 @@ import anyio
 import orjson
 
 from runner.events import EventBus, bounded
+from runner.json_values import without_nul
 from runner.store import LogRecord, Store
 
 MAX_MESSAGE_CHARS = 10_000
@@ -19,9 +20,12 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any] | None:
     if not data:
         return None
     try:
-        return dict(orjson.loads(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)))
+        encoded = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        return {k: repr(v) for k, v in data.items()}
+        return {k: repr(v) for k, v in without_nul(data).items()}
+    if b"\\u0000" in encoded:
+        return dict(without_nul(data))
+    return dict(orjson.loads(encoded))
 
 
 class LogBuffer:
@@ -40,7 +44,7 @@ class LogBuffer:
             node_id=node_id,
             ts=datetime.now(UTC),
             level=level,
-            message=message[:MAX_MESSAGE_CHARS],
+            message=without_nul(message[:MAX_MESSAGE_CHARS]),
             data=_jsonable(data),
         )
         self._pending.append(record)

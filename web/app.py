@@ -11,6 +11,7 @@ from quart_schema import Info, QuartSchema
 
 from runner.system import System
 from web.errors import ApiError, register_error_handlers
+from web.openapi import WeftOpenAPIProvider
 
 EXTENSION_KEY = "weft"
 
@@ -31,9 +32,27 @@ class WeftRequest(Request):
                     raise ApiError(
                         400, "malformed_json", f"the body is not valid JSON: {exc}"
                     ) from None
+            # PostgreSQL cannot store NUL in text or jsonb: refuse it here, not with a 500.
+            if b"u0000" in raw and contains_nul(result):
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    "strings in the body must not contain the NUL character (\\u0000)",
+                )
         if cache:
             self._cached_json[silent] = result
         return result
+
+
+def contains_nul(value: Any) -> bool:
+    """True when a JSON value holds a NUL character in any string or key."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v) for v in value)
+    return False
 
 
 def system() -> System:
@@ -62,6 +81,7 @@ def create_app(weft: System) -> Quart:
         ),
         redoc_ui_path=None,
         scalar_ui_path=None,
+        openapi_provider_class=WeftOpenAPIProvider,
     )
     for blueprint in (
         meta.blueprint,

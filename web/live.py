@@ -29,7 +29,10 @@ SSE_HEARTBEAT_S = 15.0
 class LiveQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
     after: int | None = Field(
-        default=None, ge=0, description="Replay the events after this seq (a reconnect)."
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="Replay the events after this seq (a reconnect).",
     )
 
 

@@ -71,7 +71,7 @@ class WorkflowList(BaseModel):
 class OffsetPage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=1_000_000_000)
 
 
 class RunsPage(BaseModel):
@@ -83,7 +83,9 @@ class RunsPage(BaseModel):
 class LogsPage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=500, ge=1, le=5000)
-    after: int = Field(default=0, ge=0, description="Cursor: the last log id of a page.")
+    after: int = Field(
+        default=0, ge=0, le=2**63 - 1, description="Cursor: the last log id of a page."
+    )
     node_id: str | None = Field(default=None, description="Only this node's lines.")
 
 

@@ -26,6 +26,8 @@ async def api_url() -> AsyncIterator[str]:
             await json_response(send, 200, b'{"id": 1, "title": "hello weft"}')
         elif scope["path"] == "/fail":
             await json_response(send, 500, b'{"error": "boom"}')
+        elif scope["path"] == "/nul":
+            await json_response(send, 200, b"a\x00b", "text/plain")
         else:
             await json_response(send, 200, b"plain text", "text/plain")
 
@@ -368,3 +370,25 @@ async def test_run_in_flight_finishes_on_the_graph_it_started_with(weft: WeftSer
 
 def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+async def test_nul_characters_never_reach_postgresql(weft: WeftServer, api_url: str) -> None:
+    # A block's output with NUL is stored with U+FFFD in its place
+    workflow = await weft.create_workflow(
+        chain({"id": "fetch", "type": "http.request", "params": {"url": f"{api_url}/nul"}})
+    )
+    run = await weft.run(workflow["id"])
+    assert run["status"] == "succeeded", run
+    assert run["outputs"]["fetch"]["data"] == "a\ufffdb"
+
+    # A request body with NUL is refused, and nothing is stored
+    for path, body in (
+        ("/workflows", {"name": "a\u0000", "graph": chain({"id": "s", "type": "start"})}),
+        (f"/workflows/{workflow['id']}/run", {"start_input": {"k": "\u0000"}}),
+        (f"/hooks/{workflow['webhook_slug']}", {"\u0000": 1}),
+    ):
+        response = await weft.client.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert (await weft.client.get("/workflows")).json()["total"] == 1
+    assert len((await weft.client.get("/runs")).json()["items"]) == 1
