@@ -18,8 +18,24 @@ Record = asyncpg.Record
 log = structlog.get_logger(__name__)
 
 
+class RawJson(str):
+    """JSON text encoded already: sent to a json/jsonb parameter as it is."""
+
+    __slots__ = ()
+
+
 def _encode_json(value: Any) -> str:
+    if type(value) is RawJson:
+        return value
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def _keep_connection(conn: asyncpg.Connection) -> None:
+    """Release a connection to the pool as it is.
+
+    asyncpg's default reset costs a round trip on every release (RESET ALL, UNLISTEN, ...);
+    weft sets no session state, and what takes a session lock (migrations) releases it.
+    """
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -74,7 +90,11 @@ class Database:
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_keep_connection,
         )
         return cls(pool, load_queries())
 

@@ -26,21 +26,21 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.context import ArtifactStore, BlockSettings, RunContext
 from blocks.templating import render_value
+from runner.db import RawJson
 from runner.events import EventBus, bounded
 from runner.graph import ExecutionPlan, PlanNode
 from runner.json_values import without_nul
 from runner.live import run_finished_data
 from runner.models import Run, RunStatus, human_duration
-from runner.node_log import LogBuffer, NodeLog
+from runner.node_log import NodeLog, RunLog
 from runner.scheduler import NodeStatus, RunState
 from runner.store import Store
+from runner.writer import NodeEnd, NodeStart, RunEnd, Writer
 
 log = structlog.get_logger(__name__)
 
 # Final writes after a cancellation still get this long, shielded.
 FINAL_WRITE_GRACE_S = 5.0
-# Logs of a long run show up while it runs, yet cost one write per interval at most.
-LOG_FLUSH_INTERVAL_S = 0.5
 RETRY_BACKOFF_CAP_S = 300.0
 OUTPUT_PREVIEW_CHARS = 1000
 
@@ -58,6 +58,7 @@ class RunServices:
 
     store: Store
     events: EventBus
+    writer: Writer
     http: httpx.AsyncClient
     artifacts: ArtifactStore
     block_settings: BlockSettings
@@ -112,6 +113,7 @@ def _ms(start: datetime, end: datetime) -> int:
 
 
 def _encode_output(output: Any) -> tuple[dict[str, Any], bytes]:
+    """The output as children will see it, and as JSON (what is stored)."""
     if not isinstance(output, dict):
         raise BlockOutputError(f"a block must return a dict, not {type(output).__name__}")
     try:
@@ -129,13 +131,17 @@ def _encode_output(output: Any) -> tuple[dict[str, Any], bytes]:
 class RunExecutor:
     """Executes one run on its plan (a fresh run, or the resumption of an interrupted one)."""
 
-    def __init__(self, services: RunServices, run: Run, plan: ExecutionPlan) -> None:
+    def __init__(
+        self, services: RunServices, run: Run, plan: ExecutionPlan, *, resume: bool = False
+    ) -> None:
         self.services = services
         self.run = run
+        self.resume = resume
         self.plan = plan
         self.state = RunState(plan)
-        self.logs = LogBuffer(services.store, services.events, run.id, run.workflow_id)
+        self.logs = RunLog(services.writer, services.events, run.id, run.workflow_id)
         self._run_log = NodeLog(self.logs, None)
+        self._writer = services.writer
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._first_error: dict[str, Any] | None = None
         self._stop = Stop.NONE
@@ -181,13 +187,10 @@ class RunExecutor:
     async def execute(self) -> RunStatus:
         """Run to the end; returns the final status, or RUNNING when paused by a shutdown."""
         started_at = await self._begin()
-        if started_at is None:
-            return self.run.status
         # Every node reports once per launch, plus one wake-up: the buffer never fills.
         send, receive = anyio.create_memory_object_stream[NodeOutcome](len(self.plan.nodes) + 1)
         self._wakeup = send
         async with send, receive, anyio.create_task_group() as tg:
-            tg.start_soon(self._flush_logs_periodically)
             step = self.state.start()
             await self._skip(step.skipped)
             self._launch(tg, step.ready, send)
@@ -195,8 +198,6 @@ class RunExecutor:
                 outcome = await receive.receive()
                 if outcome.node_id:
                     await self._on_outcome(tg, outcome, send)
-            # Only the log flusher is left: every node task has reported.
-            tg.cancel_scope.cancel()
         self._wakeup = None
         if self._stop in (Stop.DRAIN, Stop.INTERRUPT) and not self._complete():
             return await self._pause()
@@ -210,15 +211,13 @@ class RunExecutor:
             return True
         return self._stop is not Stop.NONE and self.state.running == 0
 
-    async def _begin(self) -> datetime | None:
-        """Start the run, or resume it; None when it is no longer to be run."""
+    async def _begin(self) -> datetime:
+        """Start the run, or resume it (its committed successes stand)."""
         store = self.services.store
-        if self.run.status is RunStatus.PENDING:
+        if not self.resume:
             started_at = now()
-            nodes = [(n, self.plan.nodes[n].type) for n in self.plan.order]
-            if not await store.start_run(self.run_id, started_at, nodes):
-                log.info("run_not_pending", run_id=str(self.run_id))
-                return None
+            # Not awaited: a crash before it lands leaves a pending run, resumed the same way.
+            self._writer.run_started(self.run_id, started_at)
             self._publish("run.started", status="running", started_at=started_at.isoformat())
             self._run_log.info("run started", trigger=self.run.trigger_type)
             return started_at
@@ -251,14 +250,11 @@ class RunExecutor:
     async def _skip(self, node_ids: list[str]) -> None:
         if not node_ids:
             return
-        await self.services.store.nodes_skipped(self.run_id, node_ids)
+        await self._writer.nodes_ended(
+            [NodeEnd(self.run_id, node_id, NodeStatus.SKIPPED) for node_id in node_ids]
+        )
         for node_id in node_ids:
             self._publish("node.skipped", node_id=node_id, status="skipped")
-
-    async def _flush_logs_periodically(self) -> None:
-        while True:
-            await anyio.sleep(LOG_FLUSH_INTERVAL_S)
-            await self.logs.flush()
 
     def _launch(
         self, tg: TaskGroup, node_ids: list[str], send: MemoryObjectSendStream[NodeOutcome]
@@ -302,7 +298,6 @@ class RunExecutor:
         self._publish_progress()
 
     async def _finish(self, started_at: datetime) -> RunStatus:
-        store = self.services.store
         finished_at = now()
         cancelled = self._stop is Stop.CANCEL and not self.state.failing
         if cancelled:
@@ -317,21 +312,27 @@ class RunExecutor:
         report(f"run {status} in {human_duration(duration_ms)}", error=self._first_error)
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
             if cancelled:
-                await store.cancel_unfinished_nodes(self.run_id, finished_at)
+                await self._writer.nodes_ended(
+                    [
+                        NodeEnd(self.run_id, n, NodeStatus.CANCELLED, finished_at=finished_at)
+                        for n in leftover
+                    ]
+                )
                 for node_id in leftover:
                     self._publish("node.cancelled", node_id=node_id, status="cancelled")
             else:
                 await self._skip(leftover)
-            await self.logs.flush()
             # Nothing else publishes now: run.finished gets the next seq.
             final_seq = (self.services.events.run_seq(self.run_id) or 0) + 1
-            await store.finish_run(
-                self.run_id,
-                status=status,
-                outputs=self.state.outputs,
-                error=self._first_error,
-                finished_at=finished_at,
-                event_seq=final_seq,
+            await self._writer.run_ended(
+                RunEnd(
+                    self.run_id,
+                    status,
+                    self.state.outputs,
+                    self._first_error,
+                    finished_at,
+                    final_seq,
+                )
             )
         self._publish(
             "run.finished",
@@ -346,7 +347,7 @@ class RunExecutor:
             "it resumes when weft starts again"
         )
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-            await self.logs.flush()
+            await self._writer.flush()
         self._publish("run.paused", status="running")
         return RunStatus.RUNNING
 
@@ -381,22 +382,19 @@ class RunExecutor:
         send.send_nowait(outcome)
 
     async def _attempts(self, node: PlanNode, started_at: datetime) -> NodeOutcome:
-        store = self.services.store
         policy = node.policy
         try:
             params, node_input = self._node_input(node)
         except Exception as exc:  # a template or params error: retrying cannot help
-            with anyio.CancelScope(shield=True):
-                await store.node_started(
-                    self.run_id, node.id, started_at=started_at, input=None, attempt=1
-                )
-            return await self._failed(node, started_at, exc)
+            return await self._failed(node, started_at, exc, attempt=1)
+        encoded_input = RawJson(orjson.dumps(node_input, option=orjson.OPT_NON_STR_KEYS).decode())
         attempt = 0
         while True:
             attempt += 1
             attempt_started = now()
-            await store.node_started(
-                self.run_id, node.id, started_at=attempt_started, input=node_input, attempt=attempt
+            # Not awaited: the node's end carries the same fields, so a lost start is harmless.
+            self._writer.node_started(
+                NodeStart(self.run_id, node.id, attempt_started, encoded_input, attempt)
             )
             self._publish(
                 "node.started",
@@ -410,7 +408,9 @@ class RunExecutor:
                 output = await self._attempt(node, params, node_input, attempt)
             except Exception as exc:
                 if attempt > policy.retries:
-                    return await self._failed(node, attempt_started, exc)
+                    return await self._failed(
+                        node, attempt_started, exc, attempt=attempt, node_input=encoded_input
+                    )
                 delay = retry_delay(policy.retry_backoff, attempt)
                 NodeLog(self.logs, node.id).warning(
                     f"attempt {attempt} of {policy.retries + 1} failed: "
@@ -420,7 +420,7 @@ class RunExecutor:
                 )
                 await anyio.sleep(delay)
                 continue
-            return await self._succeeded(node, attempt_started, output)
+            return await self._succeeded(node, attempt_started, output, attempt, encoded_input)
 
     async def _attempt(
         self, node: PlanNode, params: Any, node_input: dict[str, Any], attempt: int
@@ -445,20 +445,31 @@ class RunExecutor:
         )
 
     async def _succeeded(
-        self, node: PlanNode, started_at: datetime, result: tuple[dict[str, Any], bytes]
+        self,
+        node: PlanNode,
+        started_at: datetime,
+        result: tuple[dict[str, Any], bytes],
+        attempt: int,
+        node_input: RawJson,
     ) -> NodeOutcome:
         output, encoded = result
         # Committed before any child starts: a resumed run never re-runs this node.
         with anyio.CancelScope(shield=True):
             if len(encoded) > self.services.limits.max_output_bytes:
                 output = await self._output_as_artifact(node, encoded)
+                encoded = orjson.dumps(output)
             finished_at = now()
-            await self.services.store.node_finished(
-                self.run_id,
-                node.id,
-                status=NodeStatus.SUCCEEDED,
-                finished_at=finished_at,
-                output=output,
+            await self._writer.node_ended(
+                NodeEnd(
+                    self.run_id,
+                    node.id,
+                    NodeStatus.SUCCEEDED,
+                    started_at=started_at,
+                    finished_at=finished_at,
+                    input=node_input,
+                    output=RawJson(encoded.decode()),
+                    attempt=attempt,
+                )
             )
         self._publish(
             "node.succeeded",
@@ -492,17 +503,28 @@ class RunExecutor:
         }
 
     async def _failed(
-        self, node: PlanNode, started_at: datetime, exc: BaseException
+        self,
+        node: PlanNode,
+        started_at: datetime,
+        exc: BaseException,
+        *,
+        attempt: int,
+        node_input: RawJson | None = None,
     ) -> NodeOutcome:
         error = error_info(exc)
         with anyio.CancelScope(shield=True):
             finished_at = now()
-            await self.services.store.node_finished(
-                self.run_id,
-                node.id,
-                status=NodeStatus.FAILED,
-                finished_at=finished_at,
-                error=error,
+            await self._writer.node_ended(
+                NodeEnd(
+                    self.run_id,
+                    node.id,
+                    NodeStatus.FAILED,
+                    started_at=started_at,
+                    finished_at=finished_at,
+                    input=node_input,
+                    error=error,
+                    attempt=attempt,
+                )
             )
         self._publish(
             "node.failed",
@@ -515,17 +537,24 @@ class RunExecutor:
 
     async def _stopped(self, node: PlanNode, started_at: datetime) -> NodeOutcome:
         """The node's scope was cancelled: by a shutdown (back to pending) or else cancelled."""
-        store = self.services.store
         finished_at = now()
         if self._stop is Stop.INTERRUPT:
-            with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-                await store.node_interrupted(self.run_id, node.id)
             NodeLog(self.logs, node.id).warning("interrupted by a shutdown; it runs again")
+            with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+                await self._writer.node_ended(
+                    NodeEnd(self.run_id, node.id, NodeStatus.PENDING, started_at=started_at)
+                )
             self._publish("node.interrupted", node_id=node.id, status="pending")
             return NodeOutcome(node.id, NodeStatus.PENDING)
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-            await store.node_finished(
-                self.run_id, node.id, status=NodeStatus.CANCELLED, finished_at=finished_at
+            await self._writer.node_ended(
+                NodeEnd(
+                    self.run_id,
+                    node.id,
+                    NodeStatus.CANCELLED,
+                    started_at=started_at,
+                    finished_at=finished_at,
+                )
             )
         self._publish(
             "node.cancelled",

@@ -11,9 +11,10 @@ from runner.models import Run
 
 @dataclass(frozen=True, slots=True)
 class StartRun:
-    """Execute this stored run: a new (pending) one, or one to resume (running)."""
+    """Execute this stored run: a new one, or (resume) one that an earlier process began."""
 
     run: Run
+    resume: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Node and run log lines: buffered in memory, written in batches."""
+"""Run and node log lines: published live at once, persisted by the Writer in batches."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import anyio
 import orjson
 
 from runner.events import EventBus, bounded
 from runner.json_values import without_nul
-from runner.store import LogRecord, Store
+from runner.store import LogRecord
+from runner.writer import Writer
 
 MAX_MESSAGE_CHARS = 10_000
 
@@ -28,15 +28,14 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any] | None:
     return dict(orjson.loads(encoded))
 
 
-class LogBuffer:
-    """A run's pending log lines; `flush` writes them in one round trip."""
+class RunLog:
+    """A run's log: each line is streamed as node.log and queued for PostgreSQL."""
 
-    def __init__(self, store: Store, bus: EventBus, run_id: UUID, workflow_id: UUID) -> None:
-        self._store = store
+    def __init__(self, writer: Writer, bus: EventBus, run_id: UUID, workflow_id: UUID) -> None:
+        self._writer = writer
         self._bus = bus
         self._run_id = run_id
         self._workflow_id = workflow_id
-        self._pending: list[LogRecord] = []
 
     def add(self, node_id: str | None, level: str, message: str, data: dict[str, Any]) -> None:
         record = LogRecord(
@@ -47,7 +46,7 @@ class LogBuffer:
             message=without_nul(message[:MAX_MESSAGE_CHARS]),
             data=_jsonable(data),
         )
-        self._pending.append(record)
+        self._writer.log(record)
         self._bus.publish(
             self._run_id,
             self._workflow_id,
@@ -60,30 +59,22 @@ class LogBuffer:
             },
         )
 
-    async def flush(self) -> None:
-        if not self._pending:
-            return
-        records, self._pending = self._pending, []
-        # Shielded: a flush cut off halfway would lose the lines it took.
-        with anyio.CancelScope(shield=True):
-            await self._store.insert_logs(records)
-
 
 class NodeLog:
     """The logger a block gets through its RunContext (the NodeLogger protocol)."""
 
-    def __init__(self, buffer: LogBuffer, node_id: str | None) -> None:
-        self._buffer = buffer
+    def __init__(self, run_log: RunLog, node_id: str | None) -> None:
+        self._log = run_log
         self._node_id = node_id
 
     def debug(self, message: str, **data: Any) -> None:
-        self._buffer.add(self._node_id, "debug", message, data)
+        self._log.add(self._node_id, "debug", message, data)
 
     def info(self, message: str, **data: Any) -> None:
-        self._buffer.add(self._node_id, "info", message, data)
+        self._log.add(self._node_id, "info", message, data)
 
     def warning(self, message: str, **data: Any) -> None:
-        self._buffer.add(self._node_id, "warning", message, data)
+        self._log.add(self._node_id, "warning", message, data)
 
     def error(self, message: str, **data: Any) -> None:
-        self._buffer.add(self._node_id, "error", message, data)
+        self._log.add(self._node_id, "error", message, data)

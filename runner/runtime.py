@@ -98,6 +98,7 @@ class Runtime:
     ) -> None:
         """Serve until cancelled (after `shutdown`, or abruptly)."""
         async with anyio.create_task_group() as tg:
+            await tg.start(self.services.writer.serve)
             self._tg = tg
             tg.start_soon(self._keep_leases)
             task_status.started()
@@ -139,7 +140,7 @@ class Runtime:
         runs = await self.store.claim_orphaned_runs(self.owner, self._lease_s, CLAIM_BATCH)
         for run in runs:
             log.info("run_resuming", run_id=str(run.id), status=str(run.status))
-            await self._send(run.workflow_id, StartRun(run))
+            await self._send(run.workflow_id, StartRun(run, resume=True))
         return len(runs)
 
     # -- workflows -------------------------------------------------------------------------
@@ -292,6 +293,7 @@ class Runtime:
             with anyio.move_on_after(FINAL_WRITE_GRACE_S + 1):
                 await self._wait_idle()
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await self.services.writer.flush()
             await self.store.release_leases(self.owner)
         self.events.close_all()
 

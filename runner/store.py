@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -195,79 +194,19 @@ class Store:
             await self.db.execute("cancel_unfinished_nodes", run_id, finished_at)
         return cancelled is not None
 
-    async def start_run(
-        self, run_id: UUID, started_at: datetime, nodes: Sequence[tuple[str, str]]
-    ) -> bool:
-        """Mark a pending run running with its node runs; False when it was not pending."""
-        started = await self.db.fetch_val(
-            "start_run", run_id, started_at, [n for n, _ in nodes], [t for _, t in nodes]
-        )
-        return started is not None
-
     async def reset_unfinished_nodes(self, run_id: UUID) -> None:
         await self.db.execute("reset_unfinished_nodes", run_id)
-
-    async def node_interrupted(self, run_id: UUID, node_id: str) -> None:
-        await self.db.execute("node_run_interrupted", run_id, node_id)
 
     async def cancel_unfinished_nodes(self, run_id: UUID, finished_at: datetime) -> None:
         await self.db.execute("cancel_unfinished_nodes", run_id, finished_at)
 
-    async def finish_run(
-        self,
-        run_id: UUID,
-        *,
-        status: str,
-        outputs: dict[str, Any] | None,
-        error: dict[str, Any] | None,
-        finished_at: datetime,
-        event_seq: int = 0,
-    ) -> None:
-        await self.db.execute("finish_run", run_id, status, outputs, error, finished_at, event_seq)
-
     # -- node runs -------------------------------------------------------------------------
-
-    async def node_started(
-        self, run_id: UUID, node_id: str, *, started_at: datetime, input: Any, attempt: int
-    ) -> None:
-        await self.db.execute("node_run_started", run_id, node_id, started_at, input, attempt)
-
-    async def node_finished(
-        self,
-        run_id: UUID,
-        node_id: str,
-        *,
-        status: str,
-        finished_at: datetime,
-        output: Any = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        await self.db.execute(
-            "node_run_finished", run_id, node_id, status, finished_at, output, error
-        )
-
-    async def nodes_skipped(self, run_id: UUID, node_ids: list[str]) -> None:
-        if node_ids:
-            await self.db.execute("node_runs_skipped", run_id, node_ids)
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
         rows = await self.db.fetch_all("list_node_runs", run_id)
         return [NodeRun.from_row(r) for r in rows]
 
     # -- logs ------------------------------------------------------------------------------
-
-    async def insert_logs(self, records: Sequence[LogRecord]) -> None:
-        if not records:
-            return
-        await self.db.execute(
-            "insert_logs",
-            [r.run_id for r in records],
-            [r.node_id for r in records],
-            [r.ts for r in records],
-            [r.level for r in records],
-            [r.message for r in records],
-            [r.data for r in records],
-        )
 
     async def list_logs(
         self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None

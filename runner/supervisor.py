@@ -28,6 +28,7 @@ from runner.messages import (
     SupervisorMessage,
 )
 from runner.models import Run, RunStatus
+from runner.writer import RunEnd
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +60,7 @@ class Supervisor:
         self._plan: ExecutionPlan | None = None
         # Runs in flight: their executor, or None while one fails to start.
         self._runs: dict[UUID, RunExecutor | None] = {}
-        self._queue: deque[Run] = deque()
+        self._queue: deque[StartRun] = deque()
         self._max_concurrency: int | None = None
         self._draining = False
 
@@ -99,10 +100,10 @@ class Supervisor:
 
     def _handle(self, tg: TaskGroup, message: SupervisorMessage) -> None:
         match message:
-            case StartRun(run=run):
+            case StartRun():
                 if self._draining:
                     return  # stays unfinished and leased; resumed after the restart
-                self._queue.append(run)
+                self._queue.append(message)
                 self._start_queued(tg)
             case CancelRun(run_id=run_id):
                 self._cancel(tg, run_id)
@@ -130,10 +131,10 @@ class Supervisor:
 
     def _start_queued(self, tg: TaskGroup) -> None:
         while self._queue and self._has_slot() and not self._draining:
-            run = self._queue.popleft()
-            if run.id in self._runs:
+            start = self._queue.popleft()
+            if start.run.id in self._runs:
                 continue  # already executing (a duplicate StartRun)
-            self._start(tg, run)
+            self._start(tg, start.run, resume=start.resume)
         if self._queue:
             log.debug("runs_queued", workflow_id=str(self.workflow_id), queued=len(self._queue))
 
@@ -144,7 +145,7 @@ class Supervisor:
             return
         if run_id in self._runs:
             return  # failing to start; it finishes by itself
-        self._queue = deque(r for r in self._queue if r.id != run_id)
+        self._queue = deque(s for s in self._queue if s.run.id != run_id)
         tg.start_soon(self._cancel_stored, run_id)
 
     def _cache_plan(self, graph: dict[str, Any]) -> ExecutionPlan:
@@ -158,7 +159,7 @@ class Supervisor:
             return self._plan
         return self._cache_plan(graph)
 
-    def _start(self, tg: TaskGroup, run: Run) -> None:
+    def _start(self, tg: TaskGroup, run: Run, *, resume: bool) -> None:
         assert run.graph is not None
         try:
             plan = self._plan_for(run.graph)
@@ -166,7 +167,7 @@ class Supervisor:
             self._runs[run.id] = None
             tg.start_soon(self._fail_unrunnable, run, exc)
             return
-        executor = RunExecutor(self._services, run, plan)
+        executor = RunExecutor(self._services, run, plan, resume=resume)
         self._runs[run.id] = executor
         tg.start_soon(self._execute, executor)
 
@@ -196,13 +197,8 @@ class Supervisor:
         # down with it: the run stays unfinished in the database and is logged here.
         try:
             with anyio.move_on_after(5, shield=True):
-                await self._services.store.finish_run(
-                    run.id,
-                    status=RunStatus.FAILED,
-                    outputs={},
-                    error=error,
-                    finished_at=finished_at,
-                    event_seq=final_seq,
+                await self._services.writer.run_ended(
+                    RunEnd(run.id, RunStatus.FAILED, {}, error, finished_at, final_seq)
                 )
             events.publish(
                 run.id,

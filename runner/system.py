@@ -23,6 +23,7 @@ from runner.migrate import apply_migrations
 from runner.runtime import Runtime
 from runner.settings import Settings
 from runner.store import Store
+from runner.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +87,7 @@ async def open_system(
         services = RunServices(
             store=Store(db.retrying()),
             events=EventBus(subscriber_buffer=settings.weft_event_buffer),
+            writer=Writer(db),
             http=http,
             artifacts=artifacts,
             block_settings=BlockSettings(

@@ -1,15 +1,23 @@
 -- name: insert_run
--- Create a pending run on the workflow's current graph, leased to this process
--- ($1 run id, $2 workflow id, $3 trigger_type, $4 trigger_payload, $5 idempotency_key,
--- $6 lease owner, $7 lease seconds). No row when the workflow is gone, or when the
--- idempotency key was used already for this workflow.
-INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
-                  lease_owner, lease_expires)
-SELECT $1, w.id, $3, $4, w.graph, $5, $6, now() + make_interval(secs => $7)
-FROM workflows w
-WHERE w.id = $2
-ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING *
+-- Create a pending run on the workflow's current graph, with a pending node run per node
+-- (in the graph's order), leased to this process ($1 run id, $2 workflow id,
+-- $3 trigger_type, $4 trigger_payload, $5 idempotency_key, $6 lease owner,
+-- $7 lease seconds). No row when the workflow is gone, or when the idempotency key was
+-- used already for this workflow.
+WITH run AS (
+    INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
+                      lease_owner, lease_expires)
+    SELECT $1, w.id, $3, $4, w.graph, $5, $6, now() + make_interval(secs => $7)
+    FROM workflows w
+    WHERE w.id = $2
+    ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), nodes AS (
+    INSERT INTO node_runs (run_id, node_id, node_type, position)
+    SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
+    FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
+)
+SELECT * FROM run
 
 -- name: get_run_by_idempotency_key
 -- The run a workflow started for an idempotency key ($1 workflow id, $2 key).
@@ -45,27 +53,6 @@ WHERE r.workflow_id = $1
        OR (r.created_at, r.id) < (SELECT c.created_at, c.id FROM runs c WHERE c.id = $3))
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT $2
-
--- name: start_run
--- Mark a pending run running and create its pending node runs in one statement
--- ($1 run id, $2 started_at, $3 node ids, $4 node types); returns the run id when started.
-WITH started AS (
-    UPDATE runs SET status = 'running', started_at = $2
-    WHERE id = $1 AND status = 'pending'
-    RETURNING id
-), nodes AS (
-    INSERT INTO node_runs (run_id, node_id, node_type, position)
-    SELECT started.id, n.node_id, n.node_type, n.position::integer
-    FROM started,
-         unnest($3::text[], $4::text[]) WITH ORDINALITY AS n(node_id, node_type, position)
-)
-SELECT id FROM started
-
--- name: finish_run
--- Record a run's end ($1 run id, $2 status, $3 outputs, $4 error, $5 finished_at,
--- $6 the seq of its run.finished event).
-UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5, event_seq = $6
-WHERE id = $1
 
 -- name: claim_orphaned_runs
 -- Lease to this process the unfinished runs nobody holds (their process stopped or died),

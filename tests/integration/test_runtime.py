@@ -60,8 +60,12 @@ async def test_health_reports_runs_in_flight(database_url: str, tmp_path: Path) 
         with anyio.fail_after(5):
             while (await weft.client.get("/healthz")).json()["runs_in_flight"] != 1:
                 await anyio.sleep(0.02)
-        running = (await weft.client.get(f"/runs/{started['id']}")).json()
-        assert running["status"] == "running"
+        # A run's start is written with the next batch (within 0.1 s), not awaited
+        with anyio.fail_after(5):
+            while (running := (await weft.client.get(f"/runs/{started['id']}")).json())[
+                "status"
+            ] != "running":
+                await anyio.sleep(0.02)
         assert running["progress"] == 0
         assert running["duration_ms"] is not None
         assert running["outputs"] is None

@@ -1,0 +1,284 @@
+"""The Writer: every write of running runs, batched into one statement per round trip.
+
+A node's result is committed before its children start (callers await it), but the commit
+is shared: whatever is queued when the writer wakes up — results of concurrent nodes of any
+run, node starts, log lines, runs starting and finishing — goes to PostgreSQL as ONE
+statement, so one round trip and one fsync serve them all (group commit). Node starts and
+log lines are never awaited: they ride along with the next batch, or go within
+IDLE_FLUSH_S when nothing else is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import anyio
+import structlog
+
+from runner.db import TRANSIENT_ERRORS, Database, RawJson
+from runner.store import LogRecord
+
+log = structlog.get_logger(__name__)
+
+# Unawaited writes (node starts, log lines) wait at most this long for company.
+IDLE_FLUSH_S = 0.1
+# A batch larger than this is split over several statements.
+MAX_BATCH = 2000
+
+
+class WriterClosedError(RuntimeError):
+    """The writer has stopped; the write was not made (the run is resumed later)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An awaited write: set once its batch has committed (or failed)."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStart:
+    run_id: UUID
+    node_id: str
+    started_at: datetime
+    input: RawJson | None
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEnd:
+    """A node's new state: its end (succeeded, failed, skipped, cancelled) or, after an
+    interruption, pending again."""
+
+    run_id: UUID
+    node_id: str
+    status: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    input: RawJson | None = None
+    output: RawJson | None = None
+    error: dict[str, Any] | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    run_id: UUID
+    status: str
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    finished_at: datetime
+    event_seq: int
+    started_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    run_starts: dict[UUID, datetime] = field(default_factory=dict)
+    node_starts: dict[tuple[UUID, str], NodeStart] = field(default_factory=dict)
+    node_ends: dict[tuple[UUID, str], NodeEnd] = field(default_factory=dict)
+    logs: list[LogRecord] = field(default_factory=list)
+    run_ends: dict[UUID, RunEnd] = field(default_factory=dict)
+    waiters: list[_Pending] = field(default_factory=list)
+    # Who awaits which row: a row that fails on its own fails only its awaiter.
+    owners: dict[tuple[Any, ...], _Pending] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return (
+            len(self.run_starts)
+            + len(self.node_starts)
+            + len(self.node_ends)
+            + len(self.logs)
+            + len(self.run_ends)
+        )
+
+    def parameters(self) -> list[Any]:
+        """The write_batch statement's parameters, with overlapping writes folded: a row
+        is updated once per statement."""
+        for key in self.node_ends:
+            self.node_starts.pop(key, None)  # the end carries the start's fields
+        run_starts = dict(self.run_starts)
+        run_ends = []
+        for run_id, end in self.run_ends.items():
+            started = run_starts.pop(run_id, None)
+            if started is not None and end.started_at is None:
+                end = RunEnd(
+                    end.run_id, end.status, end.outputs, end.error, end.finished_at,
+                    end.event_seq, started,
+                )  # fmt: skip
+            run_ends.append(end)
+        starts = list(self.node_starts.values())
+        ends = list(self.node_ends.values())
+        return [
+            list(run_starts),
+            list(run_starts.values()),
+            [s.run_id for s in starts],
+            [s.node_id for s in starts],
+            [s.started_at for s in starts],
+            [s.input for s in starts],
+            [s.attempt for s in starts],
+            [e.run_id for e in ends],
+            [e.node_id for e in ends],
+            [e.status for e in ends],
+            [e.started_at for e in ends],
+            [e.finished_at for e in ends],
+            [e.input for e in ends],
+            [e.output for e in ends],
+            [e.error for e in ends],
+            [e.attempt for e in ends],
+            [r.run_id for r in self.logs],
+            [r.node_id for r in self.logs],
+            [r.ts for r in self.logs],
+            [r.level for r in self.logs],
+            [r.message for r in self.logs],
+            [r.data for r in self.logs],
+            [r.run_id for r in run_ends],
+            [r.status for r in run_ends],
+            [r.outputs for r in run_ends],
+            [r.error for r in run_ends],
+            [r.finished_at for r in run_ends],
+            [r.event_seq for r in run_ends],
+            [r.started_at for r in run_ends],
+        ]
+
+
+class Writer:
+    """Batches and commits the runtime's writes; `serve` runs in the runtime's task group."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._batch = _Batch()
+        self._wakeup = anyio.Event()
+        self._urgent = anyio.Event()
+        self._closed = False
+        self.batches_written = 0
+        self.rows_written = 0
+
+    # -- queueing (synchronous: never blocks the caller) -----------------------------------
+
+    def run_started(self, run_id: UUID, started_at: datetime) -> None:
+        self._batch.run_starts[run_id] = started_at
+        self._wakeup.set()
+
+    def node_started(self, start: NodeStart) -> None:
+        self._batch.node_starts[(start.run_id, start.node_id)] = start
+        self._wakeup.set()
+
+    def log(self, record: LogRecord) -> None:
+        self._batch.logs.append(record)
+        self._wakeup.set()
+
+    # -- awaited writes ---------------------------------------------------------------------
+
+    async def node_ended(self, end: NodeEnd) -> None:
+        """Commit a node's new state; returns once it is in PostgreSQL."""
+        await self.nodes_ended([end])
+
+    async def nodes_ended(self, ends: list[NodeEnd]) -> None:
+        pending = self._await()
+        for end in ends:
+            key = (end.run_id, end.node_id)
+            self._batch.node_ends[key] = end
+            self._batch.owners[("node", *key)] = pending
+        await self._commit(pending)
+
+    async def run_ended(self, end: RunEnd) -> None:
+        """Commit a run's end, after everything queued before it (its logs included)."""
+        pending = self._await()
+        self._batch.run_ends[end.run_id] = end
+        self._batch.owners[("run", end.run_id)] = pending
+        await self._commit(pending)
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is committed."""
+        await self._commit(self._await())
+
+    def _await(self) -> _Pending:
+        if self._closed:
+            raise WriterClosedError()
+        pending = _Pending()
+        self._batch.waiters.append(pending)
+        return pending
+
+    async def _commit(self, pending: _Pending) -> None:
+        self._urgent.set()
+        self._wakeup.set()
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        try:
+            while True:
+                await self._wakeup.wait()
+                if not self._batch.waiters:
+                    # Only unawaited writes: give them a moment to gather company.
+                    with anyio.move_on_after(IDLE_FLUSH_S):
+                        await self._urgent.wait()
+                batch, self._batch = self._batch, _Batch()
+                self._wakeup = anyio.Event()
+                self._urgent = anyio.Event()
+                with anyio.CancelScope(shield=True):
+                    await self._write(batch)
+        finally:
+            self._closed = True
+            # Whatever was queued is not written: the runs it belongs to are resumed.
+            for pending in self._batch.waiters:
+                pending.error = WriterClosedError()
+                pending.done.set()
+
+    async def _write(self, batch: _Batch) -> None:
+        if len(batch):
+            try:
+                await self._execute(batch)
+            except Exception as exc:
+                await self._write_apart(batch, exc)
+                return
+        for pending in batch.waiters:
+            pending.done.set()
+
+    async def _execute(self, batch: _Batch) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._db.execute("write_batch", *batch.parameters())
+            except TRANSIENT_ERRORS as exc:
+                # The database is away: wait it out (runs block on their commits meanwhile).
+                log.warning("database_unavailable_retrying", error=repr(exc), delay_s=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self.batches_written += 1
+            self.rows_written += len(batch)
+            return
+
+    async def _write_apart(self, batch: _Batch, exc: Exception) -> None:
+        """A batch failed for a reason of its own: write each row alone, so that one bad
+        row fails only the awaiter it belongs to."""
+        log.warning("write_batch_failed_splitting", error=repr(exc), rows=len(batch))
+        parts: list[tuple[tuple[Any, ...] | None, _Batch]] = []
+        parts += [(None, _Batch(run_starts={k: v})) for k, v in batch.run_starts.items()]
+        parts += [(None, _Batch(node_starts={k: v})) for k, v in batch.node_starts.items()]
+        parts += [(("node", *k), _Batch(node_ends={k: v})) for k, v in batch.node_ends.items()]
+        parts += [(None, _Batch(logs=[r])) for r in batch.logs]
+        parts += [(("run", k), _Batch(run_ends={k: v})) for k, v in batch.run_ends.items()]
+        for owner_key, part in parts:
+            try:
+                await self._execute(part)
+            except Exception as part_exc:
+                log.error("write_failed", error=repr(part_exc))
+                owner = batch.owners.get(owner_key) if owner_key is not None else None
+                if owner is not None and owner.error is None:
+                    owner.error = part_exc
+        for pending in batch.waiters:
+            pending.done.set()

@@ -1,0 +1,54 @@
+-- name: write_batch
+-- Everything the Writer has queued, in one statement: one round trip, one commit.
+-- Each row is touched once (the Writer folds a node's start into its end, a run's start
+-- into its end). Runs started ($1 ids, $2 started_at); node starts ($3 run ids, $4 node ids,
+-- $5 started_at, $6 inputs, $7 attempts); node ends ($8 run ids, $9 node ids, $10 statuses,
+-- $11 started_at, $12 finished_at, $13 inputs, $14 outputs, $15 errors, $16 attempts);
+-- log lines ($17 run ids, $18 node ids, $19 ts, $20 levels, $21 messages, $22 data);
+-- runs finished ($23 ids, $24 statuses, $25 outputs, $26 errors, $27 finished_at,
+-- $28 event seqs, $29 started_at).
+WITH run_starts AS (
+    UPDATE runs r SET status = 'running', started_at = s.started_at
+    FROM unnest($1::uuid[], $2::timestamptz[]) AS s(id, started_at)
+    WHERE r.id = s.id AND r.status = 'pending'
+    RETURNING r.id
+), node_starts AS (
+    UPDATE node_runs n
+    SET status = 'running', started_at = s.started_at, input = s.input, attempt = s.attempt
+    FROM unnest($3::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::integer[])
+         AS s(run_id, node_id, started_at, input, attempt)
+    WHERE n.run_id = s.run_id AND n.node_id = s.node_id
+      AND n.status IN ('pending', 'running')
+    RETURNING n.id
+), node_ends AS (
+    UPDATE node_runs n
+    SET status = e.status,
+        started_at = COALESCE(e.started_at, n.started_at),
+        finished_at = e.finished_at,
+        input = COALESCE(e.input, n.input),
+        output = e.output,
+        error = e.error,
+        attempt = COALESCE(e.attempt, n.attempt)
+    FROM unnest($8::uuid[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[],
+                $13::jsonb[], $14::jsonb[], $15::jsonb[], $16::integer[])
+         AS e(run_id, node_id, status, started_at, finished_at, input, output, error, attempt)
+    WHERE n.run_id = e.run_id AND n.node_id = e.node_id
+    RETURNING n.id
+), new_logs AS (
+    INSERT INTO logs (run_id, node_id, ts, level, message, data)
+    SELECT * FROM unnest($17::uuid[], $18::text[], $19::timestamptz[], $20::text[],
+                         $21::text[], $22::jsonb[])
+    RETURNING id
+), run_ends AS (
+    UPDATE runs r
+    SET status = f.status, outputs = f.outputs, error = f.error, finished_at = f.finished_at,
+        event_seq = f.event_seq, started_at = COALESCE(r.started_at, f.started_at)
+    FROM unnest($23::uuid[], $24::text[], $25::jsonb[], $26::jsonb[], $27::timestamptz[],
+                $28::integer[], $29::timestamptz[])
+         AS f(id, status, outputs, error, finished_at, event_seq, started_at)
+    WHERE r.id = f.id
+    RETURNING r.id
+)
+SELECT (SELECT count(*) FROM run_starts) + (SELECT count(*) FROM node_starts)
+     + (SELECT count(*) FROM node_ends) + (SELECT count(*) FROM new_logs)
+     + (SELECT count(*) FROM run_ends)
