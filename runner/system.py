@@ -14,7 +14,7 @@ from blocks.context import BlockSettings
 from blocks.registry import BlockRegistry
 from blocks.standard import standard_registry
 from runner.artifacts import Artifacts
-from runner.blobs import BlobStore, GcsBlobStore, LocalBlobStore, gcs_client_from_env
+from runner.blobs import BlobStore, LocalBlobStore
 from runner.db import Database
 from runner.embedded import start_embedded
 from runner.events import EventBus
@@ -60,6 +60,8 @@ async def migrate(settings: Settings) -> list[str]:
 
 def make_blob_store(settings: Settings) -> BlobStore:
     if settings.gcs_bucket:
+        from runner.gcs_blobs import GcsBlobStore, gcs_client_from_env
+
         return GcsBlobStore(settings.gcs_bucket, gcs_client_from_env())
     return LocalBlobStore(settings.artifacts_dir)
 

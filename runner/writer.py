@@ -97,6 +97,15 @@ class _Batch:
             + len(self.run_ends)
         )
 
+    def only_node_ends(self) -> bool:
+        """True when the batch is node ends alone (once starts are folded into them)."""
+        return not (
+            self.run_starts
+            or self.logs
+            or self.run_ends
+            or any(key not in self.node_ends for key in self.node_starts)
+        )
+
     def parameters(self) -> list[Any]:
         """The write_batch statement's parameters, with overlapping writes folded: a row
         is updated once per statement."""
@@ -251,7 +260,11 @@ class Writer:
         delay = 0.05
         while True:
             try:
-                await self._db.execute("write_batch", *batch.parameters())
+                parameters = batch.parameters()
+                if batch.only_node_ends():
+                    await self._db.execute("write_node_ends", *parameters[7:16])
+                else:
+                    await self._db.execute("write_batch", *parameters)
             except TRANSIENT_ERRORS as exc:
                 # The database is away: wait it out (runs block on their commits meanwhile).
                 log.warning("database_unavailable_retrying", error=repr(exc), delay_s=delay)

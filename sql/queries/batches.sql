@@ -52,3 +52,20 @@ WITH run_starts AS (
 SELECT (SELECT count(*) FROM run_starts) + (SELECT count(*) FROM node_starts)
      + (SELECT count(*) FROM node_ends) + (SELECT count(*) FROM new_logs)
      + (SELECT count(*) FROM run_ends)
+
+-- name: write_node_ends
+-- A batch of node ends only (the common case on a run's critical path): write_batch's
+-- node_ends part alone ($1 run ids, $2 node ids, $3 statuses, $4 started_at,
+-- $5 finished_at, $6 inputs, $7 outputs, $8 errors, $9 attempts).
+UPDATE node_runs n
+SET status = e.status,
+    started_at = COALESCE(e.started_at, n.started_at),
+    finished_at = e.finished_at,
+    input = COALESCE(e.input, n.input),
+    output = e.output,
+    error = e.error,
+    attempt = COALESCE(e.attempt, n.attempt)
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+            $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::integer[])
+     AS e(run_id, node_id, status, started_at, finished_at, input, output, error, attempt)
+WHERE n.run_id = e.run_id AND n.node_id = e.node_id
