@@ -56,6 +56,16 @@ class RuntimeStatistics(NamedTuple):
     inbox_depth: int
 
 
+class _Waiter:
+    """Callers waiting for one run to end, and how it ended (when known in memory)."""
+
+    __slots__ = ("done", "run")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.run: Run | None = None
+
+
 class _Mailbox(NamedTuple):
     supervisor: Supervisor
     send: MemoryObjectSendStream[SupervisorMessage]
@@ -89,7 +99,7 @@ class Runtime:
         self._lease_s = lease_s
         self._tg: TaskGroup | None = None
         self._mailboxes: dict[UUID, _Mailbox] = {}
-        self._run_waiters: dict[UUID, anyio.Event] = {}
+        self._run_waiters: dict[UUID, _Waiter] = {}
         self._run_ended = anyio.Event()
         self._accepting = True
 
@@ -262,19 +272,28 @@ class Runtime:
             return await self.wait_run_finished(run_id)
         return await self.store.get_run(run_id)
 
-    async def wait_run_finished(self, run_id: UUID) -> Run:
-        """Wait until the run has finished (in this process); returns it as stored."""
-        while True:
-            event = self._run_waiters.setdefault(run_id, anyio.Event())
-            run = await self.store.get_run(run_id)
-            if run.status.finished:
-                return run
-            await event.wait()
+    async def wait_run_finished(self, run_id: UUID, *, started_here: bool = False) -> Run:
+        """Wait until the run has finished (in this process); returns how it ended.
 
-    def _run_finished(self, run_id: UUID) -> None:
-        event = self._run_waiters.pop(run_id, None)
-        if event is not None:
-            event.set()
+        `started_here`: the caller has just started it, so it cannot have finished yet and
+        the first database read is skipped.
+        """
+        while True:
+            waiter = self._run_waiters.setdefault(run_id, _Waiter())
+            if not started_here:
+                run = await self.store.get_run(run_id)
+                if run.status.finished:
+                    return run
+            started_here = False
+            await waiter.done.wait()
+            if waiter.run is not None and waiter.run.status.finished:
+                return waiter.run
+
+    def _run_finished(self, run_id: UUID, run: Run | None = None) -> None:
+        waiter = self._run_waiters.pop(run_id, None)
+        if waiter is not None:
+            waiter.run = run
+            waiter.done.set()
         self._run_ended.set()
 
     # -- shutdown --------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class Supervisor:
         self_send: MemoryObjectSendStream[SupervisorMessage],
         idle_s: float,
         try_retire: Callable[[Supervisor], bool],
-        on_run_finished: Callable[[UUID], None],
+        on_run_finished: Callable[[UUID, Run | None], None],
     ) -> None:
         self.workflow_id = workflow_id
         self._services = services
@@ -60,6 +60,8 @@ class Supervisor:
         self._plan: ExecutionPlan | None = None
         # Runs in flight: their executor, or None while one fails to start.
         self._runs: dict[UUID, RunExecutor | None] = {}
+        # How runs ended, handed from their task to this loop with RunFinished.
+        self._ended: dict[UUID, Run] = {}
         self._queue: deque[StartRun] = deque()
         self._max_concurrency: int | None = None
         self._draining = False
@@ -113,7 +115,7 @@ class Supervisor:
                 self._start_queued(tg)
             case RunFinished(run_id=run_id):
                 self._runs.pop(run_id, None)
-                self._on_run_finished(run_id)
+                self._on_run_finished(run_id, self._ended.pop(run_id, None))
                 self._start_queued(tg)
             case Drain():
                 self._draining = True
@@ -175,7 +177,9 @@ class Supervisor:
         run = executor.run
         try:
             status = await executor.execute()
-            log.info("run_ended", run_id=str(run.id), status=str(status))
+            if executor.final_run is not None:
+                self._ended[run.id] = executor.final_run
+            log.debug("run_ended", run_id=str(run.id), status=str(status))
         except Exception as exc:
             log.exception("run_crashed", run_id=str(run.id))
             await self._fail_unrunnable(run, exc, notify=False)

@@ -178,6 +178,11 @@ class Writer:
         self._batch.node_starts[(start.run_id, start.node_id)] = start
         self._wakeup.set()
 
+    def node_ended_soon(self, end: NodeEnd) -> None:
+        """Queue a node's end without waiting for it (nothing depends on its commit yet)."""
+        self._batch.node_ends[(end.run_id, end.node_id)] = end
+        self._wakeup.set()
+
     def log(self, record: LogRecord) -> None:
         self._batch.logs.append(record)
         self._wakeup.set()

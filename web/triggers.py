@@ -58,7 +58,7 @@ async def trigger(
     run, created = await start(key)
     if query.wait and not run.status.finished:
         with anyio.move_on_after(query.wait):
-            run = await system().runtime.wait_run_finished(run.id)
+            run = await system().runtime.wait_run_finished(run.id, started_here=created)
     status = 200 if run.status.finished or not created else 202
     headers = {"Location": f"/runs/{run.id}"}
     if key is not None:
