@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
@@ -52,37 +52,39 @@ async def _send_all(messages: AsyncIterator[dict[str, Any] | None]) -> bool:
     return True
 
 
-@blueprint.websocket("/ws/runs/<uuid:run_id>")
-async def run_socket(run_id: UUID) -> None:
-    """A snapshot of the run, then its live events; closes (1000) once it has finished."""
+async def _stream(
+    open_messages: Callable[[int | None], AsyncIterator[dict[str, Any] | None]],
+    missing: str,
+) -> bool:
+    """Accept, read ?after, send every message; True when the stream ended by itself."""
     await websocket.accept()
     try:
         after = _after_from_query()
     except ValidationError:
         await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
-        return
+        return False
     try:
-        finished = await _send_all(system().runtime.live.run_messages(run_id, after))
+        return await _send_all(open_messages(after))
     except NotFoundError:
-        await websocket.close(CLOSE_NOT_FOUND, f"no run {run_id}")
-        return
-    if finished:
+        await websocket.close(CLOSE_NOT_FOUND, missing)
+        return False
+
+
+@blueprint.websocket("/ws/runs/<uuid:run_id>")
+async def run_socket(run_id: UUID) -> None:
+    """A snapshot of the run, then its live events; closes (1000) once it has finished."""
+    live = system().runtime.live
+    if await _stream(lambda after: live.run_messages(run_id, after), f"no run {run_id}"):
         await websocket.close(1000, "run finished")
 
 
 @blueprint.websocket("/ws/workflows/<uuid:workflow_id>")
 async def workflow_socket(workflow_id: UUID) -> None:
     """Every run of the workflow (created, node status changes, finished) and its updates."""
-    await websocket.accept()
-    try:
-        after = _after_from_query()
-    except ValidationError:
-        await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
-        return
-    try:
-        await _send_all(system().runtime.live.workflow_messages(workflow_id, after))
-    except NotFoundError:
-        await websocket.close(CLOSE_NOT_FOUND, f"no workflow {workflow_id}")
+    live = system().runtime.live
+    await _stream(
+        lambda after: live.workflow_messages(workflow_id, after), f"no workflow {workflow_id}"
+    )
 
 
 @blueprint.get("/runs/<uuid:run_id>/events")
