@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any, NamedTuple
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import anyio
 import structlog
@@ -42,6 +42,7 @@ from runner.supervisor import Supervisor
 log = structlog.get_logger(__name__)
 
 INBOX_SIZE = 256
+LEASE_NAMESPACE = UUID("6f0e6a8e-3c1a-4d0e-9d8e-77e1f3b0c2a4")
 CLAIM_BATCH = 500
 # How long a cancel request waits for the run to reach `cancelled` before answering.
 CANCEL_WAIT_S = 10.0
@@ -86,6 +87,7 @@ class Runtime:
         supervisor_idle_s: float = 60.0,
         lease_s: float = 30.0,
         store: Store | None = None,
+        instance: str | None = None,
     ) -> None:
         self.services = services
         # Requests use `store` (failing fast while the database is down: 503); runs use
@@ -94,7 +96,9 @@ class Runtime:
         self.events: EventBus = services.events
         self.live = LiveStreams(self.store, services.events)
         self.registry = registry
-        self.owner = uuid4()
+        # Leases are held in the name of this instance (a dyno, host:port): a restart of the
+        # same instance takes back its runs at once instead of waiting for their leases.
+        self.owner = uuid5(LEASE_NAMESPACE, instance) if instance else uuid4()
         self._idle_s = supervisor_idle_s
         self._lease_s = lease_s
         self._tg: TaskGroup | None = None
@@ -135,19 +139,23 @@ class Runtime:
 
     async def _keep_leases(self) -> None:
         """Renew this process's leases; claim and resume runs nobody holds."""
+        first = True
         while True:
             try:
-                await self.resume_orphaned_runs()
+                await self.resume_orphaned_runs(include_own=first)
+                first = False
                 await self.store.renew_leases(self.owner, self._lease_s)
             except Exception:
                 log.exception("lease_upkeep_failed")
             await anyio.sleep(self._lease_s / 3)
 
-    async def resume_orphaned_runs(self) -> int:
+    async def resume_orphaned_runs(self, *, include_own: bool = False) -> int:
         """Claim unfinished runs whose process is gone and hand them to supervisors."""
         if not self.accepting:
             return 0
-        runs = await self.store.claim_orphaned_runs(self.owner, self._lease_s, CLAIM_BATCH)
+        runs = await self.store.claim_orphaned_runs(
+            self.owner, self._lease_s, CLAIM_BATCH, include_own=include_own
+        )
         for run in runs:
             log.info("run_resuming", run_id=str(run.id), status=str(run.status))
             await self._send(run.workflow_id, StartRun(run, resume=True))

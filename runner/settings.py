@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -34,6 +35,12 @@ class Settings(BaseSettings):
     weft_http_grace_s: float = Field(
         default=3.0, ge=0, description="After the drain, open connections get this long."
     )
+    weft_instance: str | None = Field(
+        default=None,
+        description="This process's stable name (default: DYNO, else host:port); a restart "
+        "of the same instance resumes its runs at once.",
+    )
+    dyno: str | None = Field(default=None, description="Set by Heroku: the dyno's name.")
     weft_lease_s: float = Field(
         default=30.0,
         gt=0,
@@ -63,6 +70,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def instance_name(self, port: int) -> str:
+        """The name leases are held under: WEFT_INSTANCE, else DYNO, else host:port."""
+        return self.weft_instance or self.dyno or f"{socket.gethostname()}:{port}"
 
     @property
     def artifacts_dir(self) -> Path:

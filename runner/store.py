@@ -175,8 +175,10 @@ class Store:
             rows = await self.db.fetch_all("list_workflow_runs", workflow_id, limit, before)
         return [Run.from_row(r) for r in rows]
 
-    async def claim_orphaned_runs(self, owner: UUID, lease_s: float, limit: int) -> list[Run]:
-        rows = await self.db.fetch_all("claim_orphaned_runs", owner, lease_s, limit)
+    async def claim_orphaned_runs(
+        self, owner: UUID, lease_s: float, limit: int, *, include_own: bool = False
+    ) -> list[Run]:
+        rows = await self.db.fetch_all("claim_orphaned_runs", owner, lease_s, limit, include_own)
         return sorted((Run.from_row(r) for r in rows), key=lambda r: (r.created_at, r.id))
 
     async def renew_leases(self, owner: UUID, lease_s: float) -> None:

@@ -68,9 +68,17 @@ def make_blob_store(settings: Settings) -> BlobStore:
 
 @asynccontextmanager
 async def open_system(
-    settings: Settings, *, registry: BlockRegistry | None = None, run_migrations: bool = True
+    settings: Settings,
+    *,
+    registry: BlockRegistry | None = None,
+    run_migrations: bool = True,
+    instance: str | None = None,
 ) -> AsyncIterator[System]:
-    """Connect, migrate and build the Runtime (not yet running: see `Runtime.run`)."""
+    """Connect, migrate and build the Runtime (not yet running: see `Runtime.run`).
+
+    `instance` names this process for run leases (see Settings.instance_name); without one,
+    leases are held under a name of this process alone.
+    """
     async with AsyncExitStack() as stack:
         url, server = await database_url_for(settings)
         db = await Database.connect(url, max_size=settings.weft_db_pool_size)
@@ -105,5 +113,6 @@ async def open_system(
             supervisor_idle_s=settings.weft_supervisor_idle_s,
             lease_s=settings.weft_lease_s,
             store=store,
+            instance=instance,
         )
         yield System(settings, db, store, artifacts, runtime, url, server)

@@ -101,8 +101,12 @@ async def serve(
                 stop.set()
                 return
 
+    instance = settings.instance_name(sock.getsockname()[1])
     with sock:
-        async with open_system(settings) as weft, anyio.create_task_group() as tg:
+        async with (
+            open_system(settings, instance=instance) as weft,
+            anyio.create_task_group() as tg,
+        ):
             tg.start_soon(watch_signals)
             await serve_system(
                 weft, sock, shutdown_trigger=stop.wait, on_ready=lambda url: on_ready(weft, url)

@@ -56,13 +56,14 @@ LIMIT $2
 
 -- name: claim_orphaned_runs
 -- Lease to this process the unfinished runs nobody holds (their process stopped or died),
--- oldest first ($1 lease owner, $2 lease seconds, $3 at most this many).
+-- oldest first ($1 lease owner, $2 lease seconds, $3 at most this many, $4 also the runs
+-- leased to this owner already: at start, those of this instance's previous process).
 UPDATE runs
 SET lease_owner = $1, lease_expires = now() + make_interval(secs => $2)
 WHERE id IN (
     SELECT id FROM runs
     WHERE status IN ('pending', 'running')
-      AND (lease_expires IS NULL OR lease_expires < now())
+      AND (lease_expires IS NULL OR lease_expires < now() OR ($4 AND lease_owner = $1))
     ORDER BY created_at, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED

@@ -71,8 +71,8 @@ def counted_chain(counter_url: str, pause_s: float) -> dict[str, Any]:
 class WeftProcess:
     """`weft serve` as a real process on a free port."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], tmp_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PORT": str(self.port), "WEFT_HOST": "127.0.0.1"}
         self.tmp_path = tmp_path
@@ -192,6 +192,34 @@ async def test_kill_9_mid_run_resumes_without_re_running_committed_nodes(
             if (i, node) in committed:
                 assert count == 1, f"node {node} of run {i} ran {count} times after its commit"
     assert any(node in ("b", "c") for _, node in committed) or len(committed) > RUNS
+
+
+async def test_a_restarted_instance_takes_back_its_runs_at_once(
+    database_url: str,
+    tmp_path: Path,
+    counter: tuple[str, Counter[str]],
+    processes: list[WeftProcess],
+) -> None:
+    # Given leases far longer than the test, and a process killed mid-run
+    counter_url, hits = counter
+    env = {"DATABASE_URL": database_url, "WEFT_LEASE_S": "600", "WEFT_DATA_DIR": str(tmp_path)}
+    first = WeftProcess(env, tmp_path)
+    processes.append(first)
+    await first.start()
+    run_ids = await start_runs(first.url, counted_chain(counter_url, pause_s=0.4))
+    with anyio.fail_after(30):
+        while sum(1 for path in hits if path.endswith("/a")) < RUNS:
+            await anyio.sleep(0.01)
+    first.stop_now()
+
+    # When the same instance (same host and port) starts again
+    second = WeftProcess(env, tmp_path, port=first.port)
+    processes.append(second)
+    await second.start()
+
+    # Then it resumes its runs without waiting for their leases to lapse
+    runs = await wait_all_finished(second.url, run_ids, timeout_s=30)
+    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
 
 
 async def test_sigterm_drains_then_a_restart_finishes_every_run(
