@@ -1,4 +1,4 @@
-"""The `weft` command: up (local, embedded defaults), serve (production), migrate."""
+"""The `weft` command: up (local, embedded defaults), serve (production), migrate, bench."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from runner.log_config import configure_logging
 from runner.settings import Settings
 from runner.system import System, migrate
+from web.bench.options import add_arguments as add_bench_arguments
 from web.serve import serve
 
 log = structlog.get_logger(__name__)
@@ -77,6 +78,12 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from web.bench.suite import run  # imported here: only `weft bench` needs it
+
+    raise SystemExit(run(args))
+
+
 def _run(func: Any, args: argparse.Namespace) -> None:
     try:
         func(args)
@@ -102,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         sub.set_defaults(func=func)
     sub = commands.add_parser("migrate", help="apply database migrations")
     sub.set_defaults(func=cmd_migrate)
+    sub = commands.add_parser("bench", help="run the benchmark suite against a real weft")
+    add_bench_arguments(sub)
+    sub.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     # SIGINT is handled by the server itself; this only covers a Ctrl+C during startup.
     with contextlib.suppress(KeyboardInterrupt):

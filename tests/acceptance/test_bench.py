@@ -1,0 +1,60 @@
+"""`weft bench` as a user runs it: a quick, partial suite against a real weft server on the
+embedded PostgreSQL. A behaviour test: figures come out as numbers, not how fast they are."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH_TIMEOUT_S = 60
+
+
+def weft_command() -> list[str]:
+    """The `weft` console script beside this Python, or the same entry point through -m."""
+    script = Path(sys.executable).with_name("weft")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "web.cli"]
+
+
+def test_weft_bench_quick_writes_the_table_and_json(tmp_path: Path) -> None:
+    # Given no DATABASE_URL (the bench's server uses the embedded PostgreSQL)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    out = tmp_path / "bench.json"
+    # When a quick run of two scenarios is asked for, with JSON
+    result = subprocess.run(
+        [*weft_command(), "bench", "--quick", "--only", "chain100,sleepy-fanout", "--json", out],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+        check=False,
+    )
+    # Then it succeeds and prints the table under its header
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("scenario"))
+    assert header.split() == ["scenario", "figure", "weft", "floor", "weft/floor", "target"]
+    assert any(line.startswith("command ") and "bench --quick" in line for line in lines)
+    # And the JSON holds those scenarios' figures as positive numbers, two samples each
+    document = json.loads(out.read_text())
+    assert document["repetitions"] == 2
+    figures = {(f["scenario"], f["figure"]): f for f in document["figures"]}
+    assert {s for s, _ in figures} == {"chain100", "sleepy-fanout"}
+    for key in [
+        ("chain100", "total_ms"),
+        ("chain100", "run_ms"),
+        ("chain100", "per_node_us"),
+        ("sleepy-fanout", "total_ms"),
+        ("sleepy-fanout", "run_ms"),
+    ]:
+        figure = figures[key]
+        assert isinstance(figure["value"], float)
+        assert figure["value"] > 0, figure
+        assert len(figure["samples"]) == 2
+        assert all(sample > 0 for sample in figure["samples"]), figure
+    # And the figures with a target say whether it was met
+    assert isinstance(figures[("chain100", "per_node_us")]["met"], bool)
+    assert isinstance(figures[("sleepy-fanout", "total_ms")]["met"], bool)

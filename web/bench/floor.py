@@ -1,0 +1,153 @@
+"""The floor: the suite's DAG shapes run by a bare anyio scheduler in the bench process, each
+node one INSERT (started) and one UPDATE (finished) through asyncpg on the same embedded
+PostgreSQL as weft (its own database). weft's figures are shown as ratios to these."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+import asyncpg
+
+from web.bench import graphs
+
+# Benchmark scaffolding, not weft's SQL (weft's statements live in sql/): the floor's own
+# database and table, the least a persisted node run needs.
+FLOOR_DATABASE = "weft_bench_floor"
+CREATE_DATABASE = f"CREATE DATABASE {FLOOR_DATABASE}"
+CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS floor_node_runs (
+    id          bigserial PRIMARY KEY,
+    run_id      bigint NOT NULL,
+    node_id     text NOT NULL,
+    status      text NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+)
+"""
+INSERT_STARTED = """
+INSERT INTO floor_node_runs (run_id, node_id, status) VALUES ($1, $2, 'running') RETURNING id
+"""
+UPDATE_FINISHED = """
+UPDATE floor_node_runs SET status = 'succeeded', finished_at = now() WHERE id = $1
+"""
+
+# As many connections as weft's default pool (WEFT_DB_POOL_SIZE).
+POOL_SIZE = 10
+
+
+@dataclass(frozen=True)
+class FloorResult:
+    """Median-able samples of the three floor figures."""
+
+    chain100_ms: list[float]
+    fanout100_ms: list[float]
+    runs_per_s: list[float]
+
+
+async def ensure_database(admin_url: str) -> None:
+    """Create the floor's database on the server of `admin_url` unless it exists."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        exists = await admin.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", FLOOR_DATABASE
+        )
+        if not exists:
+            await admin.execute(CREATE_DATABASE)
+    finally:
+        await admin.close()
+
+
+async def run_dag(pool: asyncpg.Pool, run_id: int, parents: dict[str, list[str]]) -> None:
+    """Run one DAG: every node starts as soon as its last parent has finished."""
+    children: dict[str, list[str]] = {node: [] for node in parents}
+    for node, ups in parents.items():
+        for up in ups:
+            children[up].append(node)
+    waiting = {node: len(ups) for node, ups in parents.items()}
+
+    async with anyio.create_task_group() as tg:
+
+        async def execute(node: str) -> None:
+            row_id = await pool.fetchval(INSERT_STARTED, run_id, node)
+            await pool.execute(UPDATE_FINISHED, row_id)
+            for child in children[node]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    tg.start_soon(execute, child)
+
+        for node, count in waiting.items():
+            if count == 0:
+                tg.start_soon(execute, node)
+
+
+class Floor:
+    """The floor scheduler on one pool; run ids count up from 1."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._next_run = 0
+
+    def _run_id(self) -> int:
+        self._next_run += 1
+        return self._next_run
+
+    async def one(self, parents: dict[str, list[str]]) -> float:
+        """Seconds to run one DAG."""
+        started = time.perf_counter()
+        await run_dag(self.pool, self._run_id(), parents)
+        return time.perf_counter() - started
+
+    async def many(self, parents: dict[str, list[str]], count: int) -> float:
+        """Seconds to run `count` DAGs started at once."""
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(count):
+                tg.start_soon(run_dag, self.pool, self._run_id(), parents)
+        return time.perf_counter() - started
+
+
+async def measure_floor(
+    database_url: Callable[[str], str],
+    repetitions: int,
+    concurrent_runs: int,
+    progress: Callable[[str], None],
+) -> FloorResult:
+    """chain100, fanout100 (ms) and `concurrent_runs` 3-node chains (runs/s) on the floor;
+    one untimed warm-up of each, then `repetitions` timed ones."""
+    await ensure_database(database_url("postgres"))
+    pool = await asyncpg.create_pool(
+        database_url(FLOOR_DATABASE), min_size=POOL_SIZE, max_size=POOL_SIZE
+    )
+    try:
+        await pool.execute(CREATE_TABLE)
+        floor = Floor(pool)
+        chain = graphs.parents_of(graphs.chain(100))
+        fanout = graphs.parents_of(graphs.fanout(100))
+        short = graphs.parents_of(graphs.short_chain(2))
+        await floor.one(chain)
+        await floor.one(fanout)
+        await floor.many(short, concurrent_runs)
+        chain_ms, fanout_ms, rates = [], [], []
+        for i in range(repetitions):
+            chain_ms.append(await floor.one(chain) * 1000)
+            fanout_ms.append(await floor.one(fanout) * 1000)
+            rates.append(concurrent_runs / await floor.many(short, concurrent_runs))
+            progress(
+                f"floor {i + 1}/{repetitions}: chain100 {chain_ms[-1]:.1f} ms, "
+                f"fanout100 {fanout_ms[-1]:.1f} ms, {rates[-1]:.0f} runs/s"
+            )
+        return FloorResult(chain_ms, fanout_ms, rates)
+    finally:
+        await pool.close()
+
+
+async def server_version(admin_url: str) -> str:
+    """The PostgreSQL server's version string (e.g. "16.2")."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
