@@ -66,14 +66,22 @@ class Database:
     with capped exponential backoff, until the database answers again.
     """
 
-    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str], *, retry: bool = False) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        queries: dict[str, str],
+        *,
+        retry: bool = False,
+        dsn: str | None = None,
+    ) -> None:
         self._pool = pool
         self.queries = queries
         self._retry = retry
+        self._dsn = dsn
 
     def retrying(self) -> Database:
         """The same pool and queries, waiting out outages instead of failing."""
-        return Database(self._pool, self.queries, retry=True)
+        return Database(self._pool, self.queries, retry=True, dsn=self._dsn)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         delay = RETRY_FIRST_DELAY_S
@@ -96,7 +104,15 @@ class Database:
             init=_init_connection,
             reset=_keep_connection,
         )
-        return cls(pool, load_queries())
+        return cls(pool, load_queries(), dsn=dsn)
+
+    async def dedicated(self) -> Connection:
+        """A connection of its own, outside the pool (for a writer that must never queue
+        behind request traffic for a pooled connection); the caller closes it."""
+        assert self._dsn is not None, "a Database from Database.connect"
+        conn = await asyncpg.connect(self._dsn)
+        await _init_connection(conn)
+        return Connection(conn, self.queries)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -153,6 +169,13 @@ class Connection:
 
     async def fetch_val(self, name: str, *args: Any) -> Any:
         return await self._conn.fetchval(self._queries[name], *args)
+
+    async def close(self) -> None:
+        if isinstance(self._conn, asyncpg.Connection):
+            await self._conn.close()
+
+    def is_closed(self) -> bool:
+        return self._conn.is_closed()
 
     async def prepare(self, name: str) -> None:
         """Prepare a named query (used to check the queries against the schema)."""

@@ -83,8 +83,12 @@ class Supervisor:
             await self._load_settings()
             while True:
                 message: SupervisorMessage | None = None
-                with anyio.move_on_after(self._idle_s):
-                    message = await self._inbox.receive()
+                try:
+                    # A busy supervisor takes what is waiting without arming a timer.
+                    message = self._inbox.receive_nowait()
+                except anyio.WouldBlock:
+                    with anyio.move_on_after(self._idle_s):
+                        message = await self._inbox.receive()
                 if message is None:
                     if not self._runs and not self._queue and self._try_retire(self):
                         return

@@ -10,6 +10,7 @@ IDLE_FLUSH_S when nothing else is written.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from uuid import UUID
 import anyio
 import structlog
 
-from runner.db import TRANSIENT_ERRORS, Database, RawJson
+from runner.db import TRANSIENT_ERRORS, Connection, Database, RawJson
 from runner.store import LogRecord
 
 log = structlog.get_logger(__name__)
@@ -161,6 +162,8 @@ class Writer:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # The writer's own connection: runs never wait for a pooled one behind requests.
+        self._conn: Connection | None = None
         self._batch = _Batch()
         self._wakeup = anyio.Event()
         self._urgent = anyio.Event()
@@ -246,6 +249,9 @@ class Writer:
                     await self._write(batch)
         finally:
             self._closed = True
+            if self._conn is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._conn.close()
             # Whatever was queued is not written: the runs it belongs to are resumed.
             for pending in self._batch.waiters:
                 pending.error = WriterClosedError()
@@ -265,12 +271,18 @@ class Writer:
         delay = 0.05
         while True:
             try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await self._db.dedicated()
                 parameters = batch.parameters()
                 if batch.only_node_ends():
-                    await self._db.execute("write_node_ends", *parameters[7:16])
+                    await self._conn.execute("write_node_ends", *parameters[7:16])
                 else:
-                    await self._db.execute("write_batch", *parameters)
+                    await self._conn.execute("write_batch", *parameters)
             except TRANSIENT_ERRORS as exc:
+                if self._conn is not None:
+                    with contextlib.suppress(Exception):
+                        await self._conn.close()
+                    self._conn = None
                 # The database is away: wait it out (runs block on their commits meanwhile).
                 log.warning("database_unavailable_retrying", error=repr(exc), delay_s=delay)
                 await anyio.sleep(delay)
