@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,22 @@ def forget_dead_handles(pgdata: Path) -> list[int]:
     return dead
 
 
+# pgserver's lock is a file lock, which does not exclude threads of one process from each
+# other: this one does (`weft up` starts the server in a thread while it imports).
+_START_LOCK = threading.Lock()
+
+
 def start_embedded_sync(pgdata: Path, *, cleanup: str = "stop") -> tuple[Any, str]:
     """Start (or join) the embedded server, blocking; returns its handle and URL.
 
     `cleanup` is pgserver's: "stop" stops the server when the last process using it exits,
     "delete" also removes the data folder (tests).
     """
+    with _START_LOCK:
+        return _start(pgdata, cleanup)
+
+
+def _start(pgdata: Path, cleanup: str) -> tuple[Any, str]:
     # Imported here: pgserver warns at import time about XDG_RUNTIME_DIR, harmlessly.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
-from typing import Any
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import anyio
-import asyncpg
-import structlog
-from pydantic import ValidationError
+# Heavy modules are imported by the commands, after the embedded database has been set
+# starting in the background: the two overlap, and `weft up` is healthy sooner.
+if TYPE_CHECKING:
+    from runner.settings import Settings
+    from runner.system import System
 
-from runner.log_config import configure_logging
-from runner.settings import Settings
-from runner.system import System, migrate
-from web.bench.options import add_arguments as add_bench_arguments
-from web.serve import serve
 
-log = structlog.get_logger(__name__)
+def _prestart_embedded_database() -> None:
+    """With DATABASE_URL unset, start the embedded server in a thread right away; the
+    system's own start then finds it running (pgserver shares one server per data dir)."""
+    if os.environ.get("DATABASE_URL", "").strip():
+        return
+    data_dir = Path(os.environ.get("WEFT_DATA_DIR") or ".weft").resolve()
+
+    def start() -> None:
+        from runner.embedded import start_embedded_sync
+
+        with contextlib.suppress(Exception):  # the real start reports any problem
+            start_embedded_sync(data_dir / "pgdata")
+
+    threading.Thread(target=start, name="embedded-db-prestart", daemon=True).start()
 
 
 def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    from runner.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -38,6 +54,11 @@ def _describe_database(weft: System) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
+    import anyio
+
+    from runner.log_config import configure_logging
+    from web.serve import serve
+
     settings = _settings()
     configure_logging(settings.weft_log_format, settings.weft_log_level)
     host = args.host or settings.weft_host or "127.0.0.1"
@@ -58,6 +79,14 @@ def cmd_up(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    import anyio
+    import structlog
+
+    from runner.log_config import configure_logging
+    from web.serve import serve
+
+    log = structlog.get_logger(__name__)
+
     settings = _settings()
     configure_logging(settings.weft_log_format or "json", settings.weft_log_level)
     host = args.host or settings.weft_host or "0.0.0.0"
@@ -70,6 +99,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
+    import anyio
+
+    from runner.log_config import configure_logging
+    from runner.system import migrate
+
     settings = _settings()
     configure_logging(settings.weft_log_format, settings.weft_log_level)
     applied = anyio.run(migrate, settings)
@@ -85,6 +119,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _run(func: Any, args: argparse.Namespace) -> None:
+    import asyncpg
+
     try:
         func(args)
     except OSError as exc:  # the port is taken, the database unreachable, …
@@ -110,9 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     sub = commands.add_parser("migrate", help="apply database migrations")
     sub.set_defaults(func=cmd_migrate)
     sub = commands.add_parser("bench", help="run the benchmark suite against a real weft")
+    from web.bench.options import add_arguments as add_bench_arguments
+
     add_bench_arguments(sub)
     sub.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
+    if args.command in ("up", "serve", "migrate"):
+        _prestart_embedded_database()
     # SIGINT is handled by the server itself; this only covers a Ctrl+C during startup.
     with contextlib.suppress(KeyboardInterrupt):
         _run(args.func, args)
