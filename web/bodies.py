@@ -23,3 +23,13 @@ async def read_model(model: type[M], *, default: M) -> M:
         raise ApiError(
             422, "invalid_request", "the request is not valid", validation_details(exc)
         ) from exc
+
+
+def read_query(model: type[M]) -> M:
+    """The query string as `model`; 422 when it does not fit."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise ApiError(
+            422, "invalid_request", "the query string is not valid", validation_details(exc)
+        ) from exc

@@ -10,8 +10,8 @@ import hashlib
 import hmac
 from typing import Any
 
-from quart import Blueprint, request
-from quart_schema import document_request, validate_querystring, validate_response
+from quart import Blueprint, Response, request
+from quart_schema import document_querystring, document_request, document_response
 
 from runner.models import Run
 from web.app import system
@@ -55,12 +55,12 @@ def check_signature(secret: str, body: bytes) -> None:
 
 @blueprint.post("/hooks/<string:slug>")
 @document_request(dict[str, Any])
-@validate_querystring(TriggerQuery)
-@validate_response(RunOut, 200)
-@validate_response(RunOut, 202)
-@validate_response(ErrorResponse, 401)
-@validate_response(ErrorResponse, 404)
-async def fire_hook(slug: str, query_args: TriggerQuery) -> tuple[RunOut, int, dict[str, Any]]:
+@document_querystring(TriggerQuery)
+@document_response(RunOut, 200)
+@document_response(RunOut, 202)
+@document_response(ErrorResponse, 401)
+@document_response(ErrorResponse, 404)
+async def fire_hook(slug: str) -> Response:
     """Start a run of the workflow with this webhook slug: 202 with the run (200 with the
     finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
     runtime = system().runtime
@@ -75,4 +75,4 @@ async def fire_hook(slug: str, query_args: TriggerQuery) -> tuple[RunOut, int, d
             workflow.id, trigger_type="webhook", payload=payload, idempotency_key=key
         )
 
-    return await trigger(start, query_args)
+    return await trigger(start)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from quart import Blueprint
-from quart_schema import validate_querystring, validate_response
+from quart import Blueprint, Response
+from quart_schema import document_response, validate_querystring, validate_response
 
 from web.app import system
 from web.schemas import (
@@ -18,7 +18,7 @@ from web.schemas import (
     RunOut,
     RunsPage,
 )
-from web.views import node_run_out, run_out, run_summary
+from web.views import json_response, node_run_out, run_out, run_summary
 
 blueprint = Blueprint("runs", __name__)
 
@@ -36,11 +36,11 @@ async def list_runs(query_args: RunsPage) -> RunList:
 
 
 @blueprint.get("/runs/<uuid:run_id>")
-@validate_response(RunOut)
-@validate_response(ErrorResponse, 404)
-async def get_run(run_id: UUID) -> RunOut:
+@document_response(RunOut)
+@document_response(ErrorResponse, 404)
+async def get_run(run_id: UUID) -> Response:
     """A run: status, timings, progress, duration and (when finished) outputs."""
-    return run_out(await system().store.get_run(run_id))
+    return json_response((await system().store.get_run(run_id)).to_json())
 
 
 @blueprint.post("/runs/<uuid:run_id>/cancel")

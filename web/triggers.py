@@ -4,17 +4,16 @@ the Idempotency-Key header and ?wait=SECONDS."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
-from quart import request
+from quart import Response, request
 
 from runner.models import Run
 from web.app import system
+from web.bodies import read_query
 from web.errors import ApiError
-from web.schemas import RunOut
-from web.views import run_out
+from web.views import json_response
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 200
@@ -47,13 +46,12 @@ def idempotency_key() -> str | None:
     return key
 
 
-async def trigger(
-    start: Callable[[str | None], Awaitable[tuple[Run, bool]]], query: TriggerQuery
-) -> tuple[RunOut, int, dict[str, Any]]:
+async def trigger(start: Callable[[str | None], Awaitable[tuple[Run, bool]]]) -> Response:
     """Start (or find, by idempotency key) a run; wait for it when asked.
 
     202 for a new run still going; 200 for a finished run or a repeated idempotency key.
     """
+    query = read_query(TriggerQuery)
     key = idempotency_key()
     run, created = await start(key)
     if query.wait and not run.status.finished:
@@ -63,4 +61,4 @@ async def trigger(
     headers = {"Location": f"/runs/{run.id}"}
     if key is not None:
         headers["Idempotent-Replayed"] = "false" if created else "true"
-    return run_out(run), status, headers
+    return json_response(run.to_json(), status, headers)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+from quart import Response
+
 from runner.models import NodeRun, Run, Workflow
 from web.schemas import NodeRunOut, RunOut, RunSummary, WorkflowOut
 
@@ -20,3 +25,12 @@ def run_summary(run: Run) -> RunSummary:
 
 def node_run_out(node: NodeRun) -> NodeRunOut:
     return NodeRunOut.model_validate(node.to_json())
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response built directly: the hot routes (triggers, GET /runs/{id}) skip
+    quart-schema's per-request conversions; their shapes are documented on the route and
+    checked by the schemathesis suite."""
+    return Response(
+        orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import (
+    document_querystring,
     document_request,
+    document_response,
     validate_querystring,
     validate_request,
     validate_response,
@@ -108,14 +109,12 @@ async def delete_workflow(workflow_id: UUID) -> tuple[str, int]:
 
 @blueprint.post("/workflows/<uuid:workflow_id>/run")
 @document_request(RunIn)
-@validate_querystring(TriggerQuery)
-@validate_response(RunOut, 200)
-@validate_response(RunOut, 202)
-@validate_response(ErrorResponse, 404)
-@validate_response(ErrorResponse, 503)
-async def run_workflow(
-    workflow_id: UUID, query_args: TriggerQuery
-) -> tuple[RunOut, int, dict[str, Any]]:
+@document_querystring(TriggerQuery)
+@document_response(RunOut, 200)
+@document_response(RunOut, 202)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 503)
+async def run_workflow(workflow_id: UUID) -> Response:
     """Start a run on the current graph: 202 at once with the pending run (200 with the
     finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
     body = await read_model(RunIn, default=RunIn())
@@ -126,7 +125,7 @@ async def run_workflow(
             workflow_id, trigger_type="manual", payload=payload, idempotency_key=key
         )
 
-    return await trigger(start, query_args)
+    return await trigger(start)
 
 
 @blueprint.get("/workflows/<uuid:workflow_id>/runs")
