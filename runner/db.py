@@ -110,7 +110,12 @@ class Database:
         """A connection of its own, outside the pool (for a writer that must never queue
         behind request traffic for a pooled connection); the caller closes it."""
         assert self._dsn is not None, "a Database from Database.connect"
-        conn = await asyncpg.connect(self._dsn)
+        # The writer's statements join arrays to tables: a generic plan guesses the arrays'
+        # sizes and, as the tables grow, drifts to scanning them; custom plans see each
+        # batch's real size and keep to the indexes.
+        conn = await asyncpg.connect(
+            self._dsn, server_settings={"plan_cache_mode": "force_custom_plan"}
+        )
         await _init_connection(conn)
         return Connection(conn, self.queries)
 

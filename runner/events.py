@@ -18,7 +18,12 @@ import orjson
 
 SUBSCRIBER_BUFFER = 256
 # Finished runs keep their events for late reconnects, up to this many runs.
-FINISHED_RUNS_KEPT = 500
+# Finished runs keep their events for a late reconnect while they are among the most recent
+# ones AND the events kept stay under a cap: a long-lived process must not hold (and have its
+# garbage collector walk) the events of thousands of past runs. Older ones re-sync from
+# stored state, which is as correct, if less fine-grained.
+FINISHED_RUNS_KEPT = 200
+FINISHED_EVENTS_KEPT = 20_000
 WORKFLOW_EVENTS_KEPT = 1000
 WORKFLOW_CHANNELS_KEPT = 1000
 # node.log is for the run's own channel; the workflow channel carries status changes.
@@ -171,7 +176,9 @@ class EventBus:
     def __init__(self, *, subscriber_buffer: int = SUBSCRIBER_BUFFER) -> None:
         self._buffer = subscriber_buffer
         self._runs: dict[UUID, _Channel] = {}
-        self._finished: OrderedDict[UUID, None] = OrderedDict()
+        # Finished runs still in memory, oldest first, with how many events each holds.
+        self._finished: OrderedDict[UUID, int] = OrderedDict()
+        self._finished_events = 0
         self._workflows: OrderedDict[UUID, _Channel] = OrderedDict()
         self._run_workflow: dict[UUID, UUID] = {}
         self._closed = False
@@ -235,9 +242,14 @@ class EventBus:
         for sub in list(channel.subscribers):
             sub.end()
         channel.subscribers.clear()
-        self._finished[run_id] = None
-        while len(self._finished) > FINISHED_RUNS_KEPT:
-            old, _ = self._finished.popitem(last=False)
+        self._finished[run_id] = len(channel.log)
+        self._finished_events += len(channel.log)
+        while self._finished and (
+            len(self._finished) > FINISHED_RUNS_KEPT
+            or self._finished_events > FINISHED_EVENTS_KEPT
+        ):
+            old, events = self._finished.popitem(last=False)
+            self._finished_events -= events
             self._runs.pop(old, None)
             self._run_workflow.pop(old, None)
 
@@ -257,7 +269,7 @@ class EventBus:
         """Drop a run's events (it will be re-read from storage if asked for)."""
         channel = self._runs.pop(run_id, None)
         self._run_workflow.pop(run_id, None)
-        self._finished.pop(run_id, None)
+        self._finished_events -= self._finished.pop(run_id, 0)
         if channel is not None:
             for sub in list(channel.subscribers):
                 sub.end()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -108,6 +109,9 @@ async def serve(
             anyio.create_task_group() as tg,
         ):
             tg.start_soon(watch_signals)
+            # What startup built lives as long as the process: keep it out of the garbage
+            # collector's full passes, which otherwise grow with every module and route.
+            gc.freeze()
             await serve_system(
                 weft, sock, shutdown_trigger=stop.wait, on_ready=lambda url: on_ready(weft, url)
             )
