@@ -57,6 +57,14 @@ class Event:
     seq: int
     ts: datetime
     data: dict[str, Any] = field(default_factory=dict)
+    # Its JSON, made once however many subscribers send it.
+    _text: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    def text(self) -> str:
+        """The event as a JSON text message (encoded once, then shared)."""
+        if not self._text:
+            self._text.append(orjson.dumps(self.to_json()).decode())
+        return self._text[0]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -245,8 +253,7 @@ class EventBus:
         self._finished[run_id] = len(channel.log)
         self._finished_events += len(channel.log)
         while self._finished and (
-            len(self._finished) > FINISHED_RUNS_KEPT
-            or self._finished_events > FINISHED_EVENTS_KEPT
+            len(self._finished) > FINISHED_RUNS_KEPT or self._finished_events > FINISHED_EVENTS_KEPT
         ):
             old, events = self._finished.popitem(last=False)
             self._finished_events -= events

@@ -15,11 +15,14 @@ from uuid import UUID
 
 import anyio
 
-from runner.events import EventBus, GoingAway, Lagged, Subscription
+from runner.events import Event, EventBus, GoingAway, Lagged, Subscription
 from runner.models import Run, human_duration
 from runner.store import Store
 
 Message = dict[str, Any]
+# A stream yields messages built for it (snapshots, lagged), published events (shared by
+# every subscriber, encoded once), or None (nothing new: a heartbeat's cue).
+Item = Message | Event | None
 
 
 class LiveStreams:
@@ -31,7 +34,7 @@ class LiveStreams:
 
     async def run_messages(
         self, run_id: UUID, after: int | None = None, *, heartbeat_s: float | None = None
-    ) -> AsyncIterator[Message | None]:
+    ) -> AsyncIterator[Item]:
         """The run's messages until it has finished; None is a heartbeat (nothing new).
 
         Raises RunNotFoundError before the first message for an unknown run.
@@ -96,7 +99,7 @@ class LiveStreams:
         *,
         heartbeat_s: float | None = None,
         recent_runs: int = 20,
-    ) -> AsyncIterator[Message | None]:
+    ) -> AsyncIterator[Item]:
         """The workflow channel's messages, forever; None is a heartbeat."""
         await self._store.get_workflow(workflow_id)  # raises WorkflowNotFoundError
         resync = after is None
@@ -128,7 +131,7 @@ class LiveStreams:
                     resync = True
 
 
-async def _drain(sub: Subscription, heartbeat_s: float | None) -> AsyncIterator[Message | None]:
+async def _drain(sub: Subscription, heartbeat_s: float | None) -> AsyncIterator[Item]:
     if sub.going_away:
         raise GoingAway()
     while True:
@@ -136,7 +139,7 @@ async def _drain(sub: Subscription, heartbeat_s: float | None) -> AsyncIterator[
             event = await sub.receive(heartbeat_s)
         except anyio.EndOfStream:
             return
-        yield None if event is None else event.to_json()
+        yield event
 
 
 def _now() -> str:

@@ -12,7 +12,8 @@ from quart import Blueprint, Response, request, websocket
 from quart_schema import validate_querystring, validate_response
 
 from runner.errors import NotFoundError, ShuttingDownError
-from runner.events import GoingAway
+from runner.events import Event, GoingAway
+from runner.live import Item, Message
 from web.app import system
 from web.schemas import ErrorResponse
 
@@ -36,16 +37,24 @@ class LiveQuery(BaseModel):
     )
 
 
+def _text(message: Message | Event) -> str:
+    return message.text() if isinstance(message, Event) else orjson.dumps(message).decode()
+
+
+def _field(message: Message | Event, name: str) -> Any:
+    return getattr(message, name) if isinstance(message, Event) else message[name]
+
+
 def _after_from_query() -> int | None:
     return LiveQuery.model_validate(dict(websocket.args)).after
 
 
-async def _send_all(messages: AsyncIterator[dict[str, Any] | None]) -> bool:
+async def _send_all(messages: AsyncIterator[Item]) -> bool:
     """Send every message; False when the server is going away (the socket is closed)."""
     try:
         async for message in messages:
             if message is not None:
-                await websocket.send(orjson.dumps(message).decode())
+                await websocket.send(_text(message))
     except GoingAway:
         await websocket.close(CLOSE_GOING_AWAY, "server shutting down; reconnect with ?after")
         return False
@@ -53,7 +62,7 @@ async def _send_all(messages: AsyncIterator[dict[str, Any] | None]) -> bool:
 
 
 async def _stream(
-    open_messages: Callable[[int | None], AsyncIterator[dict[str, Any] | None]],
+    open_messages: Callable[[int | None], AsyncIterator[Item]],
     missing: str,
 ) -> bool:
     """Accept, read ?after, send every message; True when the stream ended by itself."""
@@ -112,8 +121,8 @@ async def run_events(run_id: UUID, query_args: LiveQuery) -> Response:
                 yield b": keep-alive\n\n"
             else:
                 yield (
-                    f"id: {message['seq']}\nevent: {message['type']}\n"
-                    f"data: {orjson.dumps(message).decode()}\n\n"
+                    f"id: {_field(message, 'seq')}\nevent: {_field(message, 'type')}\n"
+                    f"data: {_text(message)}\n\n"
                 ).encode()
             try:
                 message = await anext(messages, _END)
