@@ -36,7 +36,7 @@ from runner.messages import (
     SupervisorMessage,
 )
 from runner.models import Run, RunStatus, Workflow
-from runner.store import Store
+from runner.store import Hook, Store
 from runner.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -257,16 +257,19 @@ class Runtime:
     async def start_hook_run(
         self, slug: str, payload: Any, *, idempotency_key: str | None = None
     ) -> tuple[Run, bool]:
-        workflow = await self.find_hook(slug)
+        hook = await self.find_hook(slug)
         return await self.start_run(
-            workflow.id, trigger_type="webhook", payload=payload, idempotency_key=idempotency_key
+            hook.workflow_id,
+            trigger_type="webhook",
+            payload=payload,
+            idempotency_key=idempotency_key,
         )
 
-    async def find_hook(self, slug: str) -> Workflow:
-        workflow = await self.store.find_workflow_by_slug(slug)
-        if workflow is None:
+    async def find_hook(self, slug: str) -> Hook:
+        hook = await self.store.find_hook(slug)
+        if hook is None:
             raise HookNotFoundError(f"no webhook {slug!r}")
-        return workflow
+        return hook
 
     async def cancel_run(self, run_id: UUID) -> Run:
         """Cancel a pending or running run; idempotent; a finished run is a conflict."""

@@ -21,6 +21,14 @@ from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
 
 
 @dataclass(frozen=True, slots=True)
+class Hook:
+    """A webhook: the workflow it starts and the secret its calls are signed with."""
+
+    workflow_id: UUID
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     """A log line waiting to be written."""
 
@@ -68,9 +76,10 @@ class Store:
             raise WorkflowNotFoundError(f"no workflow {workflow_id}")
         return Workflow.from_row(row)
 
-    async def find_workflow_by_slug(self, slug: str) -> Workflow | None:
-        row = await self.db.fetch_one("get_workflow_by_slug", slug)
-        return None if row is None else Workflow.from_row(row)
+    async def find_hook(self, slug: str) -> Hook | None:
+        """The webhook with this slug: its workflow's id and secret (not the whole graph)."""
+        row = await self.db.fetch_one("get_hook", slug)
+        return None if row is None else Hook(row["id"], row["webhook_secret"])
 
     async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
         rows = await self.db.fetch_all("list_workflows", limit, offset)

@@ -64,15 +64,15 @@ async def fire_hook(slug: str) -> Response:
     """Start a run of the workflow with this webhook slug: 202 with the run (200 with the
     finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
     runtime = system().runtime
-    workflow = await runtime.find_hook(slug)
-    if workflow.webhook_secret:
+    hook = await runtime.find_hook(slug)
+    if hook.secret:
         raw = await request.get_data(as_text=False)
-        check_signature(workflow.webhook_secret, raw if isinstance(raw, bytes) else raw.encode())
+        check_signature(hook.secret, raw if isinstance(raw, bytes) else raw.encode())
     payload = trigger_payload(await request.get_json())
 
     async def start(key: str | None) -> tuple[Run, bool]:
         return await runtime.start_run(
-            workflow.id, trigger_type="webhook", payload=payload, idempotency_key=key
+            hook.workflow_id, trigger_type="webhook", payload=payload, idempotency_key=key
         )
 
     return await trigger(start)

@@ -9,9 +9,9 @@ RETURNING *
 -- One workflow by id.
 SELECT * FROM workflows WHERE id = $1
 
--- name: get_workflow_by_slug
--- One workflow by its webhook slug.
-SELECT * FROM workflows WHERE webhook_slug = $1
+-- name: get_hook
+-- What a webhook call needs of its workflow: its id and secret ($1 webhook slug).
+SELECT id, webhook_secret FROM workflows WHERE webhook_slug = $1
 
 -- name: list_workflows
 -- Workflows, most recently updated first ($1 limit, $2 offset).
