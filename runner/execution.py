@@ -198,9 +198,16 @@ class RunExecutor:
             await self._skip(step.skipped)
             self._launch(tg, step.ready, send)
             while not self._done():
-                outcome = await receive.receive()
-                if outcome.node_id:
-                    await self._on_outcome(tg, outcome, send)
+                outcomes = [await receive.receive()]
+                # Take every report already waiting (a fan-out ends in a burst) without a
+                # trip through the event loop each, and publish progress once for them all.
+                with contextlib.suppress(anyio.WouldBlock):
+                    while True:
+                        outcomes.append(receive.receive_nowait())
+                for outcome in outcomes:
+                    if outcome.node_id:
+                        await self._on_outcome(tg, outcome, send)
+                self._publish_progress()
         self._wakeup = None
         if self._stop in (Stop.DRAIN, Stop.INTERRUPT) and not self._complete():
             return await self._pause()
@@ -298,7 +305,6 @@ class RunExecutor:
                 self.state.mark_pending(outcome.node_id)
             case _:
                 raise AssertionError(f"unexpected outcome {outcome.status}")
-        self._publish_progress()
 
     async def _finish(self, started_at: datetime) -> RunStatus:
         finished_at = now()
