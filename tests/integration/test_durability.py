@@ -15,7 +15,7 @@ import anyio
 import pytest
 from pydantic import BaseModel
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from blocks import RunContext, standard_registry
 from tests.support import WeftServer, run_weft_server
@@ -395,7 +395,14 @@ async def test_large_output_is_stored_as_an_artifact(database_url: str, tmp_path
 
 async def test_shutting_down_refuses_new_runs_with_503(weft: WeftServer) -> None:
     workflow = await weft.create_workflow(one({"id": "s", "type": "start"}))
-    await weft.system.runtime.shutdown(grace_s=0)
+    ws_url = weft.url.replace("http://", "ws://") + f"/ws/workflows/{workflow['id']}"
+    async with connect(ws_url) as socket:
+        assert json.loads(await socket.recv())["type"] == "snapshot"
+        await weft.system.runtime.shutdown(grace_s=0)
+        # Live sockets are told the server is going away (1001)
+        with anyio.fail_after(10), pytest.raises(ConnectionClosed):
+            await socket.recv()
+        assert socket.close_code == 1001
     response = await weft.client.post(f"/workflows/{workflow['id']}/run")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "shutting_down"
