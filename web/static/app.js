@@ -734,22 +734,19 @@ setInterval(() => {
   if (state.run?.status === "running") renderDuration();
 }, 200);
 
-/** Follows one run: websocket first, polling when the socket is not available. */
-class RunFollower {
-  constructor(runId) {
-    this.runId = runId;
+/**
+ * The websocket half shared by RunFollower and WorkflowChannel: connects to `socketPath()`,
+ * resumes with `?after=<lastSeq>` after a drop, and falls back to `startPolling()` when no
+ * socket can be had or it keeps dropping. Subclasses provide socketPath, handle and
+ * startPolling, and may override the hooks below.
+ */
+class SocketFollower {
+  constructor() {
     this.lastSeq = 0;
     this.ws = null;
     this.stopped = false;
-    this.finished = false;
-    this.polling = false;
     this.reconnects = 0;
     this.timer = null;
-    this.snapshotTimer = null;
-  }
-
-  active() {
-    return !this.stopped && state.follower === this && state.run?.id === this.runId;
   }
 
   start() {
@@ -759,16 +756,31 @@ class RunFollower {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
-    clearTimeout(this.snapshotTimer);
     const ws = this.ws;
     this.ws = null;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
   }
 
+  /** Hook: a socket is being opened, now or after a delay. */
+  onConnecting() {}
+
+  /** Hook: the socket `ws` has opened (`resume` as given to connect). */
+  onOpen(_ws, _resume) {}
+
+  /** Hook: false to drop incoming messages unread. */
+  acceptsMessages() {
+    return true;
+  }
+
+  /** Hook: the current socket has closed; true when that is fully dealt with. */
+  onClosed(_ev) {
+    return false;
+  }
+
   connect(resume) {
     if (this.stopped) return;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    let url = `${proto}//${location.host}/ws/runs/${encodeURIComponent(this.runId)}`;
+    let url = `${proto}//${location.host}${this.socketPath()}`;
     if (resume && this.lastSeq > 0) url += `?after=${this.lastSeq}`;
     let ws;
     try {
@@ -780,24 +792,14 @@ class RunFollower {
     this.ws = ws;
     let opened = false;
     let received = false;
-    setMode("connecting");
+    this.onConnecting();
     ws.addEventListener("open", () => {
       if (this.ws !== ws) return;
       opened = true;
-      setMode("live");
-      if (!resume || this.lastSeq === 0) {
-        // A fresh connection starts with a snapshot; if none comes, do not wait on it.
-        this.snapshotTimer = setTimeout(() => {
-          if (this.ws === ws && this.lastSeq === 0) {
-            this.ws = null;
-            ws.close(1000);
-            this.startPolling();
-          }
-        }, SNAPSHOT_WAIT_MS);
-      }
+      this.onOpen(ws, resume);
     });
     ws.addEventListener("message", (ev) => {
-      if (this.ws !== ws) return;
+      if (this.ws !== ws || !this.acceptsMessages()) return;
       let message;
       try {
         message = JSON.parse(ev.data);
@@ -811,13 +813,7 @@ class RunFollower {
     ws.addEventListener("close", (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      clearTimeout(this.snapshotTimer);
-      if (this.stopped || this.finished) return;
-      if (ev.code === 4404) {
-        showNotice(`Run ${this.runId} is unknown to the server.`, { error: true });
-        setMode("idle");
-        return;
-      }
+      if (this.onClosed(ev)) return;
       if (!opened || !received) {
         // No live endpoint, or one that closed without a word: poll the REST API instead.
         this.startPolling();
@@ -825,7 +821,7 @@ class RunFollower {
       }
       if (this.reconnects < MAX_RECONNECTS) {
         this.reconnects += 1;
-        setMode("connecting");
+        this.onConnecting();
         this.timer = setTimeout(() => this.connect(true), Math.min(4000, 250 * 2 ** this.reconnects));
       } else {
         this.startPolling();
@@ -833,13 +829,70 @@ class RunFollower {
     });
   }
 
+  /** True when `message` was seen already; otherwise records its seq. A snapshot may repeat the last seq. */
+  seen(message) {
+    if (typeof message.seq !== "number") return false;
+    if (message.type === "snapshot" ? message.seq < this.lastSeq : message.seq <= this.lastSeq) return true;
+    this.lastSeq = message.seq;
+    return false;
+  }
+}
+
+/** Follows one run: websocket first, polling when the socket is not available. */
+class RunFollower extends SocketFollower {
+  constructor(runId) {
+    super();
+    this.runId = runId;
+    this.finished = false;
+    this.polling = false;
+    this.snapshotTimer = null;
+  }
+
+  active() {
+    return !this.stopped && state.follower === this && state.run?.id === this.runId;
+  }
+
+  stop() {
+    clearTimeout(this.snapshotTimer);
+    super.stop();
+  }
+
+  socketPath() {
+    return `/ws/runs/${encodeURIComponent(this.runId)}`;
+  }
+
+  onConnecting() {
+    setMode("connecting");
+  }
+
+  onOpen(ws, resume) {
+    setMode("live");
+    if (!resume || this.lastSeq === 0) {
+      // A fresh connection starts with a snapshot; if none comes, do not wait on it.
+      this.snapshotTimer = setTimeout(() => {
+        if (this.ws === ws && this.lastSeq === 0) {
+          this.ws = null;
+          ws.close(1000);
+          this.startPolling();
+        }
+      }, SNAPSHOT_WAIT_MS);
+    }
+  }
+
+  onClosed(ev) {
+    clearTimeout(this.snapshotTimer);
+    if (this.stopped || this.finished) return true;
+    if (ev.code === 4404) {
+      showNotice(`Run ${this.runId} is unknown to the server.`, { error: true });
+      setMode("idle");
+      return true;
+    }
+    return false;
+  }
+
   handle(message) {
     if (!this.active()) return;
-    const seq = typeof message.seq === "number" ? message.seq : null;
-    if (seq !== null) {
-      if (message.type === "snapshot" ? seq < this.lastSeq : seq <= this.lastSeq) return;
-      this.lastSeq = seq;
-    }
+    if (this.seen(message)) return;
     switch (message.type) {
       case "snapshot":
         clearTimeout(this.snapshotTimer);
@@ -959,14 +1012,10 @@ class RunFollower {
 // ---------------------------------------------------------------------------------------
 // the workflow channel: run history and graph updates from anyone
 
-class WorkflowChannel {
+class WorkflowChannel extends SocketFollower {
   constructor(workflowId) {
+    super();
     this.workflowId = workflowId;
-    this.lastSeq = 0;
-    this.ws = null;
-    this.stopped = false;
-    this.reconnects = 0;
-    this.timer = null;
     this.pollTimer = null;
     this.refreshTimer = null;
   }
@@ -975,64 +1024,26 @@ class WorkflowChannel {
     return !this.stopped && state.channel === this && state.workflow?.id === this.workflowId;
   }
 
-  start() {
-    this.connect(false);
-  }
-
   stop() {
-    this.stopped = true;
-    clearTimeout(this.timer);
     clearTimeout(this.pollTimer);
     clearTimeout(this.refreshTimer);
-    const ws = this.ws;
-    this.ws = null;
-    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+    super.stop();
   }
 
-  connect(resume) {
-    if (this.stopped) return;
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    let url = `${proto}//${location.host}/ws/workflows/${encodeURIComponent(this.workflowId)}`;
-    if (resume && this.lastSeq > 0) url += `?after=${this.lastSeq}`;
-    let ws;
-    try {
-      ws = new WebSocket(withToken(url));
-    } catch {
-      this.startPolling();
-      return;
-    }
-    this.ws = ws;
-    let received = false;
-    ws.addEventListener("message", (ev) => {
-      if (this.ws !== ws || !this.active()) return;
-      let message;
-      try {
-        message = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      received = true;
-      this.reconnects = 0;
-      this.handle(message);
-    });
-    ws.addEventListener("close", (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      if (this.stopped || ev.code === 4404) return;
-      if (received && this.reconnects < MAX_RECONNECTS) {
-        this.reconnects += 1;
-        this.timer = setTimeout(() => this.connect(true), Math.min(4000, 250 * 2 ** this.reconnects));
-      } else {
-        this.startPolling();
-      }
-    });
+  socketPath() {
+    return `/ws/workflows/${encodeURIComponent(this.workflowId)}`;
+  }
+
+  acceptsMessages() {
+    return this.active();
+  }
+
+  onClosed(ev) {
+    return this.stopped || ev.code === 4404;
   }
 
   handle(message) {
-    if (typeof message.seq === "number") {
-      if (message.type === "snapshot" ? message.seq < this.lastSeq : message.seq <= this.lastSeq) return;
-      this.lastSeq = message.seq;
-    }
+    if (this.seen(message)) return;
     const type = String(message.type || "");
     if (type === "snapshot") {
       if (message.workflow) applyWorkflow(message.workflow, { fromElsewhere: true });
