@@ -166,7 +166,6 @@ class Writer:
         self._conn: Connection | None = None
         self._batch = _Batch()
         self._wakeup = anyio.Event()
-        self._urgent = anyio.Event()
         self._closed = False
         self.batches_written = 0
         self.rows_written = 0
@@ -175,20 +174,16 @@ class Writer:
 
     def run_started(self, run_id: UUID, started_at: datetime) -> None:
         self._batch.run_starts[run_id] = started_at
-        self._wakeup.set()
 
     def node_started(self, start: NodeStart) -> None:
         self._batch.node_starts[(start.run_id, start.node_id)] = start
-        self._wakeup.set()
 
     def node_ended_soon(self, end: NodeEnd) -> None:
         """Queue a node's end without waiting for it (nothing depends on its commit yet)."""
         self._batch.node_ends[(end.run_id, end.node_id)] = end
-        self._wakeup.set()
 
     def log(self, record: LogRecord) -> None:
         self._batch.logs.append(record)
-        self._wakeup.set()
 
     # -- awaited writes ---------------------------------------------------------------------
 
@@ -223,7 +218,6 @@ class Writer:
         return pending
 
     async def _commit(self, pending: _Pending) -> None:
-        self._urgent.set()
         self._wakeup.set()
         await pending.done.wait()
         if pending.error is not None:
@@ -236,17 +230,14 @@ class Writer:
     ) -> None:
         task_status.started()
         try:
-            while True:
-                await self._wakeup.wait()
-                if not self._batch.waiters:
-                    # Only unawaited writes: give them a moment to gather company.
-                    with anyio.move_on_after(IDLE_FLUSH_S):
-                        await self._urgent.wait()
-                batch, self._batch = self._batch, _Batch()
-                self._wakeup = anyio.Event()
-                self._urgent = anyio.Event()
-                with anyio.CancelScope(shield=True):
-                    await self._write(batch)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._tick)
+                while True:
+                    await self._wakeup.wait()
+                    batch, self._batch = self._batch, _Batch()
+                    self._wakeup = anyio.Event()
+                    with anyio.CancelScope(shield=True):
+                        await self._write(batch)
         finally:
             self._closed = True
             if self._conn is not None:
@@ -256,6 +247,14 @@ class Writer:
             for pending in self._batch.waiters:
                 pending.error = WriterClosedError()
                 pending.done.set()
+
+    async def _tick(self) -> None:
+        """Unawaited writes never wake the writer (they would cost every node a wake-up);
+        they ride with the next awaited one, or go at this pace when nothing else comes."""
+        while True:
+            await anyio.sleep(IDLE_FLUSH_S)
+            if len(self._batch):
+                self._wakeup.set()
 
     async def _write(self, batch: _Batch) -> None:
         if len(batch):
