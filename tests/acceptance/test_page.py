@@ -104,7 +104,7 @@ SEEN = """() => ({
 async def browser() -> AsyncIterator[Browser]:
     """Debian's chromium, headless, driven by Playwright (no browser download)."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)")
+        pytest.fail(f"{CHROMIUM} is missing: python -m tests.prepare installs it")
     async with async_playwright() as p:
         browser = await p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
