@@ -128,9 +128,6 @@ class Database:
     async def execute(self, name: str, *args: Any) -> str:
         return await self._call(self._pool.execute, self._sql(name), *args)
 
-    async def execute_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
-        await self._call(self._pool.executemany, self._sql(name), rows)
-
     async def fetch_one(self, name: str, *args: Any) -> Record | None:
         return await self._call(self._pool.fetchrow, self._sql(name), *args)
 

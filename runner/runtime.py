@@ -254,17 +254,6 @@ class Runtime:
                 await self._send(workflow_id, StartRun(run))
         return run, created
 
-    async def start_hook_run(
-        self, slug: str, payload: Any, *, idempotency_key: str | None = None
-    ) -> tuple[Run, bool]:
-        hook = await self.find_hook(slug)
-        return await self.start_run(
-            hook.workflow_id,
-            trigger_type="webhook",
-            payload=payload,
-            idempotency_key=idempotency_key,
-        )
-
     async def find_hook(self, slug: str) -> Hook:
         hook = await self.store.find_hook(slug)
         if hook is None:
