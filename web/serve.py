@@ -19,6 +19,10 @@ from web.app import create_app
 
 log = structlog.get_logger(__name__)
 
+# Connections the kernel holds for accepting: a burst of new clients (a load test opening
+# hundreds at once) beyond it has SYNs dropped and waits out a 1 s retransmit.
+LISTEN_BACKLOG = 1024
+
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one (tests, benchmarks)."""
@@ -30,7 +34,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(1024)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -44,6 +48,7 @@ def hypercorn_config(
     config.websocket_ping_interval = ws_ping_s
     config.websocket_max_message_size = 64 * 1024
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.backlog = LISTEN_BACKLOG  # Hypercorn listens again on the socket, with this
     config.accesslog = None
     config.errorlog = None
     # After the runtime's own drain (WEFT_SHUTDOWN_GRACE), open connections get this long.
