@@ -42,6 +42,12 @@ class HookNotFoundError(NotFoundError):
     code = "hook_not_found"
 
 
+class HookChangedError(WeftError):
+    """The webhook changed (or went) since it was looked up; look it up again."""
+
+    code = "hook_changed"
+
+
 class ConflictError(WeftError):
     """The request conflicts with the current state."""
 

@@ -42,6 +42,9 @@ from runner.supervisor import Supervisor
 log = structlog.get_logger(__name__)
 
 INBOX_SIZE = 256
+# Webhooks looked up lately (slug → workflow id and secret). Each run insert re-checks the
+# slug and secret it was verified against, so a stale entry costs a lookup, never a run.
+HOOK_CACHE_SIZE = 10_000
 LEASE_NAMESPACE = UUID("6f0e6a8e-3c1a-4d0e-9d8e-77e1f3b0c2a4")
 CLAIM_BATCH = 500
 # How long a cancel request waits for the run to reach `cancelled` before answering.
@@ -106,6 +109,7 @@ class Runtime:
         self._run_waiters: dict[UUID, _Waiter] = {}
         self._run_ended = anyio.Event()
         self._accepting = True
+        self._hooks: dict[str, Hook] = {}
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -209,6 +213,7 @@ class Runtime:
             graph=graph.to_json(),
             max_concurrency=max_concurrency,
         )
+        self._hooks.clear()
         self.events.publish_workflow(
             workflow_id, "workflow.updated", {"workflow": workflow.to_json()}
         )
@@ -219,6 +224,7 @@ class Runtime:
 
     async def delete_workflow(self, workflow_id: UUID) -> None:
         await self.store.delete_workflow(workflow_id)
+        self._hooks.clear()
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -229,11 +235,14 @@ class Runtime:
         trigger_type: str,
         payload: Any,
         idempotency_key: str | None = None,
+        hook: Hook | None = None,
     ) -> tuple[Run, bool]:
         """Store a pending run on the workflow's current graph and hand it to its supervisor.
 
         Returns the run and True; or, when `idempotency_key` was used before for this
         workflow, the run it started then and False (and nothing is started).
+        `hook`: the webhook (from `find_hook`) the call was verified against; raises
+        HookChangedError when the workflow no longer has it (look it up afresh).
         """
         if not self.accepting:
             raise ShuttingDownError()
@@ -248,16 +257,25 @@ class Runtime:
                 lease_owner=self.owner,
                 lease_s=self._lease_s,
                 idempotency_key=idempotency_key,
+                hook=hook,
             )
             if created:
                 self.events.run_created(run.id, workflow_id, run.to_json())
                 await self._send(workflow_id, StartRun(run))
         return run, created
 
-    async def find_hook(self, slug: str) -> Hook:
+    async def find_hook(self, slug: str, *, fresh: bool = False) -> Hook:
+        """The webhook with this slug, from memory unless `fresh`."""
+        hook = None if fresh else self._hooks.get(slug)
+        if hook is not None:
+            return hook
         hook = await self.store.find_hook(slug)
         if hook is None:
+            self._hooks.pop(slug, None)
             raise HookNotFoundError(f"no webhook {slug!r}")
+        if len(self._hooks) >= HOOK_CACHE_SIZE:
+            self._hooks.clear()
+        self._hooks[slug] = hook
         return hook
 
     async def cancel_run(self, run_id: UUID) -> Run:

@@ -12,6 +12,7 @@ import asyncpg
 from runner.db import Database
 from runner.errors import (
     ArtifactNotFoundError,
+    HookChangedError,
     RunNotFoundError,
     SlugTakenError,
     WorkflowBusyError,
@@ -22,8 +23,9 @@ from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
 
 @dataclass(frozen=True, slots=True)
 class Hook:
-    """A webhook: the workflow it starts and the secret its calls are signed with."""
+    """A webhook: its slug, the workflow it starts and the secret its calls are signed with."""
 
+    slug: str
     workflow_id: UUID
     secret: str | None
 
@@ -79,7 +81,7 @@ class Store:
     async def find_hook(self, slug: str) -> Hook | None:
         """The webhook with this slug: its workflow's id and secret (not the whole graph)."""
         row = await self.db.fetch_one("get_hook", slug)
-        return None if row is None else Hook(row["id"], row["webhook_secret"])
+        return None if row is None else Hook(slug, row["id"], row["webhook_secret"])
 
     async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
         rows = await self.db.fetch_all("list_workflows", limit, offset)
@@ -144,8 +146,14 @@ class Store:
         lease_owner: UUID,
         lease_s: float,
         idempotency_key: str | None = None,
+        hook: Hook | None = None,
     ) -> tuple[Run, bool]:
-        """The new run and True; or, for an idempotency key used before, that run and False."""
+        """The new run and True; or, for an idempotency key used before, that run and False.
+
+        With `hook` (a webhook call checked against a cached copy of it), the run is only
+        stored while the workflow still has that webhook's slug and secret; otherwise
+        HookChangedError.
+        """
         try:
             row = await self.db.fetch_one(
                 "insert_run",
@@ -156,11 +164,16 @@ class Store:
                 idempotency_key,
                 lease_owner,
                 lease_s,
+                None if hook is None else hook.slug,
+                None if hook is None else hook.secret,
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
         if row is not None:
             return Run.from_row(row), True
+        if hook is not None:
+            # Changed, gone, or a repeated idempotency key: told apart on a fresh look.
+            raise HookChangedError(f"webhook {hook.slug!r} changed")
         if idempotency_key is not None:
             row = await self.db.fetch_one(
                 "get_run_by_idempotency_key", workflow_id, idempotency_key

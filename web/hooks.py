@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
+from runner.errors import HookChangedError
 from runner.models import Run
+from runner.store import Hook
 from web.app import system
 from web.errors import ApiError
 from web.schemas import ErrorResponse, RunOut
@@ -38,19 +41,31 @@ def signature_of(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def check_signature(secret: str, body: bytes) -> None:
+def signed_with(secret: str, body: bytes) -> bool:
+    """Whether the request's X-Weft-Signature is the body's signature with `secret`."""
     given = request.headers.get(SIGNATURE_HEADER)
     if not given:
         raise ApiError(
             401, "signature_required", f"this webhook requires a {SIGNATURE_HEADER} header"
         )
-    if not hmac.compare_digest(given.strip().encode(), signature_of(secret, body).encode()):
+    return hmac.compare_digest(given.strip().encode(), signature_of(secret, body).encode())
+
+
+async def verified_hook(slug: str, body: bytes, *, fresh: bool = False) -> Hook:
+    """The webhook, its signature checked (against a fresh copy when the remembered
+    secret does not match: it may have been changed by another process)."""
+    runtime = system().runtime
+    hook = await runtime.find_hook(slug, fresh=fresh)
+    if hook.secret and not fresh and not signed_with(hook.secret, body):
+        hook = await runtime.find_hook(slug, fresh=True)
+    if hook.secret and not signed_with(hook.secret, body):
         raise ApiError(
             401,
             "bad_signature",
             f"{SIGNATURE_HEADER} does not match: sign the raw body with HMAC-SHA256 "
             "and send sha256=<hex>",
         )
+    return hook
 
 
 @blueprint.post("/hooks/<string:slug>")
@@ -63,16 +78,27 @@ def check_signature(secret: str, body: bytes) -> None:
 async def fire_hook(slug: str) -> Response:
     """Start a run of the workflow with this webhook slug: 202 with the run (200 with the
     finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
-    runtime = system().runtime
-    hook = await runtime.find_hook(slug)
-    if hook.secret:
-        raw = await request.get_data(as_text=False)
-        check_signature(hook.secret, raw if isinstance(raw, bytes) else raw.encode())
+    raw = await request.get_data(as_text=False)
+    body = raw if isinstance(raw, bytes) else raw.encode()
+    hook = await verified_hook(slug, body)
     payload = trigger_payload(await request.get_json())
 
-    async def start(key: str | None) -> tuple[Run, bool]:
-        return await runtime.start_run(
-            hook.workflow_id, trigger_type="webhook", payload=payload, idempotency_key=key
-        )
+    def starter(hook: Hook, checked: bool) -> Callable[[str | None], Awaitable[tuple[Run, bool]]]:
+        async def start(key: str | None) -> tuple[Run, bool]:
+            return await system().runtime.start_run(
+                hook.workflow_id,
+                trigger_type="webhook",
+                payload=payload,
+                idempotency_key=key,
+                hook=hook if checked else None,
+            )
 
-    return await trigger(start)
+        return start
+
+    try:
+        # The insert re-checks the remembered hook: no run starts on a stale copy.
+        return await trigger(starter(hook, checked=True))
+    except HookChangedError:
+        # Changed or gone since remembered, or a repeated idempotency key: look again.
+        hook = await verified_hook(slug, body, fresh=True)
+        return await trigger(starter(hook, checked=False))

@@ -2,14 +2,18 @@
 -- Create a pending run on the workflow's current graph, with a pending node run per node
 -- (in the graph's order), leased to this process ($1 run id, $2 workflow id,
 -- $3 trigger_type, $4 trigger_payload, $5 idempotency_key, $6 lease owner,
--- $7 lease seconds). No row when the workflow is gone, or when the idempotency key was
--- used already for this workflow.
+-- $7 lease seconds, $8 webhook slug or null, $9 webhook secret). With a slug, only while the
+-- workflow still has that slug and secret (a webhook call checked against a cached copy).
+-- No row when the workflow is gone (or its webhook changed), or when the idempotency key
+-- was used already for this workflow.
 WITH run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
                       lease_owner, lease_expires)
     SELECT $1, w.id, $3, $4, w.graph, $5, $6, now() + make_interval(secs => $7)
     FROM workflows w
     WHERE w.id = $2
+      AND ($8::text IS NULL
+           OR (w.webhook_slug = $8 AND w.webhook_secret IS NOT DISTINCT FROM $9::text))
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), nodes AS (

@@ -310,6 +310,55 @@ async def test_webhook_signature(weft: WeftServer) -> None:
     assert (await weft.client.post(url, content=body, headers=headers)).status_code == 202
 
 
+async def test_webhook_changed_by_another_process(
+    weft: WeftServer, database_url: str, tmp_path: Path
+) -> None:
+    """A process remembers webhooks it has served; a change made by another process (a new
+    secret, a moved slug) is still honoured at once, and no run starts on a stale copy."""
+
+    def signed(secret: bytes, body: bytes) -> dict[str, str]:
+        signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        return {"content-type": "application/json", "X-Weft-Signature": signature}
+
+    graph = one({"id": "s", "type": "start"})
+    workflow = await weft.create_workflow(graph, webhook_secret="old")
+    url, body = f"/hooks/{workflow['webhook_slug']}", b'{"n": 1}'
+    assert (
+        await weft.client.post(url, content=body, headers=signed(b"old", body))
+    ).status_code == 202
+
+    async def runs() -> int:
+        page = (await weft.client.get(f"/workflows/{workflow['id']}/runs")).json()
+        return len(page["items"])
+
+    async with run_weft_server(database_url, tmp_path / "other") as other:
+        put = {"name": "x", "graph": graph, "webhook_secret": "new"}
+        assert (await other.client.put(f"/workflows/{workflow['id']}", json=put)).status_code == 200
+        new_secret = await weft.client.post(url, content=body, headers=signed(b"new", body))
+        assert new_secret.status_code == 202
+        old_secret = await weft.client.post(url, content=body, headers=signed(b"old", body))
+        assert old_secret.status_code == 401
+        assert old_secret.json()["error"]["code"] == "bad_signature"
+        assert await runs() == 2
+
+        moved = {**put, "webhook_slug": f"moved-{workflow['webhook_slug']}"}
+        assert (
+            await other.client.put(f"/workflows/{workflow['id']}", json=moved)
+        ).status_code == 200
+        gone = await weft.client.post(url, content=body, headers=signed(b"new", body))
+        assert gone.status_code == 404
+        assert gone.json()["error"]["code"] == "hook_not_found"
+        assert await runs() == 2
+        new_url = f"/hooks/{moved['webhook_slug']}"
+        headers = {**signed(b"new", body), "Idempotency-Key": "k"}
+        first = await weft.client.post(new_url, content=body, headers=headers)
+        again = await weft.client.post(new_url, content=body, headers=headers)
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert again.json()["id"] == first.json()["id"]
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert await runs() == 3
+
+
 async def test_api_token(database_url: str, tmp_path: Path) -> None:
     async with run_weft_server(database_url, tmp_path, weft_api_token="t0ken") as weft:
         anonymous = await weft.client.get("/workflows")
