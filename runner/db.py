@@ -24,7 +24,8 @@ class RawJson(str):
     __slots__ = ()
 
 
-def _encode_json(value: Any) -> str:
+def encode_json(value: Any) -> str:
+    """JSON text as weft stores it (the json/jsonb codec; also for arrays of JSON)."""
     if type(value) is RawJson:
         return value
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -41,7 +42,7 @@ async def _keep_connection(conn: asyncpg.Connection) -> None:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
-            type_name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog"
+            type_name, encoder=encode_json, decoder=orjson.loads, schema="pg_catalog"
         )
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from runner.db import Database
+from runner.db import Database, RawJson, encode_json
 from runner.errors import (
     ArtifactNotFoundError,
     HookChangedError,
@@ -181,6 +181,35 @@ class Store:
             if row is not None:
                 return Run.from_row(row), False
         raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+
+    async def insert_runs(
+        self,
+        *,
+        run_ids: list[UUID],
+        workflow_id: UUID,
+        trigger_type: str,
+        trigger_payloads: list[Any],
+        lease_owner: UUID,
+        lease_s: float,
+    ) -> list[Run]:
+        """A batch of new runs, in the order of `run_ids` (one payload each)."""
+        try:
+            rows = await self.db.fetch_all(
+                "insert_runs",
+                run_ids,
+                workflow_id,
+                trigger_type,
+                # Encoded here: asyncpg would take a payload that is a list for a sub-array.
+                [RawJson(encode_json(p)) for p in trigger_payloads],
+                lease_owner,
+                lease_s,
+            )
+        except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
+        if not rows:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+        runs = {run.id: run for run in map(Run.from_row, rows)}
+        return [runs[run_id] for run_id in run_ids]
 
     async def get_run(self, run_id: UUID) -> Run:
         row = await self.db.fetch_one("get_run", run_id)

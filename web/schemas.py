@@ -96,6 +96,16 @@ class RunIn(BaseModel):
     start_input: Any = None
 
 
+MAX_BATCH_RUNS = 1000
+
+
+class RunBatchIn(BaseModel):
+    """Starts several runs at once; each item is a RunIn."""
+
+    model_config = ConfigDict(extra="forbid")
+    runs: list[RunIn] = Field(min_length=1, max_length=MAX_BATCH_RUNS)
+
+
 class RunSummary(BaseModel):
     id: UUID
     workflow_id: UUID
@@ -120,6 +130,10 @@ class RunOut(RunSummary):
 class RunList(BaseModel):
     items: list[RunSummary]
     next_before: UUID | None = Field(description="Pass as ?before= for the next page.")
+
+
+class RunBatchOut(BaseModel):
+    items: list[RunOut] = Field(description="The new runs, in the order they were asked for.")
 
 
 class NodeRunOut(BaseModel):

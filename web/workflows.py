@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 from quart_schema import (
     document_querystring,
     document_request,
@@ -17,9 +17,12 @@ from quart_schema import (
 from runner.models import Run
 from web.app import system
 from web.bodies import read_model
+from web.errors import ApiError
 from web.schemas import (
     ErrorResponse,
     OffsetPage,
+    RunBatchIn,
+    RunBatchOut,
     RunIn,
     RunList,
     RunOut,
@@ -28,8 +31,8 @@ from web.schemas import (
     WorkflowList,
     WorkflowOut,
 )
-from web.triggers import TriggerQuery, trigger
-from web.views import run_summary, workflow_out
+from web.triggers import IDEMPOTENCY_HEADER, TriggerQuery, trigger
+from web.views import json_response, run_summary, workflow_out
 
 blueprint = Blueprint("workflows", __name__)
 
@@ -126,6 +129,30 @@ async def run_workflow(workflow_id: UUID) -> Response:
         )
 
     return await trigger(start)
+
+
+@blueprint.post("/workflows/<uuid:workflow_id>/runs/batch")
+@validate_request(RunBatchIn)
+@document_response(RunBatchOut, 202)
+@document_response(ErrorResponse, 400)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 422)
+@document_response(ErrorResponse, 503)
+async def run_workflow_batch(workflow_id: UUID, data: RunBatchIn) -> Response:
+    """Start up to 1000 runs at once on the current graph (one database statement): 202
+    with the pending runs, in order. For load tests and fan-out triggers."""
+    if request.headers.get(IDEMPOTENCY_HEADER) is not None:
+        raise ApiError(
+            400,
+            "bad_idempotency_key",
+            f"{IDEMPOTENCY_HEADER} is not supported on batches: start runs one by one",
+        )
+    runs = await system().runtime.start_runs(
+        workflow_id,
+        trigger_type="manual",
+        payloads=[r.start_input if r.start_input is not None else {} for r in data.runs],
+    )
+    return json_response({"items": [run.to_json() for run in runs]}, 202)
 
 
 @blueprint.get("/workflows/<uuid:workflow_id>/runs")

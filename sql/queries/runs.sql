@@ -23,6 +23,27 @@ WITH run AS (
 )
 SELECT * FROM run
 
+-- name: insert_runs
+-- Create a batch of pending runs on the workflow's current graph, with their node runs,
+-- leased to this process, in one statement ($1 run ids, $2 workflow id, $3 trigger_type,
+-- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds). No rows when the
+-- workflow is gone.
+WITH new AS (
+    SELECT * FROM unnest($1::uuid[], $4::jsonb[]) AS n(id, payload)
+), run AS (
+    INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, lease_owner,
+                      lease_expires)
+    SELECT new.id, w.id, $3, new.payload, w.graph, $5, now() + make_interval(secs => $6)
+    FROM workflows w, new
+    WHERE w.id = $2
+    RETURNING *
+), nodes AS (
+    INSERT INTO node_runs (run_id, node_id, node_type, position)
+    SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
+    FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
+)
+SELECT * FROM run
+
 -- name: get_run_by_idempotency_key
 -- The run a workflow started for an idempotency key ($1 workflow id, $2 key).
 SELECT * FROM runs WHERE workflow_id = $1 AND idempotency_key = $2

@@ -457,3 +457,5 @@ async def test_shutting_down_refuses_new_runs_with_503(weft: WeftServer) -> None
     assert response.json()["error"]["code"] == "shutting_down"
     hook = await weft.client.post(f"/hooks/{workflow['webhook_slug']}")
     assert hook.status_code == 503
+    batch = await weft.client.post(f"/workflows/{workflow['id']}/runs/batch", json={"runs": [{}]})
+    assert batch.status_code == 503

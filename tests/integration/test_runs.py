@@ -307,6 +307,78 @@ async def test_webhook_starts_a_run_with_the_body_as_payload(weft: WeftServer) -
     assert run["outputs"]["start"] == {"data": {}}
 
 
+async def test_a_batch_starts_every_run_in_order(weft: WeftServer) -> None:
+    workflow = await weft.create_workflow(
+        chain(
+            {"id": "start", "type": "start"},
+            {
+                "id": "twice",
+                "type": "transform",
+                "params": {"template": "{{ upstream.start.data.n * 2 }}"},
+            },
+        )
+    )
+    url = f"/workflows/{workflow['id']}/runs/batch"
+    response = await weft.client.post(
+        url, json={"runs": [{"start_input": {"n": n}} for n in range(5)]}
+    )
+    assert response.status_code == 202, response.text
+    items = response.json()["items"]
+    assert [r["trigger_payload"] for r in items] == [{"n": n} for n in range(5)]
+    assert {r["status"] for r in items} <= {"pending", "running"}
+    finished = [await weft.wait(r["id"]) for r in items]
+    assert [r["status"] for r in finished] == ["succeeded"] * 5
+    assert [r["outputs"]["twice"] == {"result": 2 * n} for n, r in enumerate(finished)] == [
+        True
+    ] * 5
+    nodes = await weft.nodes(items[0]["id"])
+    assert {n: node["status"] for n, node in nodes.items()} == {
+        "start": "succeeded",
+        "twice": "succeeded",
+    }
+    history = (await weft.client.get(f"/workflows/{workflow['id']}/runs")).json()["items"]
+    assert {r["id"] for r in history} == {r["id"] for r in items}
+
+    # Payloads of every JSON shape (a list must not be taken for a sub-array)
+    shapes: list[Any] = [[], [1, [2]], "text", 3.5, None, {"a": [{}]}]
+    start_only = await weft.create_workflow(chain({"id": "start", "type": "start"}))
+    response = await weft.client.post(
+        f"/workflows/{start_only['id']}/runs/batch",
+        json={"runs": [{"start_input": shape} for shape in shapes]},
+    )
+    assert response.status_code == 202, response.text
+    expected = [{} if shape is None else shape for shape in shapes]
+    assert [r["trigger_payload"] for r in response.json()["items"]] == expected
+    finished = [await weft.wait(r["id"]) for r in response.json()["items"]]
+    assert [r["outputs"]["start"]["data"] for r in finished] == expected
+
+
+async def test_bad_batches_start_nothing(weft: WeftServer) -> None:
+    workflow = await weft.create_workflow(chain({"id": "start", "type": "start"}))
+    url = f"/workflows/{workflow['id']}/runs/batch"
+    for body, status in (
+        ({"runs": []}, 422),
+        ({"runs": [{}] * 1001}, 422),
+        ({"runs": [{"start_input": 1, "extra": 2}]}, 422),
+        ({"runs": [1]}, 422),
+        ({"run": [{}]}, 422),
+        ([{}], 422),
+    ):
+        response = await weft.client.post(url, json=body)
+        assert response.status_code == status, (body, response.text)
+        assert "error" in response.json()
+    assert (await weft.client.post(url)).status_code == 400
+    keyed = await weft.client.post(url, json={"runs": [{}]}, headers={"Idempotency-Key": "k"})
+    assert keyed.status_code == 400
+    assert keyed.json()["error"]["code"] == "bad_idempotency_key"
+    unknown = await weft.client.post(
+        "/workflows/00000000-0000-4000-8000-000000000000/runs/batch", json={"runs": [{}]}
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "workflow_not_found"
+    assert (await weft.client.get(f"/workflows/{workflow['id']}/runs")).json()["items"] == []
+
+
 async def test_run_history_is_newest_first_and_paged(weft: WeftServer) -> None:
     workflow = await weft.create_workflow(chain({"id": "start", "type": "start"}))
     other = await weft.create_workflow(chain({"id": "start", "type": "start"}))

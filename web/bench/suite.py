@@ -48,6 +48,7 @@ FLOOR_OF: dict[tuple[str, str], tuple[str, float]] = {
     ("fanout100", "run_ms"): ("fanout100_ms", 1.0),
     ("fanout100", "per_node_us"): ("fanout100_ms", 1000 / 100),
     ("runs-per-s", "runs_per_s"): ("runs_per_s", 1.0),
+    ("runs-per-s", "batch_runs_per_s"): ("runs_per_s", 1.0),
 }
 
 
