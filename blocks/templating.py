@@ -15,6 +15,7 @@ from markupsafe import Markup
 # anything else renders to a string.
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
 
 
 class _JsonSandbox(ImmutableSandboxedEnvironment):
@@ -49,10 +50,18 @@ def _compile_template(source: str) -> Any:
 
 def render_string(source: str, context: dict[str, Any]) -> Any:
     """Render one templated string; a lone `{{ expr }}` returns the expression's value."""
+    if not is_template(source):  # plain text: Jinja's result without Jinja's per-render cost
+        return _plain_text(source)
     match = _WHOLE_EXPRESSION.match(source)
     if match is not None:
         return _unwrap(_compile_expression(match.group("expr").strip())(**context))
     return _compile_template(source).render(**context)
+
+
+def _plain_text(source: str) -> str:
+    # What Jinja makes of text without syntax: newlines become "\n", one trailing one goes.
+    text = _NEWLINES.sub("\n", source)
+    return text[:-1] if text.endswith("\n") else text
 
 
 def render_value(value: Any, context: dict[str, Any]) -> Any:

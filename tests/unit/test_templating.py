@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 import pytest
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
@@ -63,6 +64,13 @@ def test_anything_else_renders_to_a_string(
     context: dict[str, Any], source: str, expected: str
 ) -> None:
     assert render_value(source, context) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["x", "", "plain text", "a\n", "a\n\n", "a\r\nb\r\n", "a\rb", " { } ", "50% {x}"]
+)
+def test_plain_text_renders_as_jinja_would(text: str) -> None:
+    assert render_string(text, {}) == jinja2.Environment().from_string(text).render()
 
 
 def test_render_value_recurses_into_dicts_and_lists(context: dict[str, Any]) -> None:
