@@ -69,3 +69,17 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamp
             $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::integer[])
      AS e(run_id, node_id, status, started_at, finished_at, input, output, error, attempt)
 WHERE n.run_id = e.run_id AND n.node_id = e.node_id
+
+-- name: write_node_end
+-- One node end alone (a chain's critical path): write_node_ends for a single row, planned
+-- without the unnest join ($1 run id, $2 node id, $3 status, $4 started_at,
+-- $5 finished_at, $6 input, $7 output, $8 error, $9 attempt).
+UPDATE node_runs
+SET status = $3,
+    started_at = COALESCE($4, started_at),
+    finished_at = $5,
+    input = COALESCE($6, input),
+    output = $7,
+    error = $8,
+    attempt = COALESCE($9, attempt)
+WHERE run_id = $1 AND node_id = $2
