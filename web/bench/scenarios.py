@@ -409,11 +409,18 @@ async def in_flight_peak(server: ServerProcess, progress: Callable[[str], None])
 
 async def memory(repetitions: int, progress: Callable[[str], None]) -> list[Figure]:
     """Per repetition, on a fresh data directory: cold start, idle RSS, peak RSS with
-    IN_FLIGHT_RUNS runs in flight; then a warm start on the same directory."""
-    colds, warms, idles, peaks, in_flight = [], [], [], [], []
+    IN_FLIGHT_RUNS runs in flight; then a warm start on the same directory; and a first
+    start as on a new machine (no cached database cluster: initdb)."""
+    colds, warms, firsts, idles, peaks, in_flight = [], [], [], [], [], []
     for i in range(repetitions):
-        data_dir = new_data_dir()
+        data_dir, empty_cache = new_data_dir(), new_data_dir()
         try:
+            first = ServerProcess(new_data_dir(), {"XDG_CACHE_HOME": str(empty_cache)})
+            try:
+                firsts.append(await anyio.to_thread.run_sync(first.start) * 1000)
+            finally:
+                await anyio.to_thread.run_sync(first.stop)
+                remove_data_dir(first.data_dir)
             server = ServerProcess(data_dir)
             colds.append(await anyio.to_thread.run_sync(server.start) * 1000)
             try:
@@ -429,8 +436,10 @@ async def memory(repetitions: int, progress: Callable[[str], None]) -> list[Figu
             await anyio.to_thread.run_sync(again.stop)
         finally:
             remove_data_dir(data_dir)
+            remove_data_dir(empty_cache)
         progress(
-            f"memory {i + 1}/{repetitions}: cold {colds[-1]:.0f} ms, warm {warms[-1]:.0f} ms, "
+            f"memory {i + 1}/{repetitions}: first {firsts[-1]:.0f} ms, cold {colds[-1]:.0f} ms, "
+            f"warm {warms[-1]:.0f} ms, "
             f"idle {idles[-1]:.0f} MB, peak {peaks[-1]:.0f} MB ({most} in flight)"
         )
     return [
@@ -443,6 +452,19 @@ async def memory(repetitions: int, progress: Callable[[str], None]) -> list[Figu
             peaks,
         ),
         Figure("memory", "in_flight", "most runs in flight (/healthz)", "runs", in_flight),
-        Figure("memory", "cold_start_ms", "cold start: launch → 200 /healthz", "ms", colds),
+        Figure(
+            "memory",
+            "cold_start_ms",
+            "cold start, new data dir: launch → 200 /healthz",
+            "ms",
+            colds,
+        ),
         Figure("memory", "warm_start_ms", "warm start (same data dir)", "ms", warms),
+        Figure(
+            "memory",
+            "first_start_ms",
+            "first start on a machine (no cached cluster: initdb)",
+            "ms",
+            firsts,
+        ),
     ]

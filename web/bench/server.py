@@ -55,8 +55,9 @@ class ServerProcess:
     """`weft serve` on 127.0.0.1:<free port>; `start()` returns the seconds until /healthz
     first answered 200 (counted from the launch of the process)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.extra_env = extra_env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -73,7 +74,7 @@ class ServerProcess:
         launched = time.perf_counter()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "web.cli", "serve", "--host", "127.0.0.1"],
-            env=server_env(self.data_dir, self.port),
+            env={**server_env(self.data_dir, self.port), **self.extra_env},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
