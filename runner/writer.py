@@ -272,14 +272,18 @@ class Writer:
             try:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._db.dedicated()
-                parameters = batch.parameters()
                 if batch.only_node_ends() and len(batch.node_ends) == 1:
                     # A chain's common case: the single-row statement plans faster.
-                    await self._conn.execute("write_node_end", *(c[0] for c in parameters[7:16]))
+                    e = next(iter(batch.node_ends.values()))
+                    await self._conn.execute(
+                        "write_node_end",
+                        *(e.run_id, e.node_id, e.status, e.started_at, e.finished_at),
+                        *(e.input, e.output, e.error, e.attempt),
+                    )
                 elif batch.only_node_ends():
-                    await self._conn.execute("write_node_ends", *parameters[7:16])
+                    await self._conn.execute("write_node_ends", *batch.parameters()[7:16])
                 else:
-                    await self._conn.execute("write_batch", *parameters)
+                    await self._conn.execute("write_batch", *batch.parameters())
             except TRANSIENT_ERRORS as exc:
                 if self._conn is not None:
                     with contextlib.suppress(Exception):
