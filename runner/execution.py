@@ -197,16 +197,15 @@ class RunExecutor:
             step = self.state.start()
             await self._skip(step.skipped)
             self._launch(tg, step.ready, send)
+            # Node tasks settle their own outcomes (see _run_node) and report here, where
+            # progress is published and the end is noticed.
             while not self._done():
-                outcomes = [await receive.receive()]
+                await receive.receive()
                 # Take every report already waiting (a fan-out ends in a burst) without a
                 # trip through the event loop each, and publish progress once for them all.
                 with contextlib.suppress(anyio.WouldBlock):
                     while True:
-                        outcomes.append(receive.receive_nowait())
-                for outcome in outcomes:
-                    if outcome.node_id:
-                        await self._on_outcome(tg, outcome, send)
+                        receive.receive_nowait()
                 self._publish_progress()
         self._wakeup = None
         if self._stop in (Stop.DRAIN, Stop.INTERRUPT) and not self._complete():
@@ -272,20 +271,18 @@ class RunExecutor:
         if self._stop is not Stop.NONE:
             return
         for node_id in node_ids:
-            self.state.mark_running(node_id)
-            scope = anyio.CancelScope()
-            self._scopes[node_id] = scope
-            tg.start_soon(self._run_node, self.plan.nodes[node_id], scope, send)
+            scope = self._mark_running(node_id)
+            tg.start_soon(self._run_node, tg, self.plan.nodes[node_id], scope, send)
 
-    async def _on_outcome(
-        self, tg: TaskGroup, outcome: NodeOutcome, send: MemoryObjectSendStream[NodeOutcome]
-    ) -> None:
+    def _mark_running(self, node_id: str) -> anyio.CancelScope:
+        self.state.mark_running(node_id)
+        scope = self._scopes[node_id] = anyio.CancelScope()
+        return scope
+
+    def _settle(self, outcome: NodeOutcome) -> None:
+        """Record a node's end other than success (a failure cancels the running nodes)."""
         self._scopes.pop(outcome.node_id, None)
         match outcome.status:
-            case NodeStatus.SUCCEEDED:
-                step = self.state.mark_succeeded(outcome.node_id, outcome.output)
-                await self._skip(step.skipped)
-                self._launch(tg, step.ready, send)
             case NodeStatus.FAILED:
                 first = not self.state.failing
                 self.state.mark_failed(outcome.node_id)
@@ -391,15 +388,38 @@ class RunExecutor:
         return params, node_input
 
     async def _run_node(
-        self, node: PlanNode, scope: anyio.CancelScope, send: MemoryObjectSendStream[NodeOutcome]
+        self,
+        tg: TaskGroup,
+        node: PlanNode,
+        scope: anyio.CancelScope,
+        send: MemoryObjectSendStream[NodeOutcome],
     ) -> None:
-        outcome: NodeOutcome | None = None
-        started_at = now()
-        with scope:
-            outcome = await self._attempts(node, started_at)
-        if outcome is None:  # cancelled before it could finish
-            outcome = await self._stopped(node, started_at)
-        send.send_nowait(outcome)
+        """Run the node and settle its outcome here, as soon as it is known; on success,
+        release its children and run the first one made ready in this same task (a chain
+        costs no task per node). Reports to the run's loop when it stops."""
+        while True:
+            outcome: NodeOutcome | None = None
+            started_at = now()
+            with scope:
+                outcome = await self._attempts(node, started_at)
+            if outcome is None:  # cancelled before it could finish
+                outcome = await self._stopped(node, started_at)
+            if outcome.status is not NodeStatus.SUCCEEDED:
+                self._settle(outcome)
+                send.send_nowait(outcome)
+                return
+            self._scopes.pop(node.id, None)
+            step = self.state.mark_succeeded(node.id, outcome.output)
+            await self._skip(step.skipped)
+            # (A node may have failed while the skips were committed: start nothing then.)
+            if not step.ready or self._stop is not Stop.NONE or self.state.failing:
+                send.send_nowait(outcome)
+                return
+            self._publish_progress()
+            first, *others = step.ready
+            self._launch(tg, others, send)
+            node = self.plan.nodes[first]
+            scope = self._mark_running(first)
 
     async def _attempts(self, node: PlanNode, started_at: datetime) -> NodeOutcome:
         policy = node.policy
