@@ -16,6 +16,7 @@ from markupsafe import Markup
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+_JSON_STARTS = frozenset('{["-0123456789tfn')
 
 
 class _JsonSandbox(ImmutableSandboxedEnvironment):
@@ -85,7 +86,7 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
 def parse_json_or_text(text: str) -> Any:
     """The rendering parsed as JSON when it is JSON, else the string itself."""
     stripped = text.strip()
-    if not stripped:
+    if not stripped or stripped[0] not in _JSON_STARTS:  # cheaper than a failed parse
         return text
     try:
         # orjson: strict JSON (no NaN or Infinity, which PostgreSQL's jsonb refuses).
