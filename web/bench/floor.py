@@ -44,6 +44,8 @@ class FloorResult:
 
     chain100_ms: list[float]
     fanout100_ms: list[float]
+    sleepy_fanout_ms: list[float]
+    skewed_branches_ms: list[float]
     runs_per_s: list[float]
 
 
@@ -60,8 +62,15 @@ async def ensure_database(admin_url: str) -> None:
         await admin.close()
 
 
-async def run_dag(pool: asyncpg.Pool, run_id: int, parents: dict[str, list[str]]) -> None:
-    """Run one DAG: every node starts as soon as its last parent has finished."""
+async def run_dag(
+    pool: asyncpg.Pool,
+    run_id: int,
+    parents: dict[str, list[str]],
+    delays: dict[str, float] | None = None,
+) -> None:
+    """Run one DAG: every node starts as soon as its last parent has finished; a node of
+    `delays` sleeps that long between its two statements."""
+    delays = delays or {}
     children: dict[str, list[str]] = {node: [] for node in parents}
     for node, ups in parents.items():
         for up in ups:
@@ -72,6 +81,8 @@ async def run_dag(pool: asyncpg.Pool, run_id: int, parents: dict[str, list[str]]
 
         async def execute(node: str) -> None:
             row_id = await pool.fetchval(INSERT_STARTED, run_id, node)
+            if node in delays:
+                await anyio.sleep(delays[node])
             await pool.execute(UPDATE_FINISHED, row_id)
             for child in children[node]:
                 waiting[child] -= 1
@@ -94,10 +105,11 @@ class Floor:
         self._next_run += 1
         return self._next_run
 
-    async def one(self, parents: dict[str, list[str]]) -> float:
+    async def one(self, graph: graphs.Graph) -> float:
         """Seconds to run one DAG."""
+        parents, delays = graphs.parents_of(graph), graphs.delays_of(graph)
         started = time.perf_counter()
-        await run_dag(self.pool, self._run_id(), parents)
+        await run_dag(self.pool, self._run_id(), parents, delays)
         return time.perf_counter() - started
 
     async def many(self, parents: dict[str, list[str]], count: int) -> float:
@@ -115,8 +127,9 @@ async def measure_floor(
     concurrent_runs: int,
     progress: Callable[[str], None],
 ) -> FloorResult:
-    """chain100, fanout100 (ms) and `concurrent_runs` 3-node chains (runs/s) on the floor;
-    one untimed warm-up of each, then `repetitions` timed ones."""
+    """chain100, fanout100, sleepy-fanout, skewed-branches (ms) and `concurrent_runs`
+    3-node chains (runs/s) on the floor; one untimed warm-up of each, then `repetitions`
+    timed ones."""
     await ensure_database(database_url("postgres"))
     pool = await asyncpg.create_pool(
         database_url(FLOOR_DATABASE), min_size=POOL_SIZE, max_size=POOL_SIZE
@@ -124,22 +137,34 @@ async def measure_floor(
     try:
         await pool.execute(CREATE_TABLE)
         floor = Floor(pool)
-        chain = graphs.parents_of(graphs.chain(100))
-        fanout = graphs.parents_of(graphs.fanout(100))
+        shapes = {
+            "chain100": graphs.chain(100),
+            "fanout100": graphs.fanout(100),
+            "sleepy-fanout": graphs.SLEEPY_FANOUT,
+            "skewed-branches": graphs.SKEWED_BRANCHES,
+        }
         short = graphs.parents_of(graphs.short_chain(2))
-        await floor.one(chain)
-        await floor.one(fanout)
+        for graph in shapes.values():
+            await floor.one(graph)
         await floor.many(short, concurrent_runs)
-        chain_ms, fanout_ms, rates = [], [], []
+        totals: dict[str, list[float]] = {name: [] for name in shapes}
+        rates = []
         for i in range(repetitions):
-            chain_ms.append(await floor.one(chain) * 1000)
-            fanout_ms.append(await floor.one(fanout) * 1000)
+            for name, graph in shapes.items():
+                totals[name].append(await floor.one(graph) * 1000)
             rates.append(concurrent_runs / await floor.many(short, concurrent_runs))
             progress(
-                f"floor {i + 1}/{repetitions}: chain100 {chain_ms[-1]:.1f} ms, "
-                f"fanout100 {fanout_ms[-1]:.1f} ms, {rates[-1]:.0f} runs/s"
+                f"floor {i + 1}/{repetitions}: "
+                + ", ".join(f"{name} {ms[-1]:.1f} ms" for name, ms in totals.items())
+                + f", {rates[-1]:.0f} runs/s"
             )
-        return FloorResult(chain_ms, fanout_ms, rates)
+        return FloorResult(
+            totals["chain100"],
+            totals["fanout100"],
+            totals["sleepy-fanout"],
+            totals["skewed-branches"],
+            rates,
+        )
     finally:
         await pool.close()
 

@@ -62,6 +62,11 @@ def skewed_branches(slow_s: float, fast_s: float, fast_steps: int) -> Graph:
     return _graph(nodes, pairs)
 
 
+# The issue's two delay shapes (ideal ≈ 100 ms and ≈ 300 ms).
+SLEEPY_FANOUT = sleepy_fanout(50, 0.1)
+SKEWED_BRANCHES = skewed_branches(0.3, 0.1, 3)
+
+
 def short_chain(transforms: int) -> Graph:
     """start → `transforms` transforms in a chain (3-node runs, webhook graphs)."""
     ids = [f"t{i + 1}" for i in range(transforms)]
@@ -86,3 +91,12 @@ def parents_of(graph: Graph) -> dict[str, list[str]]:
     for edge in graph["edges"]:
         parents[edge["to"]].append(edge["from"])
     return parents
+
+
+def delays_of(graph: Graph) -> dict[str, float]:
+    """{node id: seconds} of the graph's delay nodes."""
+    return {
+        node["id"]: float(node["params"]["seconds"])
+        for node in graph["nodes"]
+        if node["type"] == "delay"
+    }

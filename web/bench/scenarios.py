@@ -196,11 +196,11 @@ async def fanout100(bench: Bench) -> list[Figure]:
 
 
 async def sleepy_fanout(bench: Bench) -> list[Figure]:
-    return await single_runs(bench, "sleepy-fanout", graphs.sleepy_fanout(50, 0.1))
+    return await single_runs(bench, "sleepy-fanout", graphs.SLEEPY_FANOUT)
 
 
 async def skewed_branches(bench: Bench) -> list[Figure]:
-    return await single_runs(bench, "skewed-branches", graphs.skewed_branches(0.3, 0.1, 3))
+    return await single_runs(bench, "skewed-branches", graphs.SKEWED_BRANCHES)
 
 
 # -- runs/s ---------------------------------------------------------------------------------

@@ -47,6 +47,10 @@ FLOOR_OF: dict[tuple[str, str], tuple[str, float]] = {
     ("fanout100", "total_ms"): ("fanout100_ms", 1.0),
     ("fanout100", "run_ms"): ("fanout100_ms", 1.0),
     ("fanout100", "per_node_us"): ("fanout100_ms", 1000 / 100),
+    ("sleepy-fanout", "total_ms"): ("sleepy_fanout_ms", 1.0),
+    ("sleepy-fanout", "run_ms"): ("sleepy_fanout_ms", 1.0),
+    ("skewed-branches", "total_ms"): ("skewed_branches_ms", 1.0),
+    ("skewed-branches", "run_ms"): ("skewed_branches_ms", 1.0),
     ("runs-per-s", "runs_per_s"): ("runs_per_s", 1.0),
     ("runs-per-s", "batch_runs_per_s"): ("runs_per_s", 1.0),
 }
@@ -104,6 +108,8 @@ def attach_floor(figures: list[Figure], result: floor.FloorResult) -> list[Figur
     rows = {
         "chain100_ms": ("chain100", "ms"),
         "fanout100_ms": ("fanout100", "ms"),
+        "sleepy_fanout_ms": ("sleepy-fanout", "ms"),
+        "skewed_branches_ms": ("skewed-branches", "ms"),
         "runs_per_s": (f"{scenarios.CONCURRENT_RUNS} 3-node runs at once", "runs/s"),
     }
     extra = [
