@@ -9,6 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
+import httpx
+import pytest
+
+from web.bench.scenarios import http_floor
+
 BENCH_TIMEOUT_S = 60
 
 
@@ -58,3 +64,21 @@ def test_weft_bench_quick_writes_the_table_and_json(tmp_path: Path) -> None:
     # And the figures with a target say whether it was met
     assert isinstance(figures[("chain100", "per_node_us")]["met"], bool)
     assert isinstance(figures[("sleepy-fanout", "total_ms")]["met"], bool)
+
+
+@pytest.mark.anyio
+async def test_the_webhook_floor_server_runs_the_floor_work_per_request(
+    database_url: str,
+) -> None:
+    async with http_floor(database_url, transforms=2) as url, httpx.AsyncClient() as client:
+        answers = [await client.post(url, content=b"{}") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT run_id, node_id, status FROM floor_node_runs")
+    finally:
+        await conn.close()
+    # One INSERT and one UPDATE per node: start → t1 → t2, three runs
+    assert len(rows) == 9
+    assert {r["status"] for r in rows} == {"succeeded"}
+    assert len({r["run_id"] for r in rows}) == 3

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,9 +22,9 @@ import psutil
 from websockets.asyncio.client import connect
 
 from web.bench import graphs
-from web.bench.load_driver import run_driver
+from web.bench.load_driver import Window, run_driver
 from web.bench.report import Figure
-from web.bench.server import ServerProcess, new_data_dir, remove_data_dir
+from web.bench.server import ServerProcess, free_port, new_data_dir, remove_data_dir
 from web.bench.stats import percentile
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -72,6 +74,8 @@ class Bench:
     client: httpx.AsyncClient
     repetitions: int
     progress: Callable[[str], None]
+    # The floor's database, when the floor is measured too (the webhook floor uses it).
+    floor_dsn: str | None = None
 
     async def create_workflow(self, graph: graphs.Graph, slug: str | None = None) -> str:
         body: dict[str, Any] = {"name": f"bench {uuid.uuid4().hex[:8]}", "graph": graph}
@@ -268,13 +272,53 @@ WEBHOOK_WINDOW_S = 1.5
 WEBHOOK_WARMUP_S = 1.0
 
 
+@asynccontextmanager
+async def http_floor(dsn: str, transforms: int) -> AsyncIterator[str]:
+    """The webhook floor (`web.bench.http_floor`) in its own process; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "web.bench.http_floor", f"--port={port}", f"--dsn={dsn}"]
+    process = await anyio.open_process(
+        [*command, f"--transforms={transforms}"], stdout=None, stderr=None
+    )
+    try:
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    if process.returncode is not None:
+                        raise BenchError("the webhook floor server exited") from None
+                    await anyio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        with anyio.move_on_after(10):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+        await process.aclose()
+
+
 async def webhook(bench: Bench) -> list[Figure]:
-    """The load driver (its own process) on each graph's hook at each concurrency."""
+    """The load driver (its own process) on each graph's hook at each concurrency; with the
+    floor, also on the webhook floor server doing the same graph's floor work."""
     figures = []
     for name, transforms in WEBHOOK_GRAPHS:
         slug = f"bench-{name}-{uuid.uuid4().hex[:8]}"
         await bench.create_workflow(graphs.short_chain(transforms), slug=slug)
         url = f"{bench.server.url}/hooks/{slug}?wait=30"
+        floors: dict[int, list[Window]] = {}
+        if bench.floor_dsn is not None:
+            async with http_floor(bench.floor_dsn, transforms) as floor_url:
+                for concurrency in WEBHOOK_CONCURRENCY:
+                    floors[concurrency], _ = await run_driver(
+                        floor_url,
+                        concurrency,
+                        bench.repetitions,
+                        WEBHOOK_WINDOW_S,
+                        WEBHOOK_WARMUP_S,
+                    )
         for concurrency in WEBHOOK_CONCURRENCY:
             windows, error_kinds = await run_driver(
                 url, concurrency, bench.repetitions, WEBHOOK_WINDOW_S, WEBHOOK_WARMUP_S
@@ -286,10 +330,33 @@ async def webhook(bench: Bench) -> list[Figure]:
                 + (f"; errors {error_kinds}" if error_kinds else "")
             )
             p50s, p99s = [w.p50_ms for w in windows], [w.p99_ms for w in windows]
+            floor = floors.get(concurrency, [])
             figures += [
-                Figure("webhook", f"{cell} req_s", f"{cell} completed", "req/s", rates, rate=True),
-                Figure("webhook", f"{cell} p50_ms", f"{cell} p50", "ms", p50s),
-                Figure("webhook", f"{cell} p99_ms", f"{cell} p99", "ms", p99s),
+                Figure(
+                    "webhook",
+                    f"{cell} req_s",
+                    f"{cell} completed",
+                    "req/s",
+                    rates,
+                    rate=True,
+                    floor_samples=[w.requests_per_s for w in floor],
+                ),
+                Figure(
+                    "webhook",
+                    f"{cell} p50_ms",
+                    f"{cell} p50",
+                    "ms",
+                    p50s,
+                    floor_samples=[w.p50_ms for w in floor],
+                ),
+                Figure(
+                    "webhook",
+                    f"{cell} p99_ms",
+                    f"{cell} p99",
+                    "ms",
+                    p99s,
+                    floor_samples=[w.p99_ms for w in floor],
+                ),
                 Figure(
                     "webhook",
                     f"{cell} errors",

@@ -134,8 +134,9 @@ async def run_scenarios(names: list[str], repetitions: int) -> list[Figure]:
                 floor_result = await floor.measure_floor(
                     server.database_url, repetitions, scenarios.CONCURRENT_RUNS, progress
                 )
+            floor_dsn = server.database_url(floor.FLOOR_DATABASE) if "floor" in names else None
             async with httpx.AsyncClient(base_url=server.url, timeout=90) as client:
-                bench = scenarios.Bench(server, client, repetitions, progress)
+                bench = scenarios.Bench(server, client, repetitions, progress, floor_dsn)
                 for name in on_server:
                     progress(f"{name} …")
                     figures += await SERVER_SCENARIOS[name](bench)
