@@ -8,9 +8,13 @@
 -- runs finished ($23 ids, $24 statuses, $25 outputs, $26 errors, $27 finished_at,
 -- $28 event seqs, $29 started_at).
 WITH run_starts AS (
-    UPDATE runs r SET status = 'running', started_at = s.started_at
+    -- Only a pending run starts; tested in SET, not WHERE, so that the run is found by its
+    -- key rather than among every unfinished run (the partial index on status).
+    UPDATE runs r
+    SET status = CASE WHEN r.status = 'pending' THEN 'running' ELSE r.status END,
+        started_at = CASE WHEN r.status = 'pending' THEN s.started_at ELSE r.started_at END
     FROM unnest($1::uuid[], $2::timestamptz[]) AS s(id, started_at)
-    WHERE r.id = s.id AND r.status = 'pending'
+    WHERE r.id = s.id
     RETURNING r.id
 ), node_starts AS (
     UPDATE node_runs n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import anyio
 import asyncpg
 import pytest
 
-from runner.db import Database
+from runner.db import WRITER_SETTINGS, Database
 from runner.migrate import apply_migrations, discover
 from runner.queries import load_queries
 
@@ -66,3 +67,24 @@ async def test_concurrent_migrators_apply_each_migration_once(empty_database: st
     finally:
         for db in dbs:
             await db.close()
+
+
+WRITER_STATEMENTS = ("write_batch", "write_node_ends", "write_node_end")
+
+
+async def test_the_writers_statements_find_rows_by_key(database_url: str) -> None:
+    """The writer's plans are made once per connection (generic): they must look each row
+    up by its key, never scan a table (which would grow with every run)."""
+    queries = load_queries()
+    conn = await asyncpg.connect(database_url, server_settings=WRITER_SETTINGS)
+    try:
+        for name in WRITER_STATEMENTS:
+            parameters = max(int(n) for n in re.findall(r"\$(\d+)", queries[name]))
+            await conn.execute(f"PREPARE {name} AS {queries[name]}")
+            nulls = ", ".join(["NULL"] * parameters)
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE {name}({nulls})"))
+            assert "Seq Scan" not in plan, plan
+            assert "runs_unfinished" not in plan, plan
+            assert "Index Scan" in plan, plan
+    finally:
+        await conn.close()
