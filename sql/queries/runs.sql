@@ -27,13 +27,15 @@ SELECT * FROM run
 -- Create a batch of pending runs on the workflow's current graph, with their node runs,
 -- leased to this process, in one statement ($1 run ids, $2 workflow id, $3 trigger_type,
 -- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds). No rows when the
--- workflow is gone.
+-- workflow is gone. Each run is created a microsecond after the one before it, so that
+-- history lists the batch in the order it was asked for.
 WITH new AS (
-    SELECT * FROM unnest($1::uuid[], $4::jsonb[]) AS n(id, payload)
+    SELECT * FROM unnest($1::uuid[], $4::jsonb[]) WITH ORDINALITY AS n(id, payload, position)
 ), run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, lease_owner,
-                      lease_expires)
-    SELECT new.id, w.id, $3, new.payload, w.graph, $5, now() + make_interval(secs => $6)
+                      lease_expires, created_at)
+    SELECT new.id, w.id, $3, new.payload, w.graph, $5, now() + make_interval(secs => $6),
+           now() + make_interval(secs => (new.position - 1) / 1e6)
     FROM workflows w, new
     WHERE w.id = $2
     RETURNING *
