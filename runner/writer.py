@@ -273,7 +273,7 @@ class Writer:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._db.dedicated()
                 if batch.only_node_ends() and len(batch.node_ends) == 1:
-                    # A chain's common case: the single-row statement plans faster.
+                    # A chain's common case: a plain one-row UPDATE costs less than the join.
                     e = next(iter(batch.node_ends.values()))
                     await self._conn.execute(
                         "write_node_end",
