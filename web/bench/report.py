@@ -46,6 +46,7 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("webhook", "10-node c=50 req_s"): Target("≥", 500),
     ("webhook", "2-node c=1 p50_ms"): Target("≤", 3),
     ("websocket", "p99_ms"): Target("≤", 10),
+    ("websocket", "plain_p99_ms"): Target("≤", 10),
     ("memory", "idle_rss_mb"): Target("≤", 80),
     ("memory", "peak_rss_mb"): Target("<", 512),
     ("memory", "cold_start_ms"): Target("≤", 1500),

@@ -5,6 +5,7 @@ Every scenario does one untimed warm-up of what it measures, then `repetitions` 
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 import sys
@@ -378,9 +379,13 @@ WS_GATE_S = 1.0  # the first node waits this long while the subscribers connect
 NODE_SUCCEEDED = '"node.succeeded"'
 
 
-async def subscriber(url: str, latencies: list[float]) -> None:
-    """Read a run's socket until it closes; a latency (ms) per node.succeeded event."""
-    async with connect(url, max_size=None, ping_interval=None, open_timeout=30) as ws:
+async def subscriber(url: str, latencies: list[float], *, deflate: bool = True) -> None:
+    """Read a run's socket until it closes; a latency (ms) per node.succeeded event.
+    `deflate`: offer permessage-deflate, as browsers do (Hypercorn then always uses it)."""
+    compression = "deflate" if deflate else None
+    async with connect(
+        url, max_size=None, ping_interval=None, open_timeout=30, compression=compression
+    ) as ws:
         async for message in ws:
             received = time.time()
             text = message.decode() if isinstance(message, bytes) else message
@@ -390,7 +395,9 @@ async def subscriber(url: str, latencies: list[float]) -> None:
                     latencies.append((received - epoch(event["ts"])) * 1000)
 
 
-async def watched_run(bench: Bench, workflow_id: str, subscribers: int) -> list[float]:
+async def watched_run(
+    bench: Bench, workflow_id: str, subscribers: int, *, deflate: bool = True
+) -> list[float]:
     """Start a run and watch it with `subscribers` websockets; returns every latency (ms)."""
     run = expect(await bench.client.post(f"/workflows/{workflow_id}/run", json={}), 202)
     url = bench.server.url.replace("http://", "ws://", 1) + f"/ws/runs/{run['id']}"
@@ -398,28 +405,35 @@ async def watched_run(bench: Bench, workflow_id: str, subscribers: int) -> list[
     with anyio.fail_after(RUN_TIMEOUT_S):
         async with anyio.create_task_group() as tg:
             for _ in range(subscribers):
-                tg.start_soon(subscriber, url, latencies)
+                tg.start_soon(functools.partial(subscriber, url, latencies, deflate=deflate))
     return latencies
 
 
 async def websocket_latency(bench: Bench) -> list[Figure]:
     workflow_id = await bench.create_workflow(graphs.delayed_chain(WS_GATE_S, WS_CHAIN, WS_STEP_S))
     await watched_run(bench, workflow_id, SUBSCRIBERS)
-    p50s, p99s, counts = [], [], []
+    p50s, p99s, counts, plain_p50s, plain_p99s = [], [], [], [], []
     for i in range(bench.repetitions):
         latencies = await watched_run(bench, workflow_id, SUBSCRIBERS)
         p50s.append(percentile(latencies, 50))
         p99s.append(percentile(latencies, 99))
         counts.append(float(len(latencies)))
+        plain = await watched_run(bench, workflow_id, SUBSCRIBERS, deflate=False)
+        plain_p50s.append(percentile(plain, 50))
+        plain_p99s.append(percentile(plain, 99))
         bench.progress(
             f"websocket {i + 1}/{bench.repetitions}: p50 {p50s[-1]:.1f} ms, "
-            f"p99 {p99s[-1]:.1f} ms over {len(latencies)} events"
+            f"p99 {p99s[-1]:.1f} ms over {len(latencies)} events; without compression "
+            f"p50 {plain_p50s[-1]:.1f} ms, p99 {plain_p99s[-1]:.1f} ms"
         )
     what = f"{SUBSCRIBERS} subscribers, node.succeeded receive - ts"
+    without = "without permessage-deflate"
     return [
         Figure("websocket", "p50_ms", f"p50, {what}", "ms", p50s),
         Figure("websocket", "p99_ms", f"p99, {what}", "ms", p99s),
         Figure("websocket", "events", "node.succeeded events seen", "count", counts, summed=True),
+        Figure("websocket", "plain_p50_ms", f"p50, {without}", "ms", plain_p50s),
+        Figure("websocket", "plain_p99_ms", f"p99, {without}", "ms", plain_p99s),
     ]
 
 
