@@ -260,8 +260,7 @@ class Runtime:
                 hook=hook,
             )
             if created:
-                self.events.run_created(run.id, workflow_id, run.to_json())
-                await self._send(workflow_id, StartRun(run))
+                await self._hand_over(run)
         return run, created
 
     async def start_runs(
@@ -281,9 +280,13 @@ class Runtime:
                 lease_s=self._lease_s,
             )
             for run in runs:
-                self.events.run_created(run.id, workflow_id, run.to_json())
-                await self._send(workflow_id, StartRun(run))
+                await self._hand_over(run)
         return runs
+
+    async def _hand_over(self, run: Run) -> None:
+        """Announce a run just stored and give it to its workflow's supervisor."""
+        self.events.run_created(run.id, run.workflow_id, run.to_json())
+        await self._send(run.workflow_id, StartRun(run))
 
     async def find_hook(self, slug: str, *, fresh: bool = False) -> Hook:
         """The webhook with this slug, from memory unless `fresh`."""

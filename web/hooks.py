@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
+from uuid import UUID
 
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
@@ -83,22 +84,15 @@ async def fire_hook(slug: str) -> Response:
     hook = await verified_hook(slug, body)
     payload = trigger_payload(await request.get_json())
 
-    def starter(hook: Hook, checked: bool) -> Callable[[str | None], Awaitable[tuple[Run, bool]]]:
-        async def start(key: str | None) -> tuple[Run, bool]:
-            return await system().runtime.start_run(
-                hook.workflow_id,
-                trigger_type="webhook",
-                payload=payload,
-                idempotency_key=key,
-                hook=hook if checked else None,
-            )
-
-        return start
+    async def start(workflow_id: UUID, check: Hook | None, key: str | None) -> tuple[Run, bool]:
+        return await system().runtime.start_run(
+            workflow_id, trigger_type="webhook", payload=payload, idempotency_key=key, hook=check
+        )
 
     try:
         # The insert re-checks the remembered hook: no run starts on a stale copy.
-        return await trigger(starter(hook, checked=True))
+        return await trigger(partial(start, hook.workflow_id, hook))
     except HookChangedError:
         # Changed or gone since remembered, or a repeated idempotency key: look again.
         hook = await verified_hook(slug, body, fresh=True)
-        return await trigger(starter(hook, checked=False))
+        return await trigger(partial(start, hook.workflow_id, None))
