@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 
 class WeftError(Exception):
     """Something went wrong in weft."""
@@ -76,3 +79,44 @@ class ShuttingDownError(WeftError):
     """weft is shutting down and takes no new runs; retry shortly."""
 
     code = "shutting_down"
+
+
+class DatabaseError(WeftError):
+    """The database refused the operation."""
+
+    code = "database_error"
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database is not reachable; retry shortly."""
+
+    code = "database_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a graph is invalid, naming the node or edge concerned."""
+
+    code: str
+    message: str
+    node_id: str | None = None
+    edge_id: str | None = None
+    field: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        fields = {"node_id": self.node_id, "edge_id": self.edge_id, "field": self.field}
+        return {
+            "code": self.code,
+            "message": self.message,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+
+
+class InvalidGraphError(WeftError):
+    """The graph is invalid; `problems` lists every reason."""
+
+    code = "invalid_graph"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems

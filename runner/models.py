@@ -1,16 +1,50 @@
-"""Value objects built from database rows; records never leave runner/."""
+"""The runner's value objects: statuses, workflows, runs, node runs, logs, artifacts.
+
+Built from database rows (`from_row`), turned into the API's JSON (`to_json`); records of
+the driver never leave runner/store/.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-import asyncpg
 
-from runner.scheduler import NodeStatus
+class Row(Protocol):
+    """A database row as the value objects read it (an asyncpg Record, or a dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class NodeStatus(StrEnum):
+    """A node run's status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+FINISHED_NODE_STATUSES = frozenset(
+    {NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+)
+# What a run's error says when it was cancelled.
+CANCELLED_ERROR: dict[str, Any] = {"type": "Cancelled", "message": "the run was cancelled"}
+
+
+def duration_ms(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole milliseconds from start to end (never negative); None when either is unknown."""
+    if start is None or end is None:
+        return None
+    return max(0, round((end - start).total_seconds() * 1000))
 
 
 class RunStatus(StrEnum):
@@ -55,7 +89,7 @@ class Workflow:
         }
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Workflow:
+    def from_row(cls, row: Row) -> Workflow:
         return cls(
             id=row["id"],
             name=row["name"],
@@ -88,7 +122,7 @@ class Run:
     event_seq: int = 0
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Run:
+    def from_row(cls, row: Row) -> Run:
         keys = set(row.keys())
         return cls(
             id=row["id"],
@@ -137,10 +171,7 @@ class Run:
 
     def duration_ms(self, now: datetime) -> int | None:
         """Milliseconds from start to finish, or to now while running."""
-        if self.started_at is None:
-            return None
-        end = self.finished_at or now
-        return max(0, round((end - self.started_at).total_seconds() * 1000))
+        return duration_ms(self.started_at, self.finished_at or now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +189,7 @@ class NodeRun:
     error: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> NodeRun:
+    def from_row(cls, row: Row) -> NodeRun:
         return cls(
             node_id=row["node_id"],
             node_type=row["node_type"],
@@ -173,9 +204,7 @@ class NodeRun:
 
     @property
     def duration_ms(self) -> int | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return max(0, round((self.finished_at - self.started_at).total_seconds() * 1000))
+        return duration_ms(self.started_at, self.finished_at)
 
     def to_json(self) -> dict[str, Any]:
         """The node run as GET /runs/{id}/nodes shows it."""
@@ -205,7 +234,7 @@ class LogLine:
     data: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> LogLine:
+    def from_row(cls, row: Row) -> LogLine:
         return cls(
             id=row["id"],
             node_id=row["node_id"],
@@ -229,7 +258,7 @@ class Artifact:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Artifact:
+    def from_row(cls, row: Row) -> Artifact:
         return cls(
             id=row["id"],
             run_id=row["run_id"],
@@ -239,6 +268,27 @@ class Artifact:
             content_type=row["content_type"],
             created_at=row["created_at"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A webhook: its slug, the workflow it starts and the secret its calls are signed with."""
+
+    slug: str
+    workflow_id: UUID
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A log line waiting to be written."""
+
+    run_id: UUID
+    node_id: str | None
+    ts: datetime
+    level: str
+    message: str
+    data: dict[str, Any] | None
 
 
 def human_duration(ms: int) -> str:

@@ -18,16 +18,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
-from runner.errors import (
-    HookNotFoundError,
-    RunAlreadyFinishedError,
-    ShuttingDownError,
-)
-from runner.events import EventBus
-from runner.execution import FINAL_WRITE_GRACE_S, RunServices
-from runner.graph import Graph, InvalidGraphError, validate_graph
-from runner.live import LiveStreams
-from runner.messages import (
+from runner.engine.executor import FINAL_WRITE_GRACE_S, RunServices
+from runner.engine.messages import (
     CancelRun,
     Drain,
     GraphUpdated,
@@ -35,9 +27,19 @@ from runner.messages import (
     StartRun,
     SupervisorMessage,
 )
-from runner.models import Run, RunStatus, Workflow
-from runner.store import Hook, Store
-from runner.supervisor import Supervisor
+from runner.engine.supervisor import Supervisor
+from runner.errors import (
+    HookNotFoundError,
+    InvalidGraphError,
+    RunAlreadyFinishedError,
+    ShuttingDownError,
+)
+from runner.graph.shape import Graph
+from runner.graph.validation import validate_graph
+from runner.live.bus import EventBus
+from runner.live.streams import LiveStreams
+from runner.models import Hook, Run, RunStatus, Workflow
+from runner.store.postgres import Store
 
 log = structlog.get_logger(__name__)
 

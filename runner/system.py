@@ -13,17 +13,17 @@ import structlog
 from blocks.context import BlockSettings
 from blocks.registry import BlockRegistry
 from blocks.standard import standard_registry
-from runner.artifacts import Artifacts
-from runner.blobs import BlobStore, LocalBlobStore
-from runner.db import Database
-from runner.embedded import start_embedded
-from runner.events import EventBus
-from runner.execution import RunLimits, RunServices
-from runner.migrate import apply_migrations
+from runner.artifacts.artifacts import Artifacts
+from runner.artifacts.blobs import BlobStore, LocalBlobStore
+from runner.engine.executor import RunLimits, RunServices
+from runner.live.bus import EventBus
 from runner.runtime import Runtime
 from runner.settings import Settings
-from runner.store import Store
-from runner.writer import Writer
+from runner.store.db import Database
+from runner.store.embedded import start_embedded
+from runner.store.migrate import apply_migrations
+from runner.store.postgres import Store
+from runner.store.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ async def migrate(settings: Settings) -> list[str]:
 
 def make_blob_store(settings: Settings) -> BlobStore:
     if settings.gcs_bucket:
-        from runner.gcs_blobs import GcsBlobStore, gcs_client_from_env
+        from runner.artifacts.gcs import GcsBlobStore, gcs_client_from_env
 
         return GcsBlobStore(settings.gcs_bucket, gcs_client_from_env())
     return LocalBlobStore(settings.artifacts_dir)

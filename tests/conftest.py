@@ -14,9 +14,9 @@ import anyio
 import asyncpg
 import pytest
 
-from runner.db import Database
-from runner.embedded import start_embedded_sync
-from runner.migrate import apply_migrations
+from runner.store.db import Database
+from runner.store.embedded import start_embedded_sync
+from runner.store.migrate import apply_migrations
 from tests.support import WeftServer, run_weft_server
 
 TEMPLATE_DB = "weft_template"

@@ -29,7 +29,7 @@ def _prestart_embedded_database() -> None:
     data_dir = Path(os.environ.get("WEFT_DATA_DIR") or ".weft").resolve()
 
     def start() -> None:
-        from runner.embedded import start_embedded_sync
+        from runner.store.embedded import start_embedded_sync
 
         with contextlib.suppress(Exception):  # the real start reports any problem
             start_embedded_sync(data_dir / "pgdata")

@@ -11,9 +11,14 @@ from quart_schema import RequestSchemaValidationError
 from quart_schema.validation import QuerystringValidationError
 from werkzeug.exceptions import HTTPException
 
-from runner.db import TRANSIENT_ERRORS
-from runner.errors import ConflictError, NotFoundError, ShuttingDownError, WeftError
-from runner.graph import InvalidGraphError
+from runner.errors import (
+    ConflictError,
+    InvalidGraphError,
+    NotFoundError,
+    ShuttingDownError,
+    WeftError,
+)
+from runner.store.db import TRANSIENT_ERRORS
 
 log = structlog.get_logger(__name__)
 

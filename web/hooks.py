@@ -16,8 +16,7 @@ from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
 from runner.errors import HookChangedError
-from runner.models import Run
-from runner.store import Hook
+from runner.models import Hook, Run
 from web.app import system
 from web.errors import ApiError
 from web.schemas import ErrorResponse, RunOut

@@ -12,8 +12,8 @@ from quart import Blueprint, Response, request, websocket
 from quart_schema import validate_querystring, validate_response
 
 from runner.errors import NotFoundError, ShuttingDownError
-from runner.events import Event, GoingAway
-from runner.live import Item, Message
+from runner.live.bus import Event, GoingAway
+from runner.live.streams import Item, Message
 from web.app import system
 from web.schemas import ErrorResponse
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
-from runner.graph import Graph, build_plan
+from runner.graph.plan import build_plan
+from runner.graph.shape import Graph
 from web.app import system
 from web.errors import ApiError
 from web.schemas import BlockList, BlockOut, HealthOut, ValidationOut

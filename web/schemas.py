@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runner.graph import Graph
+from runner.graph.shape import Graph
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from runner.migrate import discover
+from runner.store.migrate import discover
 
 START_TIMEOUT_S = 60.0
 

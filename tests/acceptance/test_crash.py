@@ -21,9 +21,9 @@ import asyncpg
 import httpx
 import pytest
 
-from runner.db import Database
-from runner.embedded import start_embedded_sync
-from runner.migrate import apply_migrations
+from runner.store.db import Database
+from runner.store.embedded import start_embedded_sync
+from runner.store.migrate import apply_migrations
 from tests.acceptance.test_cli import free_port
 from tests.support import json_response, read_body, run_weft_server, serve_asgi
 

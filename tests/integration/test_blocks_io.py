@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from google.cloud import storage
 
-from runner.gcs_blobs import gcs_client_from_env
+from runner.artifacts.gcs import gcs_client_from_env
 from tests.gcs_emulator import run_gcs_emulator
 from tests.support import WeftServer, json_response, read_body, run_weft_server, serve_asgi
 

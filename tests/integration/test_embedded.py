@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from runner.embedded import start_embedded_sync, template_dir
+from runner.store.embedded import start_embedded_sync, template_dir
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_an_unusable_template_falls_back_to_initdb(folder: Path) -> None:
 _START_ONE = """
 import json, sys
 from pathlib import Path
-from runner.embedded import start_embedded_sync
+from runner.store.embedded import start_embedded_sync
 server, _ = start_embedded_sync(Path(sys.argv[1]), cleanup="delete")
 print(json.dumps([server.created[0], server.psql("SELECT 41 + 1;")]))
 """

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from google.cloud import storage
 
-from runner.blobs import BlobNotFoundError
-from runner.gcs_blobs import GcsBlobStore, gcs_client_from_env
+from runner.artifacts.blobs import BlobNotFoundError
+from runner.artifacts.gcs import GcsBlobStore, gcs_client_from_env
 from tests.gcs_emulator import run_gcs_emulator
 
 BUCKET = "weft-test"

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from runner.embedded import forget_dead_handles
+from runner.store.embedded import forget_dead_handles
 from tests.support import run_weft_server
 
 pytestmark = pytest.mark.anyio

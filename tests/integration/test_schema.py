@@ -10,9 +10,9 @@ import anyio
 import asyncpg
 import pytest
 
-from runner.db import WRITER_SETTINGS, Database
-from runner.migrate import apply_migrations, discover
-from runner.queries import load_queries
+from runner.store.db import WRITER_SETTINGS, Database
+from runner.store.migrate import apply_migrations, discover
+from runner.store.queries import load_queries
 
 pytestmark = pytest.mark.anyio
 

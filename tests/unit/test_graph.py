@@ -1,4 +1,4 @@
-"""Graph validation, ordering and the execution plan (runner/graph.py): pure, no event loop."""
+"""Graph validation, ordering and the execution plan (runner/graph/): pure, no event loop."""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ import pytest
 
 from blocks.registry import BlockRegistry
 from blocks.standard import standard_registry
-from runner.graph import (
-    Edge,
-    Graph,
-    InvalidGraphError,
-    Problem,
-    build_plan,
-    topological_order,
-    validate_graph,
-)
+from runner.errors import InvalidGraphError, Problem
+from runner.graph.plan import build_plan, topological_order
+from runner.graph.shape import Edge, Graph
+from runner.graph.validation import validate_graph
 
 
 @pytest.fixture

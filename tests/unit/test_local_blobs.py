@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.blobs import BlobNotFoundError, LocalBlobStore
+from runner.artifacts.blobs import BlobNotFoundError, LocalBlobStore
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Named SQL queries (runner/queries.py) and migration discovery (runner/migrate.py)."""
+"""Named SQL queries (runner/store/queries.py) and migration discovery (runner/store/migrate.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.migrate import MigrationFileError, discover
-from runner.queries import MIGRATIONS_DIR, QueryFileError, load_queries, parse_queries
+from runner.store.migrate import MigrationFileError, discover
+from runner.store.queries import MIGRATIONS_DIR, QueryFileError, load_queries, parse_queries
 
 TWO_QUERIES = """\
 -- name: get_thing

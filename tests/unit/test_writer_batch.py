@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from runner.db import RawJson
-from runner.store import LogRecord
-from runner.writer import NodeEnd, NodeStart, RunEnd, _Batch
+from runner.models import LogRecord
+from runner.store.db import RawJson
+from runner.store.writer import NodeEnd, NodeStart, RunEnd, _Batch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from blocks.context import StoredArtifact
-from runner.blobs import BlobNotFoundError, BlobStore
+from runner.artifacts.blobs import BlobNotFoundError, BlobStore
 from runner.errors import ArtifactNotFoundError
 from runner.models import Artifact
-from runner.store import Store
+from runner.store.postgres import Store
 
 
 class Artifacts:

@@ -8,10 +8,10 @@ from uuid import UUID
 
 import orjson
 
-from runner.events import EventBus, bounded
 from runner.json_values import without_nul
-from runner.store import LogRecord
-from runner.writer import Writer
+from runner.live.bus import EventBus, bounded
+from runner.models import LogRecord
+from runner.store.writer import Writer
 
 MAX_MESSAGE_CHARS = 10_000
 

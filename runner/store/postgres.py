@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from runner.db import Database, RawJson, encode_json
 from runner.errors import (
     ArtifactNotFoundError,
     HookChangedError,
@@ -18,28 +16,8 @@ from runner.errors import (
     WorkflowBusyError,
     WorkflowNotFoundError,
 )
-from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
-
-
-@dataclass(frozen=True, slots=True)
-class Hook:
-    """A webhook: its slug, the workflow it starts and the secret its calls are signed with."""
-
-    slug: str
-    workflow_id: UUID
-    secret: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """A log line waiting to be written."""
-
-    run_id: UUID
-    node_id: str | None
-    ts: datetime
-    level: str
-    message: str
-    data: dict[str, Any] | None
+from runner.models import Artifact, Hook, LogLine, NodeRun, Run, Workflow
+from runner.store.db import Database, RawJson, encode_json
 
 
 class Store:

@@ -27,16 +27,16 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.context import ArtifactStore, BlockSettings, RunContext
 from blocks.templating import render_value
-from runner.db import RawJson
-from runner.events import EventBus, bounded
-from runner.graph import ExecutionPlan, PlanNode
+from runner.engine.node_log import NodeLog, RunLog
+from runner.engine.run_state import RunState
+from runner.graph.plan import ExecutionPlan, PlanNode
 from runner.json_values import without_nul
-from runner.live import run_finished_data
-from runner.models import Run, RunStatus, human_duration
-from runner.node_log import NodeLog, RunLog
-from runner.scheduler import NodeStatus, RunState
-from runner.store import Store
-from runner.writer import NodeEnd, NodeStart, RunEnd, Writer
+from runner.live.bus import EventBus, bounded
+from runner.live.streams import run_finished_data
+from runner.models import NodeStatus, Run, RunStatus, human_duration
+from runner.store.db import RawJson
+from runner.store.postgres import Store
+from runner.store.writer import NodeEnd, NodeStart, RunEnd, Writer
 
 log = structlog.get_logger(__name__)
 

@@ -1,109 +1,20 @@
-"""Graphs: their shape, validation, ordering and the execution plan. Pure: no I/O.
+"""Graph validation: every problem of a graph, each naming its node or edge. Pure: no I/O.
 
-A graph is nodes (id, type, params) and edges (from → to, with an optional port). It is
-valid when ids are unique, every edge joins two existing nodes, there are no self-loops or
-cycles, every type is a registered block and every node's params fit that block's model.
+A graph is valid when ids are unique, every edge joins two existing nodes, there are no
+self-loops or cycles, every type is a registered block and every node's params fit that
+block's model.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from blocks.registry import Block, BlockRegistry
+from blocks.registry import BlockRegistry
 from blocks.templating import is_template, syntax_error
-
-ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
-
-
-class Node(BaseModel):
-    """A node of a graph; editor-only fields (position, label, …) are kept as sent."""
-
-    model_config = ConfigDict(extra="allow")
-    id: str = Field(pattern=ID_PATTERN)
-    type: str = Field(min_length=1, max_length=200)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class Edge(BaseModel):
-    """An edge from one node to another; `port` matters on edges leaving a branching block."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    id: str = Field(pattern=ID_PATTERN)
-    from_node: str = Field(alias="from")
-    to: str
-    port: str | None = None
-
-
-class Graph(BaseModel):
-    """A workflow's graph."""
-
-    model_config = ConfigDict(extra="allow")
-    nodes: list[Node] = Field(default_factory=list, max_length=10_000)
-    edges: list[Edge] = Field(default_factory=list, max_length=50_000)
-
-    def to_json(self) -> dict[str, Any]:
-        """The graph as the client sent it (aliases, editor fields), for storage."""
-        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
-
-
-POLICY_KEYS = frozenset({"retries", "retry_backoff", "timeout_s"})
-
-
-class NodePolicy(BaseModel):
-    """How a node is run, whatever its block: params every node accepts beside its own."""
-
-    model_config = ConfigDict(extra="forbid")
-    retries: int = Field(default=0, ge=0, le=20, description="Attempts after the first.")
-    retry_backoff: float = Field(
-        default=1.0,
-        ge=0,
-        le=3600,
-        description="Seconds before the first retry; doubles each retry (capped, jittered).",
-    )
-    timeout_s: float | None = Field(
-        default=None,
-        gt=0,
-        le=86_400,
-        description="Seconds an attempt may take; the block's default when omitted.",
-    )
-
-
-def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A node's params as (the block's own, the node policy's)."""
-    own = {k: v for k, v in params.items() if k not in POLICY_KEYS}
-    policy = {k: v for k, v in params.items() if k in POLICY_KEYS}
-    return own, policy
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One reason a graph is invalid, naming the node or edge concerned."""
-
-    code: str
-    message: str
-    node_id: str | None = None
-    edge_id: str | None = None
-    field: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        fields = {"node_id": self.node_id, "edge_id": self.edge_id, "field": self.field}
-        return {
-            "code": self.code,
-            "message": self.message,
-            **{k: v for k, v in fields.items() if v is not None},
-        }
-
-
-class InvalidGraphError(ValueError):
-    """The graph is invalid; `problems` lists every reason."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
+from runner.errors import Problem
+from runner.graph.shape import Graph, Node, NodePolicy, split_params
 
 
 def validate_graph(graph: Graph, registry: BlockRegistry) -> list[Problem]:
@@ -295,104 +206,6 @@ def _find_cycle(node_ids: list[str], edges: list[tuple[str, str]]) -> list[str]:
                 stack.pop()
                 path.pop()
     return []
-
-
-def topological_order(node_ids: list[str], edges: list[tuple[str, str]]) -> list[str]:
-    """Kahn's order, stable in the nodes' listed order; assumes an acyclic graph."""
-    indegree = dict.fromkeys(node_ids, 0)
-    children: dict[str, list[str]] = {n: [] for n in node_ids}
-    for a, b in edges:
-        children[a].append(b)
-        indegree[b] += 1
-    position = {n: i for i, n in enumerate(node_ids)}
-    ready = deque(n for n in node_ids if indegree[n] == 0)
-    order: list[str] = []
-    while ready:
-        node = ready.popleft()
-        order.append(node)
-        for child in sorted(children[node], key=position.__getitem__):
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
-    return order
-
-
-@dataclass(frozen=True, slots=True)
-class PlanEdge:
-    """An edge as the plan sees it."""
-
-    source: str
-    target: str
-    port: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PlanNode:
-    """A node with its resolved block and its neighbours."""
-
-    id: str
-    type: str
-    params: dict[str, Any]
-    block: Block
-    incoming: tuple[PlanEdge, ...]
-    outgoing: tuple[PlanEdge, ...]
-    policy: NodePolicy
-
-    @property
-    def timeout_s(self) -> float:
-        """Seconds one attempt may take."""
-        return self.policy.timeout_s or self.block.default_timeout_s
-
-    @property
-    def parents(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(e.source for e in self.incoming))
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionPlan:
-    """A validated graph resolved for running: order, neighbours, block callables."""
-
-    nodes: dict[str, PlanNode]
-    order: tuple[str, ...]
-
-    @property
-    def roots(self) -> list[str]:
-        return [n for n in self.order if not self.nodes[n].incoming]
-
-
-def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> ExecutionPlan:
-    """Validate and resolve a graph; raises InvalidGraphError listing every problem."""
-    if not isinstance(graph, Graph):
-        try:
-            graph = Graph.model_validate(graph)
-        except ValidationError as exc:
-            raise InvalidGraphError(problems_from_validation(exc)) from None
-    problems = validate_graph(graph, registry)
-    if problems:
-        raise InvalidGraphError(problems)
-    node_ids = [n.id for n in graph.nodes]
-    edges = [PlanEdge(e.from_node, e.to, e.port) for e in graph.edges]
-    incoming: dict[str, list[PlanEdge]] = {n: [] for n in node_ids}
-    outgoing: dict[str, list[PlanEdge]] = {n: [] for n in node_ids}
-    for e in edges:
-        incoming[e.target].append(e)
-        outgoing[e.source].append(e)
-    nodes = {}
-    for n in graph.nodes:
-        block = registry.get(n.type)
-        assert block is not None  # validated above
-        own, policy = split_params(n.params)
-        nodes[n.id] = PlanNode(
-            n.id,
-            n.type,
-            own,
-            block,
-            tuple(incoming[n.id]),
-            tuple(outgoing[n.id]),
-            NodePolicy.model_validate(policy),
-        )
-    order = topological_order(node_ids, [(e.source, e.target) for e in edges])
-    return ExecutionPlan(nodes, tuple(order))
 
 
 def problems_from_validation(exc: ValidationError) -> list[Problem]:

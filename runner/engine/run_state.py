@@ -7,26 +7,12 @@ each node's end back here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from runner.graph import ExecutionPlan, PlanEdge
+from runner.graph.plan import ExecutionPlan, PlanEdge
+from runner.models import FINISHED_NODE_STATUSES, NodeStatus
 
-
-class NodeStatus(StrEnum):
-    """A node run's status."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-TERMINAL = frozenset(
-    {NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
-)
+TERMINAL = FINISHED_NODE_STATUSES
 
 
 @dataclass

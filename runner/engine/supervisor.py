@@ -14,11 +14,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
-from runner.errors import WorkflowNotFoundError
-from runner.execution import RunExecutor, RunServices, error_info, now
-from runner.graph import ExecutionPlan, InvalidGraphError, build_plan
-from runner.live import run_finished_data
-from runner.messages import (
+from runner.engine.executor import RunExecutor, RunServices, error_info, now
+from runner.engine.messages import (
     CancelRun,
     Drain,
     GraphUpdated,
@@ -27,8 +24,11 @@ from runner.messages import (
     StartRun,
     SupervisorMessage,
 )
+from runner.errors import InvalidGraphError, WorkflowNotFoundError
+from runner.graph.plan import ExecutionPlan, build_plan
+from runner.live.streams import run_finished_data
 from runner.models import Run, RunStatus
-from runner.writer import RunEnd
+from runner.store.writer import RunEnd
 
 log = structlog.get_logger(__name__)
 

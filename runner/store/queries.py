@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 QUERIES_DIR = SQL_DIR / "queries"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import structlog
 
-from runner.db import Database
-from runner.queries import MIGRATIONS_DIR
+from runner.store.db import Database
+from runner.store.queries import MIGRATIONS_DIR
 
 log = structlog.get_logger(__name__)
 

@@ -15,9 +15,9 @@ from uuid import UUID
 
 import anyio
 
-from runner.events import Event, EventBus, GoingAway, Lagged, Subscription
+from runner.live.bus import Event, EventBus, GoingAway, Lagged, Subscription
 from runner.models import Run, human_duration
-from runner.store import Store
+from runner.store.postgres import Store
 
 Message = dict[str, Any]
 # A stream yields messages built for it (snapshots, lagged), published events (shared by

@@ -13,7 +13,7 @@ from google.api_core.exceptions import NotFound
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from runner.blobs import BlobNotFoundError, check_blob_path
+from runner.artifacts.blobs import BlobNotFoundError, check_blob_path
 
 EMULATOR_HOST_ENV = "STORAGE_EMULATOR_HOST"
 EMULATOR_PROJECT = "weft-local"

@@ -12,7 +12,7 @@ import orjson
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-from runner.queries import load_queries
+from runner.store.queries import load_queries
 
 Record = asyncpg.Record
 log = structlog.get_logger(__name__)

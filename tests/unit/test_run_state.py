@@ -1,12 +1,13 @@
-"""RunState (runner/scheduler.py): which nodes are ready, skipped or done. Pure."""
+"""RunState (runner/engine/run_state.py): which nodes are ready, skipped or done. Pure."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from blocks.standard import standard_registry
-from runner.graph import ExecutionPlan, build_plan
-from runner.scheduler import NodeStatus, RunState, Step
+from runner.engine.run_state import RunState, Step
+from runner.graph.plan import ExecutionPlan, build_plan
+from runner.models import NodeStatus
 
 TRUE = {"port": "true", "value": True}
 FALSE = {"port": "false", "value": False}

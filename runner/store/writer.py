@@ -19,8 +19,8 @@ from uuid import UUID
 import anyio
 import structlog
 
-from runner.db import TRANSIENT_ERRORS, Connection, Database, RawJson
-from runner.store import LogRecord
+from runner.models import LogRecord
+from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
 
 log = structlog.get_logger(__name__)
 
