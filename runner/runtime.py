@@ -18,7 +18,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
-from runner.engine.executor import FINAL_WRITE_GRACE_S, RunServices
+from runner.engine.executor import RunServices
+from runner.engine.journal import FINAL_WRITE_GRACE_S
 from runner.engine.messages import (
     CancelRun,
     Drain,
@@ -30,16 +31,16 @@ from runner.engine.messages import (
 from runner.engine.supervisor import Supervisor
 from runner.errors import (
     HookNotFoundError,
-    InvalidGraphError,
     RunAlreadyFinishedError,
     ShuttingDownError,
 )
+from runner.graph.plan import ExecutionPlan, build_plan
 from runner.graph.shape import Graph
-from runner.graph.validation import validate_graph
 from runner.live.bus import EventBus
+from runner.live.events import RunCreated, WorkflowUpdated
 from runner.live.streams import LiveStreams
 from runner.models import Hook, Run, RunStatus, Workflow
-from runner.store.postgres import Store
+from runner.store.protocol import Store
 
 log = structlog.get_logger(__name__)
 
@@ -169,11 +170,9 @@ class Runtime:
 
     # -- workflows -------------------------------------------------------------------------
 
-    def check_graph(self, graph: Graph) -> None:
-        """Raise InvalidGraphError listing every problem of the graph."""
-        problems = validate_graph(graph, self.registry)
-        if problems:
-            raise InvalidGraphError(problems)
+    def validate_graph(self, graph: Graph) -> ExecutionPlan:
+        """The graph's execution plan; InvalidGraphError lists every problem."""
+        return build_plan(graph, self.registry)
 
     async def create_workflow(
         self,
@@ -184,7 +183,7 @@ class Runtime:
         webhook_secret: str | None,
         max_concurrency: int | None = None,
     ) -> Workflow:
-        self.check_graph(graph)
+        self.validate_graph(graph)
         return await self.store.create_workflow(
             workflow_id=uuid4(),
             name=name,
@@ -202,25 +201,25 @@ class Runtime:
         graph: Graph,
         webhook_slug: str | None,
         webhook_secret: str | None,
+        keep_secret: bool = False,
         max_concurrency: int | None = None,
     ) -> Workflow:
-        """Overwrite a workflow; its supervisor (if any) rebuilds its plan."""
-        self.check_graph(graph)
-        current = await self.store.get_workflow(workflow_id)
+        """Overwrite a workflow (the slug is kept when None, the secret with `keep_secret`);
+        its supervisor, if any, takes the new plan."""
+        plan = self.validate_graph(graph)
         workflow = await self.store.update_workflow(
             workflow_id,
             name=name,
-            webhook_slug=webhook_slug or current.webhook_slug,
+            webhook_slug=webhook_slug,
             webhook_secret=webhook_secret,
+            keep_secret=keep_secret,
             graph=graph.to_json(),
             max_concurrency=max_concurrency,
         )
         self._hooks.clear()
-        self.events.publish_workflow(
-            workflow_id, "workflow.updated", {"workflow": workflow.to_json()}
-        )
+        self.events.publish_workflow(workflow_id, WorkflowUpdated(workflow.to_json()))
         if workflow_id in self._mailboxes:
-            message = GraphUpdated(workflow.graph, workflow.max_concurrency)
+            message = GraphUpdated(workflow.graph, plan, workflow.max_concurrency)
             await self._send(workflow_id, message, start=False)
         return workflow
 
@@ -287,7 +286,8 @@ class Runtime:
 
     async def _hand_over(self, run: Run) -> None:
         """Announce a run just stored and give it to its workflow's supervisor."""
-        self.events.run_created(run.id, run.workflow_id, run.to_json())
+        created = RunCreated(str(run.status), run.trigger_type, run.created_at.isoformat())
+        self.events.run_created(run.id, run.workflow_id, created)
         await self._send(run.workflow_id, StartRun(run))
 
     async def find_hook(self, slug: str, *, fresh: bool = False) -> Hook:
@@ -311,7 +311,7 @@ class Runtime:
             return run
         if run.status.finished:
             raise RunAlreadyFinishedError(f"run {run_id} has already {run.status}")
-        await self._send(run.workflow_id, CancelRun(run_id))
+        await self._send(run.workflow_id, CancelRun(run))
         with anyio.move_on_after(CANCEL_WAIT_S):
             return await self.wait_run_finished(run_id)
         return await self.store.get_run(run_id)

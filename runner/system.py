@@ -22,7 +22,7 @@ from runner.settings import Settings
 from runner.store.db import Database
 from runner.store.embedded import start_embedded
 from runner.store.migrate import apply_migrations
-from runner.store.postgres import Store
+from runner.store.postgres import PostgresStore
 from runner.store.writer import Writer
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,7 @@ class System:
 
     settings: Settings
     db: Database
-    store: Store
+    store: PostgresStore
     artifacts: Artifacts
     runtime: Runtime
     database_url: str
@@ -85,7 +85,7 @@ async def open_system(
         stack.push_async_callback(db.close)
         if run_migrations:
             await apply_migrations(db)
-        store = Store(db)
+        store = PostgresStore(db)
         http = await stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0),
@@ -93,9 +93,9 @@ async def open_system(
                 follow_redirects=True,
             )
         )
-        artifacts = Artifacts(make_blob_store(settings), Store(db.retrying()))
+        artifacts = Artifacts(make_blob_store(settings), PostgresStore(db.retrying()))
         services = RunServices(
-            store=Store(db.retrying()),
+            store=PostgresStore(db.retrying()),
             events=EventBus(subscriber_buffer=settings.weft_event_buffer),
             writer=Writer(db),
             http=http,

@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, Response, request, websocket
 from quart_schema import validate_querystring, validate_response
 
 from runner.errors import NotFoundError, ShuttingDownError
-from runner.live.bus import Event, GoingAway
-from runner.live.streams import Item, Message
+from runner.live.bus import GoingAwayError
+from runner.live.streams import Item
 from web.app import system
 from web.schemas import ErrorResponse
 
@@ -37,14 +36,6 @@ class LiveQuery(BaseModel):
     )
 
 
-def _text(message: Message | Event) -> str:
-    return message.text() if isinstance(message, Event) else orjson.dumps(message).decode()
-
-
-def _field(message: Message | Event, name: str) -> Any:
-    return getattr(message, name) if isinstance(message, Event) else message[name]
-
-
 def _after_from_query() -> int | None:
     return LiveQuery.model_validate(dict(websocket.args)).after
 
@@ -54,8 +45,8 @@ async def _send_all(messages: AsyncIterator[Item]) -> bool:
     try:
         async for message in messages:
             if message is not None:
-                await websocket.send(_text(message))
-    except GoingAway:
+                await websocket.send(message.text())
+    except GoingAwayError:
         await websocket.close(CLOSE_GOING_AWAY, "server shutting down; reconnect with ?after")
         return False
     return True
@@ -111,7 +102,7 @@ async def run_events(run_id: UUID, query_args: LiveQuery) -> Response:
     # The first message is read here so that an unknown run is a 404, not an empty stream.
     try:
         first = await anext(messages, _END)
-    except GoingAway:
+    except GoingAwayError:
         raise ShuttingDownError() from None
 
     async def stream() -> AsyncIterator[bytes]:
@@ -121,12 +112,11 @@ async def run_events(run_id: UUID, query_args: LiveQuery) -> Response:
                 yield b": keep-alive\n\n"
             else:
                 yield (
-                    f"id: {_field(message, 'seq')}\nevent: {_field(message, 'type')}\n"
-                    f"data: {_text(message)}\n\n"
+                    f"id: {message.seq}\nevent: {message.type}\ndata: {message.text()}\n\n"
                 ).encode()
             try:
                 message = await anext(messages, _END)
-            except GoingAway:
+            except GoingAwayError:
                 return
 
     response = Response(

@@ -86,16 +86,13 @@ async def get_workflow(workflow_id: UUID) -> WorkflowOut:
 @validate_response(ErrorResponse, 422)
 async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> WorkflowOut:
     """Overwrite name, slug and graph; runs in flight finish on the graph they started with."""
-    weft = system()
-    secret = data.webhook_secret
-    if "webhook_secret" not in data.model_fields_set:
-        secret = (await weft.store.get_workflow(workflow_id)).webhook_secret
-    workflow = await weft.runtime.update_workflow(
+    workflow = await system().runtime.update_workflow(
         workflow_id,
         name=data.name,
         graph=data.graph,
         webhook_slug=data.webhook_slug,
-        webhook_secret=secret,
+        webhook_secret=data.webhook_secret,
+        keep_secret="webhook_secret" not in data.model_fields_set,
         max_concurrency=data.max_concurrency,
     )
     return workflow_out(workflow)

@@ -8,7 +8,7 @@ from blocks.context import StoredArtifact
 from runner.artifacts.blobs import BlobNotFoundError, BlobStore
 from runner.errors import ArtifactNotFoundError
 from runner.models import Artifact
-from runner.store.postgres import Store
+from runner.store.protocol import Store
 
 
 class Artifacts:

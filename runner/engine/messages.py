@@ -1,12 +1,24 @@
-"""The messages a Supervisor receives: small frozen records, dispatched with `match`."""
+"""The actors' messages: small frozen records, dispatched with `match`.
+
+A Supervisor receives SupervisorMessage (from the Runtime, and RunFinished from its own run
+tasks); a run's executor receives RunMessage (StopRun from its supervisor, a report from
+each of its node tasks).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
+import anyio
+
+from runner.graph.plan import ExecutionPlan, PlanNode
 from runner.models import Run
+
+# -- to a supervisor ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +33,7 @@ class StartRun:
 class CancelRun:
     """Cancel this run, wherever it is: queued, executing, or only in the database."""
 
-    run_id: UUID
+    run: Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +41,17 @@ class GraphUpdated:
     """The workflow was overwritten: rebuild the cached plan, apply the new limit."""
 
     graph: dict[str, Any]
+    plan: ExecutionPlan
     max_concurrency: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
-    """A run task of this supervisor has ended (finished, failed to start, or paused)."""
+    """A run task of this supervisor has ended (finished, failed to start, or paused);
+    `run` is how it ended, when it did (what its waiters are answered with)."""
 
     run_id: UUID
+    run: Run | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +65,81 @@ class Interrupt:
 
 
 SupervisorMessage = StartRun | CancelRun | GraphUpdated | RunFinished | Drain | Interrupt
+
+
+# -- to a run's executor --------------------------------------------------------------------
+
+
+class Stop(Enum):
+    """Why a run stops early."""
+
+    NONE = "none"
+    CANCEL = "cancel"  # the user cancelled it: in-flight nodes cancelled
+    DRAIN = "drain"  # shutting down: no new nodes; in-flight ones may finish
+    INTERRUPT = "interrupt"  # grace is over: in-flight nodes go back to pending
+
+
+@dataclass(frozen=True, slots=True)
+class StopRun:
+    """Stop the run early, for `reason` (a stronger reason overrides a weaker one)."""
+
+    reason: Stop
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A node for a task to run: its plan node, its cancel scope and its parents' outputs."""
+
+    node: PlanNode
+    scope: anyio.CancelScope
+    upstream: dict[str, Any]
+
+
+class Continuation:
+    """The executor's answer to a node task that reported an output: a node to run next in
+    that same task (a child the output made ready), or None (the task ends).
+
+    This is the run's fast path: a chain costs no new task per node.
+    """
+
+    __slots__ = ("_given", "_next")
+
+    def __init__(self) -> None:
+        self._given = anyio.Event()
+        self._next: Assignment | None = None
+
+    def give(self, assignment: Assignment | None) -> None:
+        self._next = assignment
+        self._given.set()
+
+    async def wait(self) -> Assignment | None:
+        await self._given.wait()
+        return self._next
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOutput:
+    """A node succeeded (its output is committed, when children wait on it)."""
+
+    node_id: str
+    output: dict[str, Any]
+    reply: Continuation
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailure:
+    """A node failed after its retries (its failure is committed)."""
+
+    node_id: str
+    error: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStopped:
+    """A node's scope was cancelled before it could finish (nothing recorded yet)."""
+
+    node_id: str
+    started_at: datetime
+
+
+RunMessage = StopRun | NodeOutput | NodeFailure | NodeStopped

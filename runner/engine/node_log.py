@@ -1,80 +1,61 @@
-"""Run and node log lines: published live at once, persisted by the Writer in batches."""
+"""What a node says while it runs, recorded in its run's Journal: the block's log lines
+(NodeLog, the NodeLogger a block gets) and its attempts' starts and retries (NodeListener)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-import orjson
-
-from runner.json_values import without_nul
-from runner.live.bus import EventBus, bounded
-from runner.models import LogRecord
-from runner.store.writer import Writer
-
-MAX_MESSAGE_CHARS = 10_000
-
-
-def _jsonable(data: dict[str, Any]) -> dict[str, Any] | None:
-    if not data:
-        return None
-    try:
-        encoded = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return {k: repr(v) for k, v in without_nul(data).items()}
-    if b"\\u0000" in encoded:
-        return dict(without_nul(data))
-    return dict(orjson.loads(encoded))
-
-
-class RunLog:
-    """A run's log: each line is streamed as node.log and queued for PostgreSQL."""
-
-    def __init__(self, writer: Writer, bus: EventBus, run_id: UUID, workflow_id: UUID) -> None:
-        self._writer = writer
-        self._bus = bus
-        self._run_id = run_id
-        self._workflow_id = workflow_id
-
-    def add(self, node_id: str | None, level: str, message: str, data: dict[str, Any]) -> None:
-        record = LogRecord(
-            run_id=self._run_id,
-            node_id=node_id,
-            ts=datetime.now(UTC),
-            level=level,
-            message=without_nul(message[:MAX_MESSAGE_CHARS]),
-            data=_jsonable(data),
-        )
-        self._writer.log(record)
-        self._bus.publish(
-            self._run_id,
-            self._workflow_id,
-            "node.log",
-            {
-                "node_id": node_id,
-                "level": level,
-                "message": record.message,
-                **bounded("data", record.data),
-            },
-        )
+from runner.engine.attempt import error_info
+from runner.engine.journal import Journal
+from runner.graph.plan import PlanNode
 
 
 class NodeLog:
     """The logger a block gets through its RunContext (the NodeLogger protocol)."""
 
-    def __init__(self, run_log: RunLog, node_id: str | None) -> None:
-        self._log = run_log
+    def __init__(self, journal: Journal, node_id: str | None) -> None:
+        self._journal = journal
         self._node_id = node_id
 
     def debug(self, message: str, **data: Any) -> None:
-        self._log.add(self._node_id, "debug", message, data)
+        self._journal.log(self._node_id, "debug", message, data)
 
     def info(self, message: str, **data: Any) -> None:
-        self._log.add(self._node_id, "info", message, data)
+        self._journal.log(self._node_id, "info", message, data)
 
     def warning(self, message: str, **data: Any) -> None:
-        self._log.add(self._node_id, "warning", message, data)
+        self._journal.log(self._node_id, "warning", message, data)
 
     def error(self, message: str, **data: Any) -> None:
-        self._log.add(self._node_id, "error", message, data)
+        self._journal.log(self._node_id, "error", message, data)
+
+
+class NodeListener:
+    """Records a node's attempts in the journal (the AttemptListener of runner.engine.attempt)."""
+
+    def __init__(self, journal: Journal, node: PlanNode, encoded_input: bytes) -> None:
+        self._journal = journal
+        self._node = node
+        self._input = encoded_input
+
+    def attempt_started(self, attempt: int, started_at: datetime) -> None:
+        self._journal.node_started(self._node.id, self._node.type, attempt, started_at, self._input)
+
+    def retrying(self, attempt: int, attempts: int, exc: Exception, delay_s: float) -> None:
+        self._journal.log(
+            self._node.id,
+            "warning",
+            f"attempt {attempt} of {attempts} failed: {type(exc).__name__}: {exc}; "
+            f"retrying in {delay_s:.2f} s",
+            {"attempt": attempt, "error": error_info(exc)},
+        )
+
+    def output_capped(self, size: int, limit: int, artifact_id: str) -> None:
+        self._journal.log(
+            self._node.id,
+            "warning",
+            f"output of {size} bytes is over the {limit}-byte cap: stored as artifact "
+            f"{artifact_id}",
+            {"artifact_id": artifact_id},
+        )

@@ -61,9 +61,6 @@ class RunState:
         """Percent of nodes in a final state."""
         return 100 * self._terminal // len(self.status) if self.status else 100
 
-    def running_nodes(self) -> list[str]:
-        return [n for n, s in self.status.items() if s is NodeStatus.RUNNING]
-
     def upstream(self, node_id: str) -> dict[str, Any]:
         """Outputs of the node's parents that succeeded, by parent id."""
         return {

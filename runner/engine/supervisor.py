@@ -1,5 +1,9 @@
 """The Supervisor: one actor per workflow, holding its cached execution plan, its runs in
-flight and its queue of runs waiting for a slot (max_concurrency)."""
+flight and its queue of runs waiting for a slot (max_concurrency).
+
+Only the supervisor's loop changes its state: its run tasks report back with RunFinished,
+and it steers each run by sending it StopRun.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
-from runner.engine.executor import RunExecutor, RunServices, error_info, now
+from runner.engine.attempt import error_info
+from runner.engine.executor import RunExecutor, RunServices
+from runner.engine.journal import Journal, now
 from runner.engine.messages import (
     CancelRun,
     Drain,
@@ -22,13 +28,13 @@ from runner.engine.messages import (
     Interrupt,
     RunFinished,
     StartRun,
+    Stop,
+    StopRun,
     SupervisorMessage,
 )
 from runner.errors import InvalidGraphError, WorkflowNotFoundError
 from runner.graph.plan import ExecutionPlan, build_plan
-from runner.live.streams import run_finished_data
 from runner.models import Run, RunStatus
-from runner.store.writer import RunEnd
 
 log = structlog.get_logger(__name__)
 
@@ -60,8 +66,6 @@ class Supervisor:
         self._plan: ExecutionPlan | None = None
         # Runs in flight: their executor, or None while one fails to start.
         self._runs: dict[UUID, RunExecutor | None] = {}
-        # How runs ended, handed from their task to this loop with RunFinished.
-        self._ended: dict[UUID, Run] = {}
         self._queue: deque[StartRun] = deque()
         self._max_concurrency: int | None = None
         self._draining = False
@@ -111,26 +115,27 @@ class Supervisor:
                     return  # stays unfinished and leased; resumed after the restart
                 self._queue.append(message)
                 self._start_queued(tg)
-            case CancelRun(run_id=run_id):
-                self._cancel(tg, run_id)
-            case GraphUpdated(graph=graph, max_concurrency=limit):
-                self._cache_plan(graph)
+            case CancelRun(run=run):
+                self._cancel(tg, run)
+            case GraphUpdated(graph=graph, plan=plan, max_concurrency=limit):
+                self._plan_graph, self._plan = graph, plan
                 self._max_concurrency = limit
                 self._start_queued(tg)
-            case RunFinished(run_id=run_id):
+            case RunFinished(run_id=run_id, run=run):
                 self._runs.pop(run_id, None)
-                self._on_run_finished(run_id, self._ended.pop(run_id, None))
+                self._on_run_finished(run_id, run)
                 self._start_queued(tg)
             case Drain():
                 self._draining = True
                 self._queue.clear()
-                for executor in self._runs.values():
-                    if executor is not None:
-                        executor.drain()
+                self._tell_all(StopRun(Stop.DRAIN))
             case Interrupt():
-                for executor in self._runs.values():
-                    if executor is not None:
-                        executor.interrupt()
+                self._tell_all(StopRun(Stop.INTERRUPT))
+
+    def _tell_all(self, message: StopRun) -> None:
+        for executor in self._runs.values():
+            if executor is not None:
+                executor.tell(message)
 
     def _has_slot(self) -> bool:
         return self._max_concurrency is None or len(self._runs) < self._max_concurrency
@@ -144,15 +149,16 @@ class Supervisor:
         if self._queue:
             log.debug("runs_queued", workflow_id=str(self.workflow_id), queued=len(self._queue))
 
-    def _cancel(self, tg: TaskGroup, run_id: UUID) -> None:
+    def _cancel(self, tg: TaskGroup, run: Run) -> None:
+        run_id = run.id
         executor = self._runs.get(run_id)
         if executor is not None:
-            executor.cancel()
+            executor.tell(StopRun(Stop.CANCEL))
             return
         if run_id in self._runs:
             return  # failing to start; it finishes by itself
         self._queue = deque(s for s in self._queue if s.run.id != run_id)
-        tg.start_soon(self._cancel_stored, run_id)
+        tg.start_soon(self._cancel_stored, run)
 
     def _cache_plan(self, graph: dict[str, Any]) -> ExecutionPlan:
         plan = build_plan(graph, self._registry)
@@ -179,64 +185,43 @@ class Supervisor:
 
     async def _execute(self, executor: RunExecutor) -> None:
         run = executor.run
+        ended: Run | None = None
         try:
-            status = await executor.execute()
-            if executor.final_run is not None:
-                self._ended[run.id] = executor.final_run
-            log.debug("run_ended", run_id=str(run.id), status=str(status))
+            ended = await executor.execute()
+            log.debug("run_ended", run_id=str(run.id), status=ended and str(ended.status))
         except Exception as exc:
             log.exception("run_crashed", run_id=str(run.id))
             await self._fail_unrunnable(run, exc, notify=False)
         finally:
-            await self._notify_finished(run.id)
+            await self._notify_finished(RunFinished(run.id, ended))
 
-    async def _notify_finished(self, run_id: UUID) -> None:
+    async def _notify_finished(self, message: RunFinished) -> None:
         with anyio.CancelScope(shield=True):
-            await self._self_send.send(RunFinished(run_id))
+            await self._self_send.send(message)
+
+    def _journal(self, run: Run) -> Journal:
+        services = self._services
+        return Journal(run, writer=services.writer, store=services.store, events=services.events)
 
     async def _fail_unrunnable(self, run: Run, exc: Exception, *, notify: bool = True) -> None:
         error = error_info(exc)
         if isinstance(exc, InvalidGraphError):
             error["details"] = [p.to_json() for p in exc.problems]
-        events = self._services.events
-        finished_at = now()
-        final_seq = (events.run_seq(run.id) or 0) + 1
         # A failure to record the failure must not take the supervisor (and its other runs)
         # down with it: the run stays unfinished in the database and is logged here.
         try:
-            with anyio.move_on_after(5, shield=True):
-                await self._services.writer.run_ended(
-                    RunEnd(run.id, RunStatus.FAILED, {}, error, finished_at, final_seq)
-                )
-            events.publish(
-                run.id,
-                run.workflow_id,
-                "run.finished",
-                run_finished_data(RunStatus.FAILED, finished_at, None, error),
+            await self._journal(run).run_finished(
+                RunStatus.FAILED, outputs={}, error=error, started_at=None, finished_at=now()
             )
         except Exception:
             log.exception("run_failure_not_recorded", run_id=str(run.id))
         if notify:
-            await self._notify_finished(run.id)
+            await self._notify_finished(RunFinished(run.id))
 
-    async def _cancel_stored(self, run_id: UUID) -> None:
+    async def _cancel_stored(self, run: Run) -> None:
         """Cancel a run that is not executing here (queued, or left by another process)."""
-        events = self._services.events
-        finished_at = now()
-        final_seq = (events.run_seq(run_id) or 0) + 1
         try:
-            with anyio.move_on_after(5, shield=True):
-                cancelled = await self._services.store.cancel_unfinished_run(
-                    run_id, finished_at, final_seq
-                )
-            if cancelled:
-                error = {"type": "Cancelled", "message": "the run was cancelled"}
-                events.publish(
-                    run_id,
-                    self.workflow_id,
-                    "run.finished",
-                    run_finished_data(RunStatus.CANCELLED, finished_at, None, error),
-                )
+            await self._journal(run).cancel_stored()
         except Exception:
-            log.exception("run_cancel_not_recorded", run_id=str(run_id))
-        await self._notify_finished(run_id)
+            log.exception("run_cancel_not_recorded", run_id=str(run.id))
+        await self._notify_finished(RunFinished(run.id))

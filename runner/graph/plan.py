@@ -72,10 +72,6 @@ class ExecutionPlan:
     nodes: dict[str, PlanNode]
     order: tuple[str, ...]
 
-    @property
-    def roots(self) -> list[str]:
-        return [n for n in self.order if not self.nodes[n].incoming]
-
 
 def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> ExecutionPlan:
     """Validate and resolve a graph; raises InvalidGraphError listing every problem."""

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import anyio
 
-from runner.live.bus import Event, EventBus, GoingAway, Lagged, Subscription
-from runner.models import Run, human_duration
-from runner.store.postgres import Store
+from runner.live.bus import EventBus, GoingAwayError, LaggedError, Subscription
+from runner.live.events import Event, Lagged, RunFinished, RunSnapshot, WorkflowSnapshot
+from runner.models import Run
+from runner.store.protocol import Store
 
-Message = dict[str, Any]
-# A stream yields messages built for it (snapshots, lagged), published events (shared by
-# every subscriber, encoded once), or None (nothing new: a heartbeat's cue).
-Item = Message | Event | None
+# A stream yields events (published ones are shared by every subscriber and encoded once;
+# snapshots and `lagged` are made for it), or None (nothing new: a heartbeat's cue).
+Item = Event | None
 
 
 class LiveStreams:
@@ -67,8 +66,8 @@ class LiveStreams:
                     async for message in _drain(sub, heartbeat_s):
                         yield message
                     return
-                except Lagged:
-                    yield lagged(run_id, sub.last_seq)
+                except LaggedError:
+                    yield Event(Lagged(), run_id, sub.last_seq)
                     resync = True
                     run = await self._store.get_run(run_id)
 
@@ -76,21 +75,14 @@ class LiveStreams:
         sub = self._bus.subscribe_run(run.id, after)
         if sub is None and not run.status.finished:
             # Not started here yet (pending): open its channel so its events reach us.
-            self._bus.open_run(run.id, run.workflow_id)
+            self._bus.open_run(run.id)
             sub = self._bus.subscribe_run(run.id, after)
         return sub
 
-    async def _run_snapshot(self, run_id: UUID, seq: int) -> Message:
+    async def _run_snapshot(self, run_id: UUID, seq: int) -> Event:
         run = await self._store.get_run(run_id)
         nodes = await self._store.list_node_runs(run_id)
-        return {
-            "type": "snapshot",
-            "run_id": str(run_id),
-            "seq": seq,
-            "ts": _now(),
-            "run": run.to_json(),
-            "nodes": [n.to_json() for n in nodes],
-        }
+        return Event(RunSnapshot(run.to_json(), [n.to_json() for n in nodes]), run_id, seq)
 
     async def workflow_messages(
         self,
@@ -114,26 +106,20 @@ class LiveStreams:
                     runs = await self._store.list_runs(
                         limit=recent_runs, before=None, workflow_id=workflow_id
                     )
-                    yield {
-                        "type": "snapshot",
-                        "run_id": None,
-                        "seq": sub.start_seq,
-                        "ts": _now(),
-                        "workflow": workflow.to_json(),
-                        "runs": [r.to_json() for r in runs],
-                    }
+                    snapshot = WorkflowSnapshot(workflow.to_json(), [r.to_json() for r in runs])
+                    yield Event(snapshot, None, sub.start_seq)
                 try:
                     async for message in _drain(sub, heartbeat_s):
                         yield message
                     return
-                except Lagged:
-                    yield lagged(None, sub.last_seq)
+                except LaggedError:
+                    yield Event(Lagged(), None, sub.last_seq)
                     resync = True
 
 
 async def _drain(sub: Subscription, heartbeat_s: float | None) -> AsyncIterator[Item]:
     if sub.going_away:
-        raise GoingAway()
+        raise GoingAwayError()
     while True:
         try:
             event = await sub.receive(heartbeat_s)
@@ -142,38 +128,7 @@ async def _drain(sub: Subscription, heartbeat_s: float | None) -> AsyncIterator[
         yield event
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def lagged(run_id: UUID | None, seq: int) -> Message:
-    return {
-        "type": "lagged",
-        "run_id": None if run_id is None else str(run_id),
-        "seq": seq,
-        "ts": _now(),
-        "message": "you fell behind; a fresh snapshot follows",
-    }
-
-
-def run_finished(run: Run, seq: int) -> Message:
+def run_finished(run: Run, seq: int) -> Event:
+    """The run.finished of a stored run whose events are no longer in memory."""
     duration_ms = run.duration_ms(datetime.now(UTC))
-    return {
-        "type": "run.finished",
-        "run_id": str(run.id),
-        "seq": seq,
-        "ts": _now(),
-        **run_finished_data(run.status, run.finished_at, duration_ms, run.error),
-    }
-
-
-def run_finished_data(
-    status: str, finished_at: datetime | None, duration_ms: int | None, error: Any
-) -> dict[str, Any]:
-    return {
-        "status": str(status),
-        "finished_at": None if finished_at is None else finished_at.isoformat(),
-        "duration_ms": duration_ms,
-        "duration": None if duration_ms is None else human_duration(duration_ms),
-        "error": error,
-    }
+    return Event(RunFinished(run.status, run.finished_at, duration_ms, run.error), run.id, seq)

@@ -16,11 +16,11 @@ from runner.errors import (
     WorkflowBusyError,
     WorkflowNotFoundError,
 )
-from runner.models import Artifact, Hook, LogLine, NodeRun, Run, Workflow
+from runner.models import Artifact, Hook, LogLine, NodeRun, Row, Run, Workflow
 from runner.store.db import Database, RawJson, encode_json
 
 
-class Store:
+class PostgresStore:
     """The runner's persistence: every method is one named query (or a few)."""
 
     def __init__(self, db: Database) -> None:
@@ -39,6 +39,7 @@ class Store:
         max_concurrency: int | None = None,
     ) -> Workflow:
         row = await self._write_workflow(
+            webhook_slug,
             "insert_workflow",
             workflow_id,
             name,
@@ -71,12 +72,16 @@ class Store:
         workflow_id: UUID,
         *,
         name: str,
-        webhook_slug: str,
+        webhook_slug: str | None,
         webhook_secret: str | None,
+        keep_secret: bool,
         graph: dict[str, Any],
         max_concurrency: int | None = None,
     ) -> Workflow:
+        """Overwrite a workflow; a `webhook_slug` of None keeps the slug, and `keep_secret`
+        the secret."""
         row = await self._write_workflow(
+            webhook_slug,
             "update_workflow",
             workflow_id,
             name,
@@ -84,27 +89,17 @@ class Store:
             webhook_secret,
             graph,
             max_concurrency,
+            keep_secret,
         )
         if row is None:
             raise WorkflowNotFoundError(f"no workflow {workflow_id}")
         return Workflow.from_row(row)
 
-    async def _write_workflow(
-        self,
-        query: str,
-        workflow_id: UUID,
-        name: str,
-        webhook_slug: str,
-        webhook_secret: str | None,
-        graph: dict[str, Any],
-        max_concurrency: int | None,
-    ) -> asyncpg.Record | None:
+    async def _write_workflow(self, slug: str | None, query: str, *args: Any) -> Row | None:
         try:
-            return await self.db.fetch_one(
-                query, workflow_id, name, webhook_slug, webhook_secret, graph, max_concurrency
-            )
+            return await self.db.fetch_one(query, *args)
         except asyncpg.UniqueViolationError as exc:  # the only unique column is the slug
-            raise SlugTakenError(f"webhook_slug {webhook_slug!r} is already in use") from exc
+            raise SlugTakenError(f"webhook_slug {slug!r} is already in use") from exc
 
     async def delete_workflow(self, workflow_id: UUID) -> None:
         deleted = await self.db.fetch_val("delete_idle_workflow", workflow_id)
@@ -217,19 +212,16 @@ class Store:
         await self.db.execute("release_leases", owner)
 
     async def cancel_unfinished_run(
-        self, run_id: UUID, finished_at: datetime, event_seq: int
+        self, run_id: UUID, finished_at: datetime, event_seq: int, error: dict[str, Any]
     ) -> bool:
         """Cancel a run not executing here; False when it had finished already."""
-        cancelled = await self.db.fetch_val("cancel_unfinished_run", run_id, finished_at, event_seq)
-        if cancelled is not None:
-            await self.db.execute("cancel_unfinished_nodes", run_id, finished_at)
+        cancelled = await self.db.fetch_val(
+            "cancel_unfinished_run", run_id, finished_at, event_seq, error
+        )
         return cancelled is not None
 
     async def reset_unfinished_nodes(self, run_id: UUID) -> None:
         await self.db.execute("reset_unfinished_nodes", run_id)
-
-    async def cancel_unfinished_nodes(self, run_id: UUID, finished_at: datetime) -> None:
-        await self.db.execute("cancel_unfinished_nodes", run_id, finished_at)
 
     # -- node runs -------------------------------------------------------------------------
 

@@ -20,14 +20,13 @@ import anyio
 import structlog
 
 from runner.models import LogRecord
-from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
+from runner.store.db import TRANSIENT_ERRORS, Connection, Database
+from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 log = structlog.get_logger(__name__)
 
 # Unawaited writes (node starts, log lines) wait at most this long for company.
 IDLE_FLUSH_S = 0.1
-# A batch larger than this is split over several statements.
-MAX_BATCH = 2000
 
 
 class WriterClosedError(RuntimeError):
@@ -40,42 +39,6 @@ class _Pending:
 
     done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStart:
-    run_id: UUID
-    node_id: str
-    started_at: datetime
-    input: RawJson | None
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class NodeEnd:
-    """A node's new state: its end (succeeded, failed, skipped, cancelled) or, after an
-    interruption, pending again."""
-
-    run_id: UUID
-    node_id: str
-    status: str
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    input: RawJson | None = None
-    output: RawJson | None = None
-    error: dict[str, Any] | None = None
-    attempt: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunEnd:
-    run_id: UUID
-    status: str
-    outputs: dict[str, Any] | None
-    error: dict[str, Any] | None
-    finished_at: datetime
-    event_seq: int
-    started_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -167,8 +130,6 @@ class Writer:
         self._batch = _Batch()
         self._wakeup = anyio.Event()
         self._closed = False
-        self.batches_written = 0
-        self.rows_written = 0
 
     # -- queueing (synchronous: never blocks the caller) -----------------------------------
 
@@ -189,14 +150,10 @@ class Writer:
 
     async def node_ended(self, end: NodeEnd) -> None:
         """Commit a node's new state; returns once it is in PostgreSQL."""
-        await self.nodes_ended([end])
-
-    async def nodes_ended(self, ends: list[NodeEnd]) -> None:
         pending = self._await()
-        for end in ends:
-            key = (end.run_id, end.node_id)
-            self._batch.node_ends[key] = end
-            self._batch.owners[("node", *key)] = pending
+        key = (end.run_id, end.node_id)
+        self._batch.node_ends[key] = end
+        self._batch.owners[("node", *key)] = pending
         await self._commit(pending)
 
     async def run_ended(self, end: RunEnd) -> None:
@@ -294,8 +251,6 @@ class Writer:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            self.batches_written += 1
-            self.rows_written += len(batch)
             return
 
     async def _write_apart(self, batch: _Batch, exc: Exception) -> None:

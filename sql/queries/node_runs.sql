@@ -10,8 +10,3 @@ ORDER BY position
 UPDATE node_runs
 SET status = 'pending', started_at = NULL, finished_at = NULL, output = NULL, error = NULL
 WHERE run_id = $1 AND status <> 'succeeded'
-
--- name: cancel_unfinished_nodes
--- Cancel every node of a run that has not finished ($1 run id, $2 finished_at).
-UPDATE node_runs SET status = 'cancelled', finished_at = $2
-WHERE run_id = $1 AND status IN ('pending', 'running')

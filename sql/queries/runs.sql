@@ -108,9 +108,14 @@ UPDATE runs SET lease_owner = NULL, lease_expires = NULL
 WHERE lease_owner = $1 AND status IN ('pending', 'running')
 
 -- name: cancel_unfinished_run
--- Cancel a run that is not executing here ($1 run id, $2 finished_at, $3 event seq);
--- returns it when it was unfinished.
-UPDATE runs SET status = 'cancelled', finished_at = $2, event_seq = $3,
-       error = '{"type": "Cancelled", "message": "the run was cancelled"}'::jsonb
-WHERE id = $1 AND status IN ('pending', 'running')
-RETURNING id
+-- Cancel a run that is not executing here, and its unfinished nodes ($1 run id,
+-- $2 finished_at, $3 event seq, $4 error); returns its id when it was unfinished.
+WITH run AS (
+    UPDATE runs SET status = 'cancelled', finished_at = $2, event_seq = $3, error = $4
+    WHERE id = $1 AND status IN ('pending', 'running')
+    RETURNING id
+), nodes AS (
+    UPDATE node_runs SET status = 'cancelled', finished_at = $2
+    WHERE run_id = (SELECT id FROM run) AND status IN ('pending', 'running')
+)
+SELECT id FROM run

@@ -22,11 +22,12 @@ SELECT * FROM workflows ORDER BY updated_at DESC, id DESC LIMIT $1 OFFSET $2
 SELECT count(*) FROM workflows
 
 -- name: update_workflow
--- Overwrite a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph,
--- $6 max_concurrency).
+-- Overwrite a workflow ($1 id, $2 name, $3 webhook_slug or null to keep it,
+-- $4 webhook_secret, $5 graph, $6 max_concurrency, $7 true to keep the secret as it is).
 UPDATE workflows
-SET name = $2, webhook_slug = $3, webhook_secret = $4, graph = $5, max_concurrency = $6,
-    updated_at = now()
+SET name = $2, webhook_slug = coalesce($3, webhook_slug),
+    webhook_secret = CASE WHEN $7 THEN webhook_secret ELSE $4 END,
+    graph = $5, max_concurrency = $6, updated_at = now()
 WHERE id = $1
 RETURNING *
 

@@ -120,7 +120,7 @@ async def test_connecting_without_after_starts_with_a_snapshot(weft: WeftServer)
 
 
 async def test_finished_run_gets_snapshot_and_finished_then_a_clean_close(
-    weft: WeftServer,
+    weft: WeftServer, database_url: str, tmp_path: Path
 ) -> None:
     workflow = await weft.create_workflow(CHAIN)
     run = await weft.run(workflow["id"], {"n": 1})
@@ -132,9 +132,11 @@ async def test_finished_run_gets_snapshot_and_finished_then_a_clean_close(
     assert {n["status"] for n in messages[0]["nodes"]} == {"succeeded"}
     assert messages[1]["seq"] == messages[0]["seq"] + 1
 
-    # and the same once the run's events have left memory (re-read from storage)
-    weft.system.runtime.events.forget_run(uuid.UUID(run["id"]))
-    async with connect(ws_url(weft, f"/ws/runs/{run['id']}")) as ws:
+    # and the same from a process that never had its events in memory (read from storage)
+    async with (
+        run_weft_server(database_url, tmp_path / "other") as other,
+        connect(ws_url(other, f"/ws/runs/{run['id']}")) as ws,
+    ):
         stored = await receive_all(ws)
     assert [m["type"] for m in stored] == ["snapshot", "run.finished"]
     assert stored[1]["seq"] == messages[1]["seq"]
@@ -142,7 +144,7 @@ async def test_finished_run_gets_snapshot_and_finished_then_a_clean_close(
 
 
 async def test_reconnect_with_after_misses_nothing_and_repeats_nothing(
-    weft: WeftServer,
+    weft: WeftServer, database_url: str, tmp_path: Path
 ) -> None:
     workflow = await weft.create_workflow(CHAIN)
     run_id = await start_run(weft, workflow["id"])
@@ -154,14 +156,14 @@ async def test_reconnect_with_after_misses_nothing_and_repeats_nothing(
     assert_contiguous(first + rest, 1)
     assert rest[-1]["type"] == "run.finished"
 
-    # A reconnect after the events left memory re-syncs from storage
-    weft.system.runtime.events.forget_run(uuid.UUID(run_id))
-    async with connect(ws_url(weft, f"/ws/runs/{run_id}?after=2")) as ws:
-        resync = await receive_all(ws)
-    assert [m["type"] for m in resync] == ["snapshot", "run.finished"]
-    final_seq = rest[-1]["seq"]
-    async with connect(ws_url(weft, f"/ws/runs/{run_id}?after={final_seq}")) as ws:
-        assert await receive_all(ws) == []
+    # A reconnect to a process without the events in memory re-syncs from storage
+    async with run_weft_server(database_url, tmp_path / "other") as other:
+        async with connect(ws_url(other, f"/ws/runs/{run_id}?after=2")) as ws:
+            resync = await receive_all(ws)
+        assert [m["type"] for m in resync] == ["snapshot", "run.finished"]
+        final_seq = rest[-1]["seq"]
+        async with connect(ws_url(other, f"/ws/runs/{run_id}?after={final_seq}")) as ws:
+            assert await receive_all(ws) == []
 
 
 async def test_workflow_channel_sees_runs_and_graph_updates(weft: WeftServer) -> None:

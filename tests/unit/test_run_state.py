@@ -190,7 +190,7 @@ def test_fail_fast_stops_releasing_and_waits_for_running_nodes() -> None:
     assert state.failing
     assert state.failed_node == "a"
     assert state.running == 1
-    assert state.running_nodes() == ["b"]
+    assert [n for n, s in state.status.items() if s is NodeStatus.RUNNING] == ["b"]
     assert not state.finished
     # And b's success releases nothing
     assert state.mark_succeeded("b", {"ok": True}) == Step()

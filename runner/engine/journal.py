@@ -1,0 +1,243 @@
+"""The Journal: every state transition of one run, each recorded in one method.
+
+A transition is a write (queued for the Writer's next group commit, or awaited when later
+work depends on it) and the typed event that reports it, with the run's next `seq`,
+assigned here and nowhere else. The executor, node tasks and the supervisor's fail and
+cancel paths all record through a Journal; none pairs a write with an event by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import orjson
+
+from runner.json_values import without_nul
+from runner.live.bus import EventBus
+from runner.live.events import (
+    Event,
+    NodeCancelled,
+    NodeFailed,
+    NodeInterrupted,
+    NodeLogged,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+    RunEventBody,
+    RunFinished,
+    RunPaused,
+    RunProgress,
+    RunStarted,
+)
+from runner.models import CANCELLED_ERROR, LogRecord, NodeStatus, Run, RunStatus, duration_ms
+from runner.store.db import RawJson
+from runner.store.protocol import NodeEnd, NodeStart, RunEnd, RunWriter, Store
+
+# Final writes after a cancellation still get this long, shielded.
+FINAL_WRITE_GRACE_S = 5.0
+MAX_MESSAGE_CHARS = 10_000
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _log_data(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A log line's data as JSON can hold it (anything else as its repr)."""
+    if not data:
+        return None
+    try:
+        encoded = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return {k: repr(v) for k, v in without_nul(data).items()}
+    if b"\\u0000" in encoded:
+        return dict(without_nul(data))
+    return dict(orjson.loads(encoded))
+
+
+class Journal:
+    """Records one run's transitions: its rows through the Writer, its events on the bus."""
+
+    def __init__(self, run: Run, *, writer: RunWriter, store: Store, events: EventBus) -> None:
+        self.run_id = run.id
+        self.workflow_id = run.workflow_id
+        self._writer = writer
+        self._store = store
+        self._events = events
+        # Seqs go on from the run's last event in memory (a resume in the same process).
+        self._seq = events.last_seq(run.id) or 0
+
+    @property
+    def seq(self) -> int:
+        """The seq of the last event recorded."""
+        return self._seq
+
+    def _publish(self, body: RunEventBody) -> None:
+        self._seq += 1
+        self._events.publish(Event(body, self.run_id, self._seq), self.workflow_id)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run_started(self, started_at: datetime) -> None:
+        # Not awaited: a crash before it lands leaves a pending run, resumed the same way.
+        self._writer.run_started(self.run_id, started_at)
+        self._publish(RunStarted(started_at))
+
+    def run_resumed(self, started_at: datetime) -> None:
+        """A resumed run goes on (its row says running already)."""
+        self._publish(RunStarted(started_at, resumed=True))
+
+    def progress(self, *, done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        self._publish(RunProgress(percent, done, total))
+
+    async def run_finished(
+        self,
+        status: RunStatus,
+        *,
+        outputs: dict[str, Any],
+        error: dict[str, Any] | None,
+        started_at: datetime | None,
+        finished_at: datetime,
+    ) -> int:
+        """Commit the run's end (after everything queued before it) and announce it;
+        returns the seq of its run.finished. A failure to commit is raised after the event:
+        the run stays unfinished in the database and is resumed."""
+        seq = self._seq + 1
+        end = RunEnd(self.run_id, status, outputs, error, finished_at, seq)
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await self._writer.run_ended(end)
+        self._publish(RunFinished(status, finished_at, duration_ms(started_at, finished_at), error))
+        return seq
+
+    async def cancel_stored(self) -> bool:
+        """Cancel a run that executes nowhere in this process (queued, or only in the
+        database); False when it had finished already."""
+        finished_at = now()
+        seq = self._seq + 1
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            cancelled = await self._store.cancel_unfinished_run(
+                self.run_id, finished_at, seq, CANCELLED_ERROR
+            )
+        if cancelled:
+            self._publish(RunFinished(RunStatus.CANCELLED, finished_at, None, CANCELLED_ERROR))
+        return cancelled
+
+    async def run_paused(self) -> None:
+        """A shutdown paused the run: commit what is queued; it resumes later."""
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await self._writer.flush()
+        self._publish(RunPaused())
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def node_started(
+        self, node_id: str, node_type: str, attempt: int, started_at: datetime, input: bytes
+    ) -> None:
+        # Not awaited: the node's end carries the same fields, so a lost start is harmless.
+        self._writer.node_started(
+            NodeStart(self.run_id, node_id, started_at, RawJson(input.decode()), attempt)
+        )
+        self._publish(NodeStarted(node_id, node_type, attempt, started_at))
+
+    async def node_succeeded(
+        self,
+        node_id: str,
+        *,
+        output: Any,
+        encoded: bytes,
+        attempt: int,
+        input: bytes,
+        started_at: datetime,
+        finished_at: datetime,
+        children_wait: bool,
+    ) -> None:
+        """A node's success; committed before returning when children wait on it (a resumed
+        run never re-runs it), else with the next batch, at the latest with the run's end."""
+        end = NodeEnd(
+            self.run_id,
+            node_id,
+            NodeStatus.SUCCEEDED,
+            started_at=started_at,
+            finished_at=finished_at,
+            input=RawJson(input.decode()),
+            output=RawJson(encoded.decode()),
+            attempt=attempt,
+        )
+        with anyio.CancelScope(shield=True):
+            if children_wait:
+                await self._writer.node_ended(end)
+            else:
+                self._writer.node_ended_soon(end)
+        self._publish(NodeSucceeded(node_id, duration_ms(started_at, finished_at) or 0, output))
+
+    async def node_failed(
+        self,
+        node_id: str,
+        *,
+        error: dict[str, Any],
+        attempt: int,
+        input: bytes | None,
+        started_at: datetime,
+    ) -> None:
+        finished_at = now()
+        end = NodeEnd(
+            self.run_id,
+            node_id,
+            NodeStatus.FAILED,
+            started_at=started_at,
+            finished_at=finished_at,
+            input=None if input is None else RawJson(input.decode()),
+            error=error,
+            attempt=attempt,
+        )
+        with anyio.CancelScope(shield=True):
+            await self._writer.node_ended(end)
+        self._publish(NodeFailed(node_id, duration_ms(started_at, finished_at) or 0, error))
+
+    def nodes_skipped(self, node_ids: list[str]) -> None:
+        # Not awaited: a resumed run decides the same skips again from its successes.
+        for node_id in node_ids:
+            self._writer.node_ended_soon(NodeEnd(self.run_id, node_id, NodeStatus.SKIPPED))
+            self._publish(NodeSkipped(node_id))
+
+    def node_cancelled(self, node_id: str, started_at: datetime | None = None) -> None:
+        """A node cancelled while running (since `started_at`) or before it started."""
+        finished_at = now()
+        self._writer.node_ended_soon(
+            NodeEnd(
+                self.run_id,
+                node_id,
+                NodeStatus.CANCELLED,
+                started_at=started_at,
+                finished_at=finished_at,
+            )
+        )
+        self._publish(NodeCancelled(node_id, duration_ms(started_at, finished_at)))
+
+    def node_interrupted(self, node_id: str, started_at: datetime) -> None:
+        """A shutdown stopped the node: pending again, it runs when the run resumes."""
+        self.log(node_id, "warning", "interrupted by a shutdown; it runs again")
+        self._writer.node_ended_soon(
+            NodeEnd(self.run_id, node_id, NodeStatus.PENDING, started_at=started_at)
+        )
+        self._publish(NodeInterrupted(node_id))
+
+    # -- log lines -------------------------------------------------------------------------
+
+    def log(
+        self, node_id: str | None, level: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        """A log line of the run (node_id None) or of a node: streamed, and queued."""
+        record = LogRecord(
+            run_id=self.run_id,
+            node_id=node_id,
+            ts=now(),
+            level=level,
+            message=without_nul(message[:MAX_MESSAGE_CHARS]),
+            data=_log_data(data or {}),
+        )
+        self._writer.log(record)
+        self._publish(NodeLogged(node_id, level, record.message, record.data))
