@@ -1,0 +1,428 @@
+"""The Store and the RunWriter in memory: the same behaviour as PostgreSQL's, for fast tests
+of the engine (supervisors, executors, the runtime) with no database.
+
+Writes apply at once; an awaited write yields to the event loop as a commit would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import anyio
+import anyio.lowlevel
+import orjson
+
+from runner.errors import (
+    ArtifactNotFoundError,
+    HookChangedError,
+    RunNotFoundError,
+    SlugTakenError,
+    WorkflowBusyError,
+    WorkflowNotFoundError,
+)
+from runner.models import (
+    Artifact,
+    Hook,
+    LogLine,
+    LogRecord,
+    NodeRun,
+    NodeStatus,
+    Run,
+    RunStatus,
+    Workflow,
+)
+from runner.store.db import RawJson
+from runner.store.protocol import NodeEnd, NodeStart, RunEnd
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json(value: Any) -> Any:
+    """A value as a jsonb column gives it back (RawJson decoded, everything copied)."""
+    if isinstance(value, RawJson):
+        return orjson.loads(value.encode())
+    return None if value is None else orjson.loads(orjson.dumps(value))
+
+
+@dataclass
+class _Lease:
+    owner: UUID | None
+    expires: datetime | None
+
+
+class MemoryStore:
+    """Workflows, runs, node runs, logs and artifacts in dicts (the Store protocol)."""
+
+    def __init__(self) -> None:
+        self.workflows: dict[UUID, Workflow] = {}
+        self.runs: dict[UUID, Run] = {}
+        self.nodes: dict[UUID, dict[str, NodeRun]] = {}
+        self.logs: list[tuple[UUID, LogLine]] = []  # with the run each line belongs to
+        self.artifacts: dict[UUID, Artifact] = {}
+        self.leases: dict[UUID, _Lease] = {}
+        self._keys: dict[tuple[UUID, str], UUID] = {}
+
+    # -- workflows -------------------------------------------------------------------------
+
+    async def create_workflow(
+        self,
+        *,
+        workflow_id: UUID,
+        name: str,
+        webhook_slug: str,
+        webhook_secret: str | None,
+        graph: dict[str, Any],
+        max_concurrency: int | None = None,
+    ) -> Workflow:
+        self._check_slug(workflow_id, webhook_slug)
+        at = _now()
+        workflow = Workflow(
+            workflow_id, name, webhook_slug, webhook_secret, _json(graph), at, at, max_concurrency
+        )
+        self.workflows[workflow_id] = workflow
+        return workflow
+
+    def _check_slug(self, workflow_id: UUID, slug: str) -> None:
+        if any(w.webhook_slug == slug and w.id != workflow_id for w in self.workflows.values()):
+            raise SlugTakenError(f"webhook_slug {slug!r} is already in use")
+
+    async def get_workflow(self, workflow_id: UUID) -> Workflow:
+        try:
+            return self.workflows[workflow_id]
+        except KeyError:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}") from None
+
+    async def find_hook(self, slug: str) -> Hook | None:
+        for workflow in self.workflows.values():
+            if workflow.webhook_slug == slug:
+                return Hook(slug, workflow.id, workflow.webhook_secret)
+        return None
+
+    async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
+        ordered = sorted(self.workflows.values(), key=lambda w: (w.updated_at, w.id), reverse=True)
+        return ordered[offset : offset + limit], len(ordered)
+
+    async def update_workflow(
+        self,
+        workflow_id: UUID,
+        *,
+        name: str,
+        webhook_slug: str | None,
+        webhook_secret: str | None,
+        keep_secret: bool,
+        graph: dict[str, Any],
+        max_concurrency: int | None = None,
+    ) -> Workflow:
+        current = await self.get_workflow(workflow_id)
+        slug = webhook_slug or current.webhook_slug
+        self._check_slug(workflow_id, slug)
+        workflow = dataclasses.replace(
+            current,
+            name=name,
+            webhook_slug=slug,
+            webhook_secret=current.webhook_secret if keep_secret else webhook_secret,
+            graph=_json(graph),
+            max_concurrency=max_concurrency,
+            updated_at=_now(),
+        )
+        self.workflows[workflow_id] = workflow
+        return workflow
+
+    async def delete_workflow(self, workflow_id: UUID) -> None:
+        await self.get_workflow(workflow_id)
+        if any(r.workflow_id == workflow_id and not r.status.finished for r in self.runs.values()):
+            raise WorkflowBusyError()
+        del self.workflows[workflow_id]
+        for run_id in [r.id for r in self.runs.values() if r.workflow_id == workflow_id]:
+            del self.runs[run_id]
+            self.nodes.pop(run_id, None)
+            self.leases.pop(run_id, None)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def insert_run(
+        self,
+        *,
+        run_id: UUID,
+        workflow_id: UUID,
+        trigger_type: str,
+        trigger_payload: Any,
+        lease_owner: UUID,
+        lease_s: float,
+        idempotency_key: str | None = None,
+        hook: Hook | None = None,
+    ) -> tuple[Run, bool]:
+        workflow = self.workflows.get(workflow_id)
+        if hook is not None and (
+            workflow is None
+            or workflow.webhook_slug != hook.slug
+            or workflow.webhook_secret != hook.secret
+        ):
+            raise HookChangedError(f"webhook {hook.slug!r} changed")
+        if workflow is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+        if idempotency_key is not None:
+            earlier = self._keys.get((workflow_id, idempotency_key))
+            if earlier is not None:
+                return await self.get_run(earlier), False
+            self._keys[(workflow_id, idempotency_key)] = run_id
+        run = self._new_run(run_id, workflow, trigger_type, trigger_payload, lease_owner, lease_s)
+        return run, True
+
+    def _new_run(
+        self,
+        run_id: UUID,
+        workflow: Workflow,
+        trigger_type: str,
+        payload: Any,
+        owner: UUID,
+        lease_s: float,
+    ) -> Run:
+        created_at = _now()
+        run = Run(
+            run_id, workflow.id, RunStatus.PENDING, trigger_type, _json(payload),
+            _json(workflow.graph), None, None, created_at, None, None,
+        )  # fmt: skip
+        self.runs[run_id] = run
+        self.nodes[run_id] = {
+            n["id"]: NodeRun(
+                n["id"], n["type"], NodeStatus.PENDING, 0, None, None, None, None, None
+            )
+            for n in workflow.graph.get("nodes", [])
+        }
+        self.leases[run_id] = _Lease(owner, created_at + timedelta(seconds=lease_s))
+        return self._counted(run)
+
+    async def insert_runs(
+        self,
+        *,
+        run_ids: list[UUID],
+        workflow_id: UUID,
+        trigger_type: str,
+        trigger_payloads: list[Any],
+        lease_owner: UUID,
+        lease_s: float,
+    ) -> list[Run]:
+        workflow = await self.get_workflow(workflow_id)
+        return [
+            self._new_run(run_id, workflow, trigger_type, payload, lease_owner, lease_s)
+            for run_id, payload in zip(run_ids, trigger_payloads, strict=True)
+        ]
+
+    def _counted(self, run: Run) -> Run:
+        nodes = self.nodes.get(run.id, {}).values()
+        done = sum(1 for n in nodes if n.status not in (NodeStatus.PENDING, NodeStatus.RUNNING))
+        return dataclasses.replace(run, nodes_total=len(nodes), nodes_done=done)
+
+    async def get_run(self, run_id: UUID) -> Run:
+        try:
+            return self._counted(self.runs[run_id])
+        except KeyError:
+            raise RunNotFoundError(f"no run {run_id}") from None
+
+    async def list_runs(
+        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+    ) -> list[Run]:
+        runs = [r for r in self.runs.values() if workflow_id in (None, r.workflow_id)]
+        runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        if before is not None and before in self.runs:
+            cursor = self.runs[before]
+            runs = [r for r in runs if (r.created_at, r.id) < (cursor.created_at, cursor.id)]
+        return runs[:limit]
+
+    async def claim_orphaned_runs(
+        self, owner: UUID, lease_s: float, limit: int, *, include_own: bool = False
+    ) -> list[Run]:
+        at = _now()
+        claimed = []
+        for run in sorted(self.runs.values(), key=lambda r: (r.created_at, r.id)):
+            lease = self.leases[run.id]
+            lapsed = lease.expires is None or lease.expires < at
+            if run.status.finished or not (lapsed or (include_own and lease.owner == owner)):
+                continue
+            self.leases[run.id] = _Lease(owner, at + timedelta(seconds=lease_s))
+            claimed.append(run)
+            if len(claimed) == limit:
+                break
+        return claimed
+
+    async def renew_leases(self, owner: UUID, lease_s: float) -> None:
+        for run_id, lease in self.leases.items():
+            if lease.owner == owner and not self.runs[run_id].status.finished:
+                lease.expires = _now() + timedelta(seconds=lease_s)
+
+    async def release_leases(self, owner: UUID) -> None:
+        for run_id, lease in self.leases.items():
+            if lease.owner == owner and not self.runs[run_id].status.finished:
+                lease.owner = lease.expires = None
+
+    async def cancel_unfinished_run(
+        self, run_id: UUID, finished_at: datetime, event_seq: int, error: dict[str, Any]
+    ) -> bool:
+        run = self.runs.get(run_id)
+        if run is None or run.status.finished:
+            return False
+        self.runs[run_id] = dataclasses.replace(
+            run,
+            status=RunStatus.CANCELLED,
+            finished_at=finished_at,
+            event_seq=event_seq,
+            error=_json(error),
+        )
+        for node in list(self.nodes[run_id].values()):
+            if node.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
+                self._set_node(
+                    run_id, node.node_id, status=NodeStatus.CANCELLED, finished_at=finished_at
+                )
+        return True
+
+    async def reset_unfinished_nodes(self, run_id: UUID) -> None:
+        for node in list(self.nodes[run_id].values()):
+            if node.status is not NodeStatus.SUCCEEDED:
+                self._set_node(
+                    run_id, node.node_id, status=NodeStatus.PENDING, started_at=None,
+                    finished_at=None, output=None, error=None,
+                )  # fmt: skip
+
+    def _set_node(self, run_id: UUID, node_id: str, **changes: Any) -> None:
+        nodes = self.nodes.get(run_id)
+        if nodes is not None and node_id in nodes:
+            nodes[node_id] = dataclasses.replace(nodes[node_id], **changes)
+
+    async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
+        return list(self.nodes.get(run_id, {}).values())
+
+    async def list_logs(
+        self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None
+    ) -> list[LogLine]:
+        lines = [
+            line
+            for owner, line in self.logs
+            if owner == run_id and line.id > after and node_id in (None, line.node_id)
+        ]
+        return lines[:limit]
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    async def insert_artifact(
+        self,
+        *,
+        artifact_id: UUID,
+        run_id: UUID,
+        node_id: str,
+        uri: str,
+        size: int,
+        content_type: str,
+    ) -> Artifact:
+        artifact = Artifact(artifact_id, run_id, node_id, uri, size, content_type, _now())
+        self.artifacts[artifact_id] = artifact
+        return artifact
+
+    async def get_artifact(self, artifact_id: UUID) -> Artifact:
+        try:
+            return self.artifacts[artifact_id]
+        except KeyError:
+            raise ArtifactNotFoundError(f"no artifact {artifact_id}") from None
+
+    async def ping(self) -> bool:
+        return True
+
+    # -- what the writer applies -----------------------------------------------------------
+
+    def apply_run_start(self, run_id: UUID, started_at: datetime) -> None:
+        run = self.runs.get(run_id)
+        if run is not None and run.status is RunStatus.PENDING:
+            self.runs[run_id] = dataclasses.replace(
+                run, status=RunStatus.RUNNING, started_at=started_at
+            )
+
+    def apply_node_start(self, start: NodeStart) -> None:
+        node = self.nodes.get(start.run_id, {}).get(start.node_id)
+        if node is not None and node.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
+            self._set_node(
+                start.run_id, start.node_id, status=NodeStatus.RUNNING,
+                started_at=start.started_at, input=_json(start.input), attempt=start.attempt,
+            )  # fmt: skip
+
+    def apply_node_end(self, end: NodeEnd) -> None:
+        node = self.nodes.get(end.run_id, {}).get(end.node_id)
+        if node is None:
+            return
+        self._set_node(
+            end.run_id,
+            end.node_id,
+            status=NodeStatus(end.status),
+            started_at=end.started_at or node.started_at,
+            finished_at=end.finished_at,
+            input=node.input if end.input is None else _json(end.input),
+            output=_json(end.output),
+            error=_json(end.error),
+            attempt=node.attempt if end.attempt is None else end.attempt,
+        )
+
+    def apply_log(self, record: LogRecord) -> None:
+        line = LogLine(
+            len(self.logs) + 1, record.node_id, record.ts, record.level, record.message,
+            record.data,
+        )  # fmt: skip
+        self.logs.append((record.run_id, line))
+
+    def apply_run_end(self, end: RunEnd) -> None:
+        run = self.runs.get(end.run_id)
+        if run is not None:
+            self.runs[end.run_id] = dataclasses.replace(
+                run,
+                status=RunStatus(end.status),
+                outputs=_json(end.outputs),
+                error=_json(end.error),
+                finished_at=end.finished_at,
+                event_seq=end.event_seq,
+                started_at=run.started_at or end.started_at,
+            )
+
+
+class MemoryWriter:
+    """The RunWriter over a MemoryStore: every write applies at once."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.commits = 0
+
+    def run_started(self, run_id: UUID, started_at: datetime) -> None:
+        self._store.apply_run_start(run_id, started_at)
+
+    def node_started(self, start: NodeStart) -> None:
+        self._store.apply_node_start(start)
+
+    def node_ended_soon(self, end: NodeEnd) -> None:
+        self._store.apply_node_end(end)
+
+    def log(self, record: LogRecord) -> None:
+        self._store.apply_log(record)
+
+    async def node_ended(self, end: NodeEnd) -> None:
+        self._store.apply_node_end(end)
+        await self._commit()
+
+    async def run_ended(self, end: RunEnd) -> None:
+        self._store.apply_run_end(end)
+        await self._commit()
+
+    async def flush(self) -> None:
+        await self._commit()
+
+    async def _commit(self) -> None:
+        self.commits += 1
+        await anyio.lowlevel.checkpoint()
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await anyio.sleep_forever()

@@ -1,0 +1,373 @@
+"""The engine (Runtime, Supervisor, RunExecutor, Journal) on the in-memory Store: fail-fast,
+cancellation, skips through `if`, retries, timeouts, resume, queueing and drain, in
+milliseconds and with no database. tests/integration proves the same against PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import anyio
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from blocks import RunContext, standard_registry
+from blocks.context import BlockSettings
+from blocks.registry import BlockRegistry
+from runner.artifacts.artifacts import Artifacts
+from runner.artifacts.blobs import LocalBlobStore
+from runner.engine.executor import RunLimits, RunServices
+from runner.graph.shape import Graph
+from runner.live.bus import EventBus
+from runner.models import NodeStatus, Run, RunStatus
+from runner.runtime import Runtime
+from runner.store.db import RawJson
+from runner.store.memory import MemoryStore, MemoryWriter
+from runner.store.protocol import NodeEnd
+
+pytestmark = pytest.mark.anyio
+
+LIMIT_S = 10.0
+
+
+class GateParams(BaseModel):
+    name: str
+
+
+class FlakyParams(BaseModel):
+    failures: int
+
+
+class NoParams(BaseModel):
+    pass
+
+
+@dataclass
+class Blocks:
+    """Test blocks the test steers: gates it opens, counters it reads."""
+
+    entered: dict[str, anyio.Event] = field(default_factory=dict)
+    gates: dict[str, anyio.Event] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def gate(self, name: str) -> anyio.Event:
+        return self.gates.setdefault(name, anyio.Event())
+
+    def entry(self, name: str) -> anyio.Event:
+        return self.entered.setdefault(name, anyio.Event())
+
+    def registry(self) -> BlockRegistry:
+        registry = standard_registry()
+
+        @registry.register("gate", GateParams)
+        async def gate(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+            """Waits until the test opens its gate."""
+            name = ctx.params_as(GateParams).name
+            self.calls[ctx.node_id] += 1
+            self.entry(name).set()
+            await self.gate(name).wait()
+            return {"opened": name}
+
+        @registry.register("flaky", FlakyParams)
+        async def flaky(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+            """Fails its first `failures` attempts."""
+            self.calls[ctx.node_id] += 1
+            if ctx.attempt <= ctx.params_as(FlakyParams).failures:
+                raise RuntimeError(f"flake {ctx.attempt}")
+            return {"attempt": ctx.attempt}
+
+        @registry.register("boom", NoParams)
+        async def boom(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+            """Always fails."""
+            raise RuntimeError("boom")
+
+        @registry.register("count", NoParams)
+        async def count(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+            """Counts its calls."""
+            self.calls[ctx.node_id] += 1
+            return {"calls": self.calls[ctx.node_id]}
+
+        @registry.register("hang", NoParams)
+        async def hang(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+            """Never returns by itself."""
+            await anyio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        return registry
+
+
+@dataclass
+class Engine:
+    runtime: Runtime
+    store: MemoryStore
+    events: EventBus
+    blocks: Blocks
+
+    async def workflow(self, nodes: list[Any], edges: list[Any], **fields: Any) -> UUID:
+        graph = Graph.model_validate({"nodes": nodes, "edges": edges})
+        created = await self.runtime.create_workflow(
+            name="t", graph=graph, webhook_slug=None, webhook_secret=None, **fields
+        )
+        return created.id
+
+    async def start(self, workflow_id: UUID, payload: Any = None) -> UUID:
+        run, _ = await self.runtime.start_run(
+            workflow_id, trigger_type="manual", payload=payload or {}
+        )
+        return run.id
+
+    async def finished(self, run_id: UUID) -> Run:
+        with anyio.fail_after(LIMIT_S):
+            return await self.runtime.wait_run_finished(run_id)
+
+    async def nodes(self, run_id: UUID) -> dict[str, NodeStatus]:
+        return {n.node_id: n.status for n in await self.store.list_node_runs(run_id)}
+
+
+def services(store: MemoryStore, events: EventBus, http: httpx.AsyncClient, root: Path) -> Any:
+    return RunServices(
+        store=store,
+        events=events,
+        writer=MemoryWriter(store),
+        http=http,
+        artifacts=Artifacts(LocalBlobStore(root), store),
+        block_settings=BlockSettings(),
+        limits=RunLimits(),
+    )
+
+
+@asynccontextmanager
+async def engine(
+    tmp_path: Path, store: MemoryStore | None = None, *, grace_s: float = 0.0
+) -> AsyncIterator[Engine]:
+    store = store or MemoryStore()
+    events = EventBus()
+    blocks = Blocks()
+    async with httpx.AsyncClient() as http, anyio.create_task_group() as tg:
+        runtime = Runtime(services(store, events, http, tmp_path), blocks.registry(), store=store)
+        await tg.start(runtime.run)
+        yield Engine(runtime, store, events, blocks)
+        with anyio.fail_after(LIMIT_S):
+            await runtime.shutdown(grace_s)
+        tg.cancel_scope.cancel()
+
+
+def n(node_id: str, type: str = "count", **params: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": type, "params": params}
+
+
+def e(source: str, target: str, port: str | None = None) -> dict[str, Any]:
+    return {"id": f"{source}-{target}", "from": source, "to": target, "port": port}
+
+
+async def test_a_chain_runs_in_order_with_contiguous_events(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow([n("a"), n("b"), n("c")], [e("a", "b"), e("b", "c")])
+        run_id = await eng.start(wf)
+        sub = eng.events.subscribe_run(run_id, after=0)
+        assert sub is not None
+        run = await eng.finished(run_id)
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.outputs == {"a": {"calls": 1}, "b": {"calls": 1}, "c": {"calls": 1}}
+        seen = []
+        with sub, anyio.fail_after(LIMIT_S):
+            while (event := await sub.receive()) is not None:
+                seen.append(event)
+                if event.type == "run.finished":
+                    break
+        assert [ev.seq for ev in seen] == list(range(1, len(seen) + 1))
+        succeeded = [ev.to_json()["node_id"] for ev in seen if ev.type == "node.succeeded"]
+        assert succeeded == ["a", "b", "c"]
+        assert seen[-1].seq == run.event_seq == (await eng.store.get_run(run_id)).event_seq
+
+
+async def test_a_failure_cancels_running_siblings_and_skips_what_never_started(
+    tmp_path: Path,
+) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [n("start"), n("slow", "gate", name="slow"), n("bad", "boom"), n("after")],
+            [e("start", "slow"), e("start", "bad"), e("slow", "after")],
+        )
+        run_id = await eng.start(wf)
+        run = await eng.finished(run_id)
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None
+        assert (run.error["node_id"], run.error["message"]) == ("bad", "boom")
+        assert await eng.nodes(run_id) == {
+            "start": NodeStatus.SUCCEEDED,
+            "slow": NodeStatus.CANCELLED,
+            "bad": NodeStatus.FAILED,
+            "after": NodeStatus.SKIPPED,
+        }
+        assert run.outputs == {"start": {"calls": 1}}
+
+
+async def test_cancelling_a_running_run_cancels_its_nodes(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [n("start"), n("wait", "gate", name="w"), n("after")],
+            [e("start", "wait"), e("wait", "after")],
+        )
+        run_id = await eng.start(wf)
+        with anyio.fail_after(LIMIT_S):
+            await eng.blocks.entry("w").wait()
+        cancelled = await eng.runtime.cancel_run(run_id)
+        assert cancelled.status is RunStatus.CANCELLED
+        assert cancelled.error == {"type": "Cancelled", "message": "the run was cancelled"}
+        assert await eng.nodes(run_id) == {
+            "start": NodeStatus.SUCCEEDED,
+            "wait": NodeStatus.CANCELLED,
+            "after": NodeStatus.CANCELLED,
+        }
+        # idempotent
+        assert (await eng.runtime.cancel_run(run_id)).status is RunStatus.CANCELLED
+
+
+async def test_untaken_branches_are_skipped_down_to_a_join_of_skipped_parents(
+    tmp_path: Path,
+) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [
+                n("start", "start"),
+                n("cond", "if", condition="trigger.go"),
+                n("yes"),
+                n("yes_after"),
+                n("no"),
+            ],
+            [
+                e("start", "cond"),
+                e("cond", "yes", "true"),
+                e("yes", "yes_after"),
+                e("cond", "no", "false"),
+            ],
+        )
+        run = await eng.finished(await eng.start(wf, {"go": False}))
+        assert run.status is RunStatus.SUCCEEDED
+        assert await eng.nodes(run.id) == {
+            "start": NodeStatus.SUCCEEDED,
+            "cond": NodeStatus.SUCCEEDED,
+            "yes": NodeStatus.SKIPPED,
+            "yes_after": NodeStatus.SKIPPED,
+            "no": NodeStatus.SUCCEEDED,
+        }
+        assert eng.blocks.calls == {"no": 1}
+
+
+async def test_retries_until_an_attempt_succeeds_and_logs_each_retry(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow([n("f", "flaky", failures=2, retries=2, retry_backoff=0)], [])
+        run = await eng.finished(await eng.start(wf))
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.outputs == {"f": {"attempt": 3}}
+        [node] = await eng.store.list_node_runs(run.id)
+        assert node.attempt == 3
+        lines = await eng.store.list_logs(run.id, after=0, limit=100, node_id="f")
+        assert [line.message.split(":")[0] for line in lines] == [
+            "attempt 1 of 3 failed",
+            "attempt 2 of 3 failed",
+        ]
+
+
+async def test_a_node_out_of_retries_fails_the_run(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow([n("f", "flaky", failures=5, retries=1, retry_backoff=0)], [])
+        run = await eng.finished(await eng.start(wf))
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None
+        assert run.error["message"] == "flake 2"
+        assert eng.blocks.calls["f"] == 2
+
+
+async def test_an_attempt_over_its_timeout_fails_the_node(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow([n("h", "hang", timeout_s=0.05)], [])
+        run = await eng.finished(await eng.start(wf))
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None
+        assert run.error["type"] == "NodeTimeoutError"
+        assert "timeout of 0.05 s" in run.error["message"]
+
+
+async def test_a_half_finished_run_resumes_without_running_its_successes_again(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    async with engine(tmp_path, store) as eng:
+        wf = await eng.workflow([n("a"), n("b"), n("c")], [e("a", "b"), e("b", "c")])
+    # Given a run that another process left: "a" committed, "b" running, its lease lapsed
+    run, _ = await store.insert_run(
+        run_id=uuid4(),
+        workflow_id=wf,
+        trigger_type="manual",
+        trigger_payload={},
+        lease_owner=uuid4(),
+        lease_s=-1,
+    )
+    writer = MemoryWriter(store)
+    writer.run_started(run.id, run.created_at)
+    writer.node_ended_soon(
+        NodeEnd(run.id, "a", NodeStatus.SUCCEEDED, output=RawJson('{"calls": 41}'))
+    )
+    writer.node_ended_soon(NodeEnd(run.id, "b", NodeStatus.RUNNING))
+    # When a runtime starts on the same store, it claims and resumes it
+    async with engine(tmp_path, store) as eng:
+        resumed = await eng.finished(run.id)
+        assert resumed.status is RunStatus.SUCCEEDED
+        assert eng.blocks.calls == {"b": 1, "c": 1}
+        assert resumed.outputs == {"a": {"calls": 41}, "b": {"calls": 1}, "c": {"calls": 1}}
+
+
+async def test_max_concurrency_queues_runs_in_order(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow([n("g", "gate", name="g")], [], max_concurrency=1)
+        first, second = await eng.start(wf), await eng.start(wf)
+        with anyio.fail_after(LIMIT_S):
+            await eng.blocks.entry("g").wait()
+        assert (await eng.store.get_run(first)).status is RunStatus.RUNNING
+        assert (await eng.store.get_run(second)).status is RunStatus.PENDING
+        assert eng.runtime.statistics().runs_queued == 1
+        eng.blocks.gate("g").set()
+        assert (await eng.finished(first)).status is RunStatus.SUCCEEDED
+        assert (await eng.finished(second)).status is RunStatus.SUCCEEDED
+        assert eng.blocks.calls["g"] == 2
+
+
+async def test_a_drain_lets_running_nodes_finish_and_starts_nothing_new(tmp_path: Path) -> None:
+    store = MemoryStore()
+    async with engine(tmp_path, store, grace_s=LIMIT_S) as eng:
+        wf = await eng.workflow([n("g", "gate", name="g"), n("after")], [e("g", "after")])
+        run_id = await eng.start(wf)
+        with anyio.fail_after(LIMIT_S):
+            await eng.blocks.entry("g").wait()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(eng.runtime.shutdown, LIMIT_S)
+            eng.blocks.gate("g").set()
+    # The gate finished within the grace; its child was left for the next start
+    assert await eng.nodes(run_id) == {"g": NodeStatus.SUCCEEDED, "after": NodeStatus.PENDING}
+    assert (await store.get_run(run_id)).status is RunStatus.RUNNING
+    assert eng.blocks.calls == {"g": 1}
+    assert store.leases[run_id].owner is None  # released: the next start resumes it
+
+
+async def test_after_the_grace_running_nodes_are_interrupted_back_to_pending(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    async with engine(tmp_path, store, grace_s=0.0) as eng:
+        wf = await eng.workflow([n("start"), n("g", "gate", name="g")], [e("start", "g")])
+        run_id = await eng.start(wf)
+        with anyio.fail_after(LIMIT_S):
+            await eng.blocks.entry("g").wait()
+    assert await eng.nodes(run_id) == {"start": NodeStatus.SUCCEEDED, "g": NodeStatus.PENDING}
+    run = await store.get_run(run_id)
+    assert run.status is RunStatus.RUNNING
+    lines = await store.list_logs(run_id, after=0, limit=100)
+    assert any("interrupted by a shutdown" in line.message for line in lines)
