@@ -120,3 +120,21 @@ class InvalidGraphError(WeftError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(p.message for p in problems))
         self.problems = problems
+
+
+class UnauthorizedError(WeftError):
+    """The request is not authorised."""
+
+    code = "unauthorized"
+
+
+class SignatureRequiredError(UnauthorizedError):
+    """This webhook requires a signature header."""
+
+    code = "signature_required"
+
+
+class BadSignatureError(UnauthorizedError):
+    """The webhook signature does not match the body."""
+
+    code = "bad_signature"

@@ -141,24 +141,27 @@ class Run:
             event_seq=row["event_seq"] if "event_seq" in keys else 0,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """The run as GET /runs/{id} shows it."""
+    def to_json(self, *, summary: bool = False) -> dict[str, Any]:
+        """The run as GET /runs/{id} shows it; as run history lists it with `summary`
+        (without its payload, progress and outputs)."""
         duration_ms = self.duration_ms(datetime.now(UTC))
-        return {
+        data: dict[str, Any] = {
             "id": str(self.id),
             "workflow_id": str(self.workflow_id),
             "status": str(self.status),
             "trigger_type": self.trigger_type,
-            "trigger_payload": self.trigger_payload,
-            "progress": self.progress,
             "created_at": self.created_at.isoformat(),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "duration_ms": duration_ms,
             "duration": None if duration_ms is None else human_duration(duration_ms),
-            "outputs": self.outputs,
             "error": self.error,
         }
+        if not summary:
+            data["trigger_payload"] = self.trigger_payload
+            data["progress"] = self.progress
+            data["outputs"] = self.outputs
+        return data
 
     @property
     def progress(self) -> int:
@@ -232,6 +235,17 @@ class LogLine:
     level: str
     message: str
     data: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The line as GET /runs/{id}/logs shows it."""
+        return {
+            "id": self.id,
+            "node_id": self.node_id,
+            "ts": self.ts.isoformat(),
+            "level": self.level,
+            "message": self.message,
+            "data": self.data,
+        }
 
     @classmethod
     def from_row(cls, row: Row) -> LogLine:

@@ -16,10 +16,11 @@ from blocks.standard import standard_registry
 from runner.artifacts.artifacts import Artifacts
 from runner.artifacts.blobs import BlobStore, LocalBlobStore
 from runner.engine.executor import RunLimits, RunServices
+from runner.facade import Weft
 from runner.live.bus import EventBus
-from runner.runtime import Runtime
+from runner.runtime.runtime import Runtime
 from runner.settings import Settings
-from runner.store.db import Database
+from runner.store.db import Database, as_weft_errors
 from runner.store.embedded import start_embedded
 from runner.store.migrate import apply_migrations
 from runner.store.postgres import PostgresStore
@@ -33,10 +34,8 @@ class System:
     """The process's parts, built once and passed where needed."""
 
     settings: Settings
-    db: Database
-    store: PostgresStore
-    artifacts: Artifacts
     runtime: Runtime
+    weft: Weft  # the web layer's one door into the runner
     database_url: str
     embedded_server: Any = None
 
@@ -53,9 +52,10 @@ async def migrate(settings: Settings) -> list[str]:
     """Apply pending migrations to the configured database."""
     async with AsyncExitStack() as stack:
         url, _server = await database_url_for(settings)
-        db = await Database.connect(url, min_size=1, max_size=2)
-        stack.push_async_callback(db.close)
-        return await apply_migrations(db)
+        with as_weft_errors():
+            db = await Database.connect(url, min_size=1, max_size=2)
+            stack.push_async_callback(db.close)
+            return await apply_migrations(db)
 
 
 def make_blob_store(settings: Settings) -> BlobStore:
@@ -81,10 +81,11 @@ async def open_system(
     """
     async with AsyncExitStack() as stack:
         url, server = await database_url_for(settings)
-        db = await Database.connect(url, max_size=settings.weft_db_pool_size)
-        stack.push_async_callback(db.close)
-        if run_migrations:
-            await apply_migrations(db)
+        with as_weft_errors():
+            db = await Database.connect(url, max_size=settings.weft_db_pool_size)
+            stack.push_async_callback(db.close)
+            if run_migrations:
+                await apply_migrations(db)
         store = PostgresStore(db)
         http = await stack.enter_async_context(
             httpx.AsyncClient(
@@ -115,4 +116,4 @@ async def open_system(
             store=store,
             instance=instance,
         )
-        yield System(settings, db, store, artifacts, runtime, url, server)
+        yield System(settings, runtime, Weft(runtime, store, artifacts), url, server)

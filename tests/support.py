@@ -47,7 +47,7 @@ class WeftServer:
     async def wait(self, run_id: str) -> dict[str, Any]:
         """Wait (bounded) until the run has finished; returns GET /runs/{id}."""
         with anyio.fail_after(RUN_TIMEOUT_S):
-            await self.system.runtime.wait_run_finished(UUID(run_id))
+            await self.system.weft.wait_run_finished(UUID(run_id))
         response = await self.client.get(f"/runs/{run_id}")
         assert response.status_code == 200, response.text
         run: dict[str, Any] = response.json()

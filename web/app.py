@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from quart import Quart, Request, current_app
+from quart import Quart, Request
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from runner.system import System
+from runner.facade import Weft
+from runner.runtime.workflows import SIGNATURE_HEADER
+from runner.settings import Settings
+from web import artifacts, docs, hooks, live, meta, page, runs, workflows
+from web.auth import install_auth
+from web.context import EXTENSION_KEY
 from web.errors import ApiError, register_error_handlers
 from web.openapi import WeftOpenAPIProvider
-
-EXTENSION_KEY = "weft"
 
 
 class WeftRequest(Request):
@@ -55,20 +58,11 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
-def system() -> System:
-    """The System of the app handling this request."""
-    return cast(System, current_app.extensions[EXTENSION_KEY])
-
-
-def create_app(weft: System) -> Quart:
-    """Build the Quart app around an assembled System."""
-    from web import artifacts, docs, hooks, live, meta, page, runs, workflows
-    from web.auth import install_auth
-    from web.hooks import SIGNATURE_HEADER
-
+def create_app(weft: Weft, settings: Settings) -> Quart:
+    """Build the Quart app around the runner's facade."""
     app = Quart(__name__, static_folder=None)
     app.request_class = WeftRequest
-    app.config["MAX_CONTENT_LENGTH"] = weft.settings.weft_max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.weft_max_body_bytes
     app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = "/docs/assets/swagger-ui-bundle.js"
     app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = "/docs/assets/swagger-ui.css"
     app.extensions[EXTENSION_KEY] = weft
@@ -95,12 +89,12 @@ def create_app(weft: System) -> Quart:
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
-    if weft.settings.weft_api_token:
-        install_auth(app, weft.settings.weft_api_token)
-    if weft.settings.cors_origin_list:
+    if settings.weft_api_token:
+        install_auth(app, settings.weft_api_token)
+    if settings.cors_origin_list:
         app = cors(
             app,
-            allow_origin=weft.settings.cors_origin_list,
+            allow_origin=settings.cors_origin_list,
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", SIGNATURE_HEADER],
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             expose_headers=["Location", "Idempotent-Replayed"],

@@ -7,7 +7,7 @@ from uuid import UUID
 from quart import Blueprint, Response
 from quart_schema import validate_response
 
-from web.app import system
+from web.context import weft
 from web.schemas import ErrorResponse
 
 blueprint = Blueprint("artifacts", __name__)
@@ -17,7 +17,7 @@ blueprint = Blueprint("artifacts", __name__)
 @validate_response(ErrorResponse, 404)
 async def download_artifact(artifact_id: UUID) -> Response:
     """Download what a gcs.write node stored."""
-    artifact, data = await system().artifacts.read(artifact_id)
+    artifact, data = await weft().read_artifact(artifact_id)
     filename = artifact.uri.rsplit("/", 1)[-1] or "artifact"
     return Response(
         data,

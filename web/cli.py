@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,22 +17,6 @@ if TYPE_CHECKING:
 
 # uvloop: the same asyncio with a faster loop (~10% off a webhook's latency here).
 EVENT_LOOP = {"use_uvloop": True}
-
-
-def _prestart_embedded_database() -> None:
-    """With DATABASE_URL unset, start the embedded server in a thread right away; the
-    system's own start then finds it running (pgserver shares one server per data dir)."""
-    if os.environ.get("DATABASE_URL", "").strip():
-        return
-    data_dir = Path(os.environ.get("WEFT_DATA_DIR") or ".weft").resolve()
-
-    def start() -> None:
-        from runner.store.embedded import start_embedded_sync
-
-        with contextlib.suppress(Exception):  # the real start reports any problem
-            start_embedded_sync(data_dir / "pgdata")
-
-    threading.Thread(target=start, name="embedded-db-prestart", daemon=True).start()
 
 
 def _settings() -> Settings:
@@ -116,22 +98,32 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
-    from web.bench.suite import run  # imported here: only `weft bench` needs it
+BENCH_MISSING = (
+    "weft bench: the benchmark suite is a dev tool kept in bench/ of a weft checkout, not in "
+    "the installed package: run `pip install -e '.[dev]'` in a checkout, then `weft bench` there"
+)
 
-    raise SystemExit(run(args))
+
+def cmd_bench(argv: list[str]) -> None:
+    # An editable install from a checkout has bench/ beside web/; a wheel has not.
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "bench" / "__main__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError:  # no bench/, or the dev extra (websockets) is not installed
+        print(BENCH_MISSING, file=sys.stderr)
+        raise SystemExit(2) from None
+    bench_main(argv)
 
 
 def _run(func: Any, args: argparse.Namespace) -> None:
-    import asyncpg
+    from runner.errors import WeftError
 
     try:
         func(args)
-    except OSError as exc:  # the port is taken, the database unreachable, …
+    except (OSError, WeftError) as exc:  # the port is taken, the database unreachable, …
         print(f"weft: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except asyncpg.PostgresError as exc:
-        print(f"weft: database error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
@@ -149,14 +141,22 @@ def main(argv: list[str] | None = None) -> None:
         sub.set_defaults(func=func)
     sub = commands.add_parser("migrate", help="apply database migrations")
     sub.set_defaults(func=cmd_migrate)
-    sub = commands.add_parser("bench", help="run the benchmark suite against a real weft")
-    from web.bench.options import add_arguments as add_bench_arguments
-
-    add_bench_arguments(sub)
+    sub = commands.add_parser(
+        "bench",
+        help="run the benchmark suite (from a checkout; --help for its options)",
+        add_help=False,
+    )
+    sub.add_argument("args", nargs=argparse.REMAINDER, help="the suite's own options")
     sub.set_defaults(func=cmd_bench)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        cmd_bench(argv[1:])
+        return
     args = parser.parse_args(argv)
     if args.command in ("up", "serve", "migrate"):
-        _prestart_embedded_database()
+        from runner.prestart import prestart_embedded_database
+
+        prestart_embedded_database()
     # SIGINT is handled by the server itself; this only covers a Ctrl+C during startup.
     with contextlib.suppress(KeyboardInterrupt):
         _run(args.func, args)

@@ -13,12 +13,13 @@ from werkzeug.exceptions import HTTPException
 
 from runner.errors import (
     ConflictError,
+    DatabaseUnavailableError,
     InvalidGraphError,
     NotFoundError,
     ShuttingDownError,
+    UnauthorizedError,
     WeftError,
 )
-from runner.store.db import TRANSIENT_ERRORS
 
 log = structlog.get_logger(__name__)
 
@@ -52,14 +53,19 @@ def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     return details
 
 
+# Each kind of runner error answers with one status; anything else of the kind is a 400.
+WEFT_STATUSES: tuple[tuple[type[WeftError], int], ...] = (
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (UnauthorizedError, 401),
+    (InvalidGraphError, 422),
+    (ShuttingDownError, 503),
+    (DatabaseUnavailableError, 503),
+)
+
+
 def _weft_status(exc: WeftError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, ConflictError):
-        return 409
-    if isinstance(exc, ShuttingDownError):
-        return 503
-    return 400
+    return next((status for kind, status in WEFT_STATUSES if isinstance(exc, kind)), 400)
 
 
 def register_error_handlers(app: Quart) -> None:
@@ -71,16 +77,17 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(WeftError)
     async def weft_error(exc: WeftError) -> Response:
+        if isinstance(exc, InvalidGraphError):
+            return error_response(
+                422,
+                exc.code,
+                f"the graph has {len(exc.problems)} problem(s)",
+                [p.to_json() for p in exc.problems],
+            )
+        if isinstance(exc, DatabaseUnavailableError):
+            log.warning("database_unavailable", path=request.path, error=repr(exc.__cause__))
+            return error_response(503, exc.code, "the database is not reachable; retry shortly")
         return error_response(_weft_status(exc), exc.code, str(exc))
-
-    @app.errorhandler(InvalidGraphError)
-    async def invalid_graph(exc: InvalidGraphError) -> Response:
-        return error_response(
-            422,
-            "invalid_graph",
-            f"the graph has {len(exc.problems)} problem(s)",
-            [p.to_json() for p in exc.problems],
-        )
 
     @app.errorhandler(RequestSchemaValidationError)
     async def invalid_request(exc: RequestSchemaValidationError) -> Response:
@@ -99,16 +106,6 @@ def register_error_handlers(app: Quart) -> None:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(status, code, exc.description or exc.name or "error")
-
-    async def database_unavailable(exc: Exception) -> Response:
-        log.warning("database_unavailable", path=request.path, error=repr(exc))
-        return error_response(
-            503, "database_unavailable", "the database is not reachable; retry shortly"
-        )
-
-    for transient in TRANSIENT_ERRORS:
-        if issubclass(transient, Exception):
-            app.register_error_handler(transient, database_unavailable)
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

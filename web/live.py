@@ -13,7 +13,7 @@ from quart_schema import validate_querystring, validate_response
 from runner.errors import NotFoundError, ShuttingDownError
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item
-from web.app import system
+from web.context import weft
 from web.schemas import ErrorResponse
 
 blueprint = Blueprint("live", __name__)
@@ -73,17 +73,17 @@ async def _stream(
 @blueprint.websocket("/ws/runs/<uuid:run_id>")
 async def run_socket(run_id: UUID) -> None:
     """A snapshot of the run, then its live events; closes (1000) once it has finished."""
-    live = system().runtime.live
-    if await _stream(lambda after: live.run_messages(run_id, after), f"no run {run_id}"):
+    facade = weft()
+    if await _stream(lambda after: facade.run_messages(run_id, after), f"no run {run_id}"):
         await websocket.close(1000, "run finished")
 
 
 @blueprint.websocket("/ws/workflows/<uuid:workflow_id>")
 async def workflow_socket(workflow_id: UUID) -> None:
     """Every run of the workflow (created, node status changes, finished) and its updates."""
-    live = system().runtime.live
+    facade = weft()
     await _stream(
-        lambda after: live.workflow_messages(workflow_id, after), f"no workflow {workflow_id}"
+        lambda after: facade.workflow_messages(workflow_id, after), f"no workflow {workflow_id}"
     )
 
 
@@ -97,8 +97,7 @@ async def run_events(run_id: UUID, query_args: LiveQuery) -> Response:
     last_event_id = request.headers.get("Last-Event-ID", "")
     if last_event_id.isdigit():
         after = int(last_event_id)
-    live = system().runtime.live
-    messages = live.run_messages(run_id, after, heartbeat_s=SSE_HEARTBEAT_S)
+    messages = weft().run_messages(run_id, after, heartbeat_s=SSE_HEARTBEAT_S)
     # The first message is read here so that an unknown run is a 404, not an empty stream.
     try:
         first = await anext(messages, _END)

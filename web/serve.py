@@ -59,35 +59,35 @@ def hypercorn_config(
 
 
 async def serve_system(
-    weft: System,
+    system: System,
     sock: socket.socket,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]],
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve `weft` on `sock` until `shutdown_trigger` returns, then shut down gracefully:
+    """Serve `system` on `sock` until `shutdown_trigger` returns, then shut down gracefully:
     HTTP stays up (new runs get 503) while in-flight nodes finish, then it stops."""
-    app = create_app(weft)
+    app = create_app(system.weft, system.settings)
     host, port = sock.getsockname()[:2]
     http_stop = anyio.Event()
 
     async def shut_down_after_trigger() -> None:
         await shutdown_trigger()
-        log.info("shutting_down", grace_s=weft.settings.weft_shutdown_grace)
+        log.info("shutting_down", grace_s=system.settings.weft_shutdown_grace)
         try:
-            await weft.runtime.shutdown(weft.settings.weft_shutdown_grace)
+            await system.weft.shutdown(system.settings.weft_shutdown_grace)
         finally:
             http_stop.set()
 
     async with anyio.create_task_group() as tg:
-        await tg.start(weft.runtime.run)
+        await tg.start(system.weft.run)
         tg.start_soon(shut_down_after_trigger)
         if on_ready is not None:
             on_ready(f"http://{host}:{port}")
         config = hypercorn_config(
             sock,
-            ws_ping_s=weft.settings.weft_ws_ping_s,
-            http_grace_s=weft.settings.weft_http_grace_s,
+            ws_ping_s=system.settings.weft_ws_ping_s,
+            http_grace_s=system.settings.weft_http_grace_s,
         )
         await hypercorn_serve(app, config, shutdown_trigger=http_stop.wait)
         tg.cancel_scope.cancel()

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Response, request
 
 from runner.models import Run
-from web.app import system
 from web.bodies import read_query
+from web.context import weft
 from web.errors import ApiError
 from web.views import json_response
 
@@ -56,7 +56,7 @@ async def trigger(start: Callable[[str | None], Awaitable[tuple[Run, bool]]]) ->
     run, created = await start(key)
     if query.wait and not run.status.finished:
         with anyio.move_on_after(query.wait):
-            run = await system().runtime.wait_run_finished(run.id, started_here=created)
+            run = await weft().wait_run_finished(run.id, unfinished=created)
     status = 200 if run.status.finished or not created else 202
     headers = {"Location": f"/runs/{run.id}"}
     if key is not None:

@@ -11,12 +11,10 @@ from quart_schema import (
     document_response,
     validate_querystring,
     validate_request,
-    validate_response,
 )
 
-from runner.models import Run
-from web.app import system
 from web.bodies import read_model
+from web.context import weft
 from web.errors import ApiError
 from web.schemas import (
     ErrorResponse,
@@ -32,61 +30,62 @@ from web.schemas import (
     WorkflowOut,
 )
 from web.triggers import IDEMPOTENCY_HEADER, TriggerQuery, trigger
-from web.views import json_response, run_summary, workflow_out
+from web.views import json_response, page_of_runs
 
 blueprint = Blueprint("workflows", __name__)
 
 
 @blueprint.post("/workflows")
 @validate_request(WorkflowIn)
-@validate_response(WorkflowOut, 201)
-@validate_response(ErrorResponse, 409)
-@validate_response(ErrorResponse, 422)
-async def create_workflow(data: WorkflowIn) -> tuple[WorkflowOut, int]:
+@document_response(WorkflowOut, 201)
+@document_response(ErrorResponse, 409)
+@document_response(ErrorResponse, 422)
+async def create_workflow(data: WorkflowIn) -> Response:
     """Create a workflow; its graph is validated first (422 lists every problem)."""
-    workflow = await system().runtime.create_workflow(
+    workflow = await weft().create_workflow(
         name=data.name,
         graph=data.graph,
         webhook_slug=data.webhook_slug,
         webhook_secret=data.webhook_secret,
         max_concurrency=data.max_concurrency,
     )
-    return workflow_out(workflow), 201
+    return json_response(workflow.to_json(), 201)
 
 
 @blueprint.get("/workflows")
 @validate_querystring(OffsetPage)
-@validate_response(WorkflowList)
-async def list_workflows(query_args: OffsetPage) -> WorkflowList:
+@document_response(WorkflowList)
+async def list_workflows(query_args: OffsetPage) -> Response:
     """Workflows, most recently updated first."""
-    items, total = await system().store.list_workflows(
-        limit=query_args.limit, offset=query_args.offset
-    )
-    return WorkflowList(
-        items=[workflow_out(w) for w in items],
-        total=total,
-        limit=query_args.limit,
-        offset=query_args.offset,
+    items, total = await weft().list_workflows(limit=query_args.limit, offset=query_args.offset)
+    return json_response(
+        {
+            "items": [w.to_json() for w in items],
+            "total": total,
+            "limit": query_args.limit,
+            "offset": query_args.offset,
+        }
     )
 
 
 @blueprint.get("/workflows/<uuid:workflow_id>")
-@validate_response(WorkflowOut)
-@validate_response(ErrorResponse, 404)
-async def get_workflow(workflow_id: UUID) -> WorkflowOut:
+@document_response(WorkflowOut)
+@document_response(ErrorResponse, 404)
+async def get_workflow(workflow_id: UUID) -> Response:
     """One workflow with its graph."""
-    return workflow_out(await system().store.get_workflow(workflow_id))
+    return json_response((await weft().get_workflow(workflow_id)).to_json())
 
 
 @blueprint.put("/workflows/<uuid:workflow_id>")
 @validate_request(WorkflowIn)
-@validate_response(WorkflowOut)
-@validate_response(ErrorResponse, 404)
-@validate_response(ErrorResponse, 409)
-@validate_response(ErrorResponse, 422)
-async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> WorkflowOut:
-    """Overwrite name, slug and graph; runs in flight finish on the graph they started with."""
-    workflow = await system().runtime.update_workflow(
+@document_response(WorkflowOut)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 409)
+@document_response(ErrorResponse, 422)
+async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> Response:
+    """Overwrite name, slug and graph; runs in flight finish on the graph they started with.
+    An omitted webhook_slug or webhook_secret keeps the one the workflow has."""
+    workflow = await weft().update_workflow(
         workflow_id,
         name=data.name,
         graph=data.graph,
@@ -95,15 +94,15 @@ async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> WorkflowOut:
         keep_secret="webhook_secret" not in data.model_fields_set,
         max_concurrency=data.max_concurrency,
     )
-    return workflow_out(workflow)
+    return json_response(workflow.to_json())
 
 
 @blueprint.delete("/workflows/<uuid:workflow_id>")
-@validate_response(ErrorResponse, 404)
-@validate_response(ErrorResponse, 409)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 409)
 async def delete_workflow(workflow_id: UUID) -> tuple[str, int]:
     """Delete a workflow and its run history (409 while it has unfinished runs)."""
-    await system().runtime.delete_workflow(workflow_id)
+    await weft().delete_workflow(workflow_id)
     return "", 204
 
 
@@ -119,13 +118,9 @@ async def run_workflow(workflow_id: UUID) -> Response:
     finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
     body = await read_model(RunIn, default=RunIn())
     payload = body.start_input if body.start_input is not None else {}
-
-    async def start(key: str | None) -> tuple[Run, bool]:
-        return await system().runtime.start_run(
-            workflow_id, trigger_type="manual", payload=payload, idempotency_key=key
-        )
-
-    return await trigger(start)
+    return await trigger(
+        lambda key: weft().start_run(workflow_id, payload=payload, idempotency_key=key)
+    )
 
 
 @blueprint.post("/workflows/<uuid:workflow_id>/runs/batch")
@@ -144,9 +139,8 @@ async def run_workflow_batch(workflow_id: UUID, data: RunBatchIn) -> Response:
             "bad_idempotency_key",
             f"{IDEMPOTENCY_HEADER} is not supported on batches: start runs one by one",
         )
-    runs = await system().runtime.start_runs(
+    runs = await weft().start_runs(
         workflow_id,
-        trigger_type="manual",
         payloads=[r.start_input if r.start_input is not None else {} for r in data.runs],
     )
     return json_response({"items": [run.to_json() for run in runs]}, 202)
@@ -154,16 +148,11 @@ async def run_workflow_batch(workflow_id: UUID, data: RunBatchIn) -> Response:
 
 @blueprint.get("/workflows/<uuid:workflow_id>/runs")
 @validate_querystring(RunsPage)
-@validate_response(RunList)
-@validate_response(ErrorResponse, 404)
-async def list_workflow_runs(workflow_id: UUID, query_args: RunsPage) -> RunList:
+@document_response(RunList)
+@document_response(ErrorResponse, 404)
+async def list_workflow_runs(workflow_id: UUID, query_args: RunsPage) -> Response:
     """A workflow's run history, newest first."""
-    weft = system()
-    await weft.store.get_workflow(workflow_id)
-    runs = await weft.store.list_runs(
+    runs = await weft().list_runs(
         limit=query_args.limit, before=query_args.before, workflow_id=workflow_id
     )
-    return RunList(
-        items=[run_summary(r) for r in runs],
-        next_before=runs[-1].id if len(runs) == query_args.limit else None,
-    )
+    return json_response(page_of_runs(runs, query_args.limit))

@@ -112,18 +112,20 @@ class Journal:
         self._publish(RunFinished(status, finished_at, duration_ms(started_at, finished_at), error))
         return seq
 
-    async def cancel_stored(self) -> bool:
+    async def cancel_stored(self) -> datetime | None:
         """Cancel a run that executes nowhere in this process (queued, or only in the
-        database); False when it had finished already."""
+        database); when it was cancelled; None when it had finished already."""
         finished_at = now()
         seq = self._seq + 1
+        cancelled = False
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
             cancelled = await self._store.cancel_unfinished_run(
                 self.run_id, finished_at, seq, CANCELLED_ERROR
             )
-        if cancelled:
-            self._publish(RunFinished(RunStatus.CANCELLED, finished_at, None, CANCELLED_ERROR))
-        return cancelled
+        if not cancelled:
+            return None
+        self._publish(RunFinished(RunStatus.CANCELLED, finished_at, None, CANCELLED_ERROR))
+        return finished_at
 
     async def run_paused(self) -> None:
         """A shutdown paused the run: commit what is queued; it resumes later."""

@@ -7,6 +7,7 @@ and it steers each run by sending it StopRun.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +35,7 @@ from runner.engine.messages import (
 )
 from runner.errors import InvalidGraphError, WorkflowNotFoundError
 from runner.graph.plan import ExecutionPlan, build_plan
-from runner.models import Run, RunStatus
+from runner.models import CANCELLED_ERROR, Run, RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -220,8 +221,18 @@ class Supervisor:
 
     async def _cancel_stored(self, run: Run) -> None:
         """Cancel a run that is not executing here (queued, or left by another process)."""
+        ended: Run | None = None
         try:
-            await self._journal(run).cancel_stored()
+            journal = self._journal(run)
+            finished_at = await journal.cancel_stored()
+            if finished_at is not None:
+                ended = dataclasses.replace(
+                    run,
+                    status=RunStatus.CANCELLED,
+                    error=dict(CANCELLED_ERROR),
+                    finished_at=finished_at,
+                    event_seq=journal.seq,
+                )
         except Exception:
             log.exception("run_cancel_not_recorded", run_id=str(run.id))
-        await self._notify_finished(RunFinished(run.id))
+        await self._notify_finished(RunFinished(run.id, ended))

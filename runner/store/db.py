@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -12,6 +12,7 @@ import orjson
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from runner.errors import DatabaseError, DatabaseUnavailableError
 from runner.store.queries import load_queries
 
 Record = asyncpg.Record
@@ -59,6 +60,19 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # plan made while a table is small would otherwise keep scanning it as it grows.
 WRITER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
 
+
+@contextmanager
+def as_weft_errors() -> Iterator[None]:
+    """The driver's errors as the runner's: unreachable → DatabaseUnavailableError, any other
+    refusal → DatabaseError (so no layer above runner/store/ sees asyncpg)."""
+    try:
+        yield
+    except TRANSIENT_ERRORS as exc:
+        raise DatabaseUnavailableError(f"the database is not reachable: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise DatabaseError(f"database error: {exc}") from exc
+
+
 RETRY_FIRST_DELAY_S = 0.05
 RETRY_MAX_DELAY_S = 2.0
 
@@ -96,7 +110,7 @@ class Database:
                 return await fn(*args)
             except TRANSIENT_ERRORS as exc:
                 if not self._retry:
-                    raise
+                    raise DatabaseUnavailableError() from exc
                 log.warning("database_unavailable_retrying", error=repr(exc), delay_s=delay)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY_S)
@@ -141,8 +155,12 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """One connection (for a transaction or a session-level lock)."""
-        async with self._pool.acquire() as conn:
+        with as_weft_errors():
+            conn = await self._pool.acquire()
+        try:
             yield Connection(conn, self.queries)
+        finally:
+            await self._pool.release(conn)
 
 
 class Connection:

@@ -1,8 +1,6 @@
-"""The Store and the RunWriter in memory: the same behaviour as PostgreSQL's, for fast tests
-of the engine (supervisors, executors, the runtime) with no database.
-
-Writes apply at once; an awaited write yields to the event loop as a commit would.
-"""
+"""The Store in memory: the same behaviour as PostgreSQL's, for fast tests of the engine
+(supervisors, executors, the runtime) with no database. Its RunWriter is
+runner/store/memory_writer.py."""
 
 from __future__ import annotations
 
@@ -12,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import anyio
-import anyio.lowlevel
 import orjson
 
 from runner.errors import (
@@ -28,7 +24,6 @@ from runner.models import (
     Artifact,
     Hook,
     LogLine,
-    LogRecord,
     NodeRun,
     NodeStatus,
     Run,
@@ -36,14 +31,13 @@ from runner.models import (
     Workflow,
 )
 from runner.store.db import RawJson
-from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _json(value: Any) -> Any:
+def as_stored(value: Any) -> Any:
     """A value as a jsonb column gives it back (RawJson decoded, everything copied)."""
     if isinstance(value, RawJson):
         return orjson.loads(value.encode())
@@ -83,7 +77,14 @@ class MemoryStore:
         self._check_slug(workflow_id, webhook_slug)
         at = _now()
         workflow = Workflow(
-            workflow_id, name, webhook_slug, webhook_secret, _json(graph), at, at, max_concurrency
+            workflow_id,
+            name,
+            webhook_slug,
+            webhook_secret,
+            as_stored(graph),
+            at,
+            at,
+            max_concurrency,
         )
         self.workflows[workflow_id] = workflow
         return workflow
@@ -127,7 +128,7 @@ class MemoryStore:
             name=name,
             webhook_slug=slug,
             webhook_secret=current.webhook_secret if keep_secret else webhook_secret,
-            graph=_json(graph),
+            graph=as_stored(graph),
             max_concurrency=max_concurrency,
             updated_at=_now(),
         )
@@ -186,8 +187,8 @@ class MemoryStore:
     ) -> Run:
         created_at = _now()
         run = Run(
-            run_id, workflow.id, RunStatus.PENDING, trigger_type, _json(payload),
-            _json(workflow.graph), None, None, created_at, None, None,
+            run_id, workflow.id, RunStatus.PENDING, trigger_type, as_stored(payload),
+            as_stored(workflow.graph), None, None, created_at, None, None,
         )  # fmt: skip
         self.runs[run_id] = run
         self.nodes[run_id] = {
@@ -273,11 +274,11 @@ class MemoryStore:
             status=RunStatus.CANCELLED,
             finished_at=finished_at,
             event_seq=event_seq,
-            error=_json(error),
+            error=as_stored(error),
         )
         for node in list(self.nodes[run_id].values()):
             if node.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
-                self._set_node(
+                self.set_node(
                     run_id, node.node_id, status=NodeStatus.CANCELLED, finished_at=finished_at
                 )
         return True
@@ -285,22 +286,24 @@ class MemoryStore:
     async def reset_unfinished_nodes(self, run_id: UUID) -> None:
         for node in list(self.nodes[run_id].values()):
             if node.status is not NodeStatus.SUCCEEDED:
-                self._set_node(
+                self.set_node(
                     run_id, node.node_id, status=NodeStatus.PENDING, started_at=None,
                     finished_at=None, output=None, error=None,
                 )  # fmt: skip
 
-    def _set_node(self, run_id: UUID, node_id: str, **changes: Any) -> None:
+    def set_node(self, run_id: UUID, node_id: str, **changes: Any) -> None:
         nodes = self.nodes.get(run_id)
         if nodes is not None and node_id in nodes:
             nodes[node_id] = dataclasses.replace(nodes[node_id], **changes)
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
+        await self.get_run(run_id)
         return list(self.nodes.get(run_id, {}).values())
 
     async def list_logs(
         self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None
     ) -> list[LogLine]:
+        await self.get_run(run_id)
         lines = [
             line
             for owner, line in self.logs
@@ -332,97 +335,3 @@ class MemoryStore:
 
     async def ping(self) -> bool:
         return True
-
-    # -- what the writer applies -----------------------------------------------------------
-
-    def apply_run_start(self, run_id: UUID, started_at: datetime) -> None:
-        run = self.runs.get(run_id)
-        if run is not None and run.status is RunStatus.PENDING:
-            self.runs[run_id] = dataclasses.replace(
-                run, status=RunStatus.RUNNING, started_at=started_at
-            )
-
-    def apply_node_start(self, start: NodeStart) -> None:
-        node = self.nodes.get(start.run_id, {}).get(start.node_id)
-        if node is not None and node.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
-            self._set_node(
-                start.run_id, start.node_id, status=NodeStatus.RUNNING,
-                started_at=start.started_at, input=_json(start.input), attempt=start.attempt,
-            )  # fmt: skip
-
-    def apply_node_end(self, end: NodeEnd) -> None:
-        node = self.nodes.get(end.run_id, {}).get(end.node_id)
-        if node is None:
-            return
-        self._set_node(
-            end.run_id,
-            end.node_id,
-            status=NodeStatus(end.status),
-            started_at=end.started_at or node.started_at,
-            finished_at=end.finished_at,
-            input=node.input if end.input is None else _json(end.input),
-            output=_json(end.output),
-            error=_json(end.error),
-            attempt=node.attempt if end.attempt is None else end.attempt,
-        )
-
-    def apply_log(self, record: LogRecord) -> None:
-        line = LogLine(
-            len(self.logs) + 1, record.node_id, record.ts, record.level, record.message,
-            record.data,
-        )  # fmt: skip
-        self.logs.append((record.run_id, line))
-
-    def apply_run_end(self, end: RunEnd) -> None:
-        run = self.runs.get(end.run_id)
-        if run is not None:
-            self.runs[end.run_id] = dataclasses.replace(
-                run,
-                status=RunStatus(end.status),
-                outputs=_json(end.outputs),
-                error=_json(end.error),
-                finished_at=end.finished_at,
-                event_seq=end.event_seq,
-                started_at=run.started_at or end.started_at,
-            )
-
-
-class MemoryWriter:
-    """The RunWriter over a MemoryStore: every write applies at once."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-        self.commits = 0
-
-    def run_started(self, run_id: UUID, started_at: datetime) -> None:
-        self._store.apply_run_start(run_id, started_at)
-
-    def node_started(self, start: NodeStart) -> None:
-        self._store.apply_node_start(start)
-
-    def node_ended_soon(self, end: NodeEnd) -> None:
-        self._store.apply_node_end(end)
-
-    def log(self, record: LogRecord) -> None:
-        self._store.apply_log(record)
-
-    async def node_ended(self, end: NodeEnd) -> None:
-        self._store.apply_node_end(end)
-        await self._commit()
-
-    async def run_ended(self, end: RunEnd) -> None:
-        self._store.apply_run_end(end)
-        await self._commit()
-
-    async def flush(self) -> None:
-        await self._commit()
-
-    async def _commit(self) -> None:
-        self.commits += 1
-        await anyio.lowlevel.checkpoint()
-
-    async def serve(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        task_status.started()
-        await anyio.sleep_forever()

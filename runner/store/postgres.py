@@ -226,16 +226,22 @@ class PostgresStore:
     # -- node runs -------------------------------------------------------------------------
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
+        """The run's node runs in graph order; RunNotFoundError for an unknown run."""
         rows = await self.db.fetch_all("list_node_runs", run_id)
-        return [NodeRun.from_row(r) for r in rows]
+        if not rows:
+            raise RunNotFoundError(f"no run {run_id}")
+        return [NodeRun.from_row(r) for r in rows if r["node_id"] is not None]
 
     # -- logs ------------------------------------------------------------------------------
 
     async def list_logs(
         self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None
     ) -> list[LogLine]:
+        """A page of the run's log lines; RunNotFoundError for an unknown run."""
         rows = await self.db.fetch_all("list_logs", run_id, after, limit, node_id)
-        return [LogLine.from_row(r) for r in rows]
+        if not rows:
+            raise RunNotFoundError(f"no run {run_id}")
+        return [LogLine.from_row(r) for r in rows if r["id"] is not None]
 
     # -- artifacts -------------------------------------------------------------------------
 

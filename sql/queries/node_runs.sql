@@ -1,9 +1,12 @@
 -- name: list_node_runs
--- A run's node runs in graph order.
-SELECT node_id, node_type, status, attempt, started_at, finished_at, input, output, error
-FROM node_runs
-WHERE run_id = $1
-ORDER BY position
+-- A run's node runs in graph order ($1 run id). No row when the run does not exist; a row
+-- of nulls when it has no nodes.
+SELECT n.node_id, n.node_type, n.status, n.attempt, n.started_at, n.finished_at, n.input,
+       n.output, n.error
+FROM runs r
+LEFT JOIN node_runs n ON n.run_id = r.id
+WHERE r.id = $1
+ORDER BY n.position
 
 -- name: reset_unfinished_nodes
 -- On resume: every node whose success was not committed runs again ($1 run id).

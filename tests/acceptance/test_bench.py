@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from web.bench.scenarios import http_floor
+from bench.scenarios import http_floor
 
 BENCH_TIMEOUT_S = 60
 

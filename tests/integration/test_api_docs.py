@@ -60,7 +60,7 @@ async def test_openapi_describes_every_route(weft: WeftServer) -> None:
 def weft_app_rules(weft: WeftServer) -> list:  # type: ignore[type-arg]
     from web.app import create_app
 
-    return list(create_app(weft.system).url_map.iter_rules())
+    return list(create_app(weft.system.weft, weft.system.settings).url_map.iter_rules())
 
 
 async def test_docs_page_needs_no_internet(weft: WeftServer) -> None:

@@ -26,9 +26,10 @@ from runner.engine.executor import RunLimits, RunServices
 from runner.graph.shape import Graph
 from runner.live.bus import EventBus
 from runner.models import NodeStatus, Run, RunStatus
-from runner.runtime import Runtime
+from runner.runtime.runtime import Runtime
 from runner.store.db import RawJson
-from runner.store.memory import MemoryStore, MemoryWriter
+from runner.store.memory import MemoryStore
+from runner.store.memory_writer import MemoryWriter
 from runner.store.protocol import NodeEnd
 
 pytestmark = pytest.mark.anyio
@@ -111,20 +112,20 @@ class Engine:
 
     async def workflow(self, nodes: list[Any], edges: list[Any], **fields: Any) -> UUID:
         graph = Graph.model_validate({"nodes": nodes, "edges": edges})
-        created = await self.runtime.create_workflow(
+        created = await self.runtime.workflows.create(
             name="t", graph=graph, webhook_slug=None, webhook_secret=None, **fields
         )
         return created.id
 
     async def start(self, workflow_id: UUID, payload: Any = None) -> UUID:
-        run, _ = await self.runtime.start_run(
+        run, _ = await self.runtime.runs.start(
             workflow_id, trigger_type="manual", payload=payload or {}
         )
         return run.id
 
     async def finished(self, run_id: UUID) -> Run:
         with anyio.fail_after(LIMIT_S):
-            return await self.runtime.wait_run_finished(run_id)
+            return await self.runtime.runs.wait_finished(run_id)
 
     async def nodes(self, run_id: UUID) -> dict[str, NodeStatus]:
         return {n.node_id: n.status for n in await self.store.list_node_runs(run_id)}
@@ -218,7 +219,7 @@ async def test_cancelling_a_running_run_cancels_its_nodes(tmp_path: Path) -> Non
         run_id = await eng.start(wf)
         with anyio.fail_after(LIMIT_S):
             await eng.blocks.entry("w").wait()
-        cancelled = await eng.runtime.cancel_run(run_id)
+        cancelled = await eng.runtime.runs.cancel(run_id)
         assert cancelled.status is RunStatus.CANCELLED
         assert cancelled.error == {"type": "Cancelled", "message": "the run was cancelled"}
         assert await eng.nodes(run_id) == {
@@ -227,7 +228,7 @@ async def test_cancelling_a_running_run_cancels_its_nodes(tmp_path: Path) -> Non
             "after": NodeStatus.CANCELLED,
         }
         # idempotent
-        assert (await eng.runtime.cancel_run(run_id)).status is RunStatus.CANCELLED
+        assert (await eng.runtime.runs.cancel(run_id)).status is RunStatus.CANCELLED
 
 
 async def test_untaken_branches_are_skipped_down_to_a_join_of_skipped_parents(

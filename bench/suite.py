@@ -20,10 +20,10 @@ import anyio
 import httpx
 import psutil
 
-from web.bench import floor, scenarios
-from web.bench.options import DEFAULT_REPETITIONS, NAMES, QUICK_REPETITIONS, selected
-from web.bench.report import Figure, render_header, render_table, write_json
-from web.bench.server import ServerProcess, new_data_dir, remove_data_dir
+from bench import floor, scenarios
+from bench.options import DEFAULT_REPETITIONS, NAMES, QUICK_REPETITIONS, selected
+from bench.report import Figure, render_header, render_table, write_json
+from bench.server import ServerProcess, new_data_dir, remove_data_dir
 
 ServerScenario = Callable[[scenarios.Bench], Awaitable[list[Figure]]]
 
@@ -63,7 +63,7 @@ def progress(message: str) -> None:
 def command_line() -> str:
     program = Path(sys.argv[0]).name
     if program == "__main__.py":
-        program = "python -m web.bench"
+        program = "python -m bench"
     elif program == "cli.py":
         program = "python -m web.cli"
     return shlex.join([program, *sys.argv[1:]])

@@ -7,32 +7,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import asyncpg
 
-from web.bench import graphs
+from bench import graphs
+from runner.store.queries import parse_queries
 
-# Benchmark scaffolding, not weft's SQL (weft's statements live in sql/): the floor's own
-# database and table, the least a persisted node run needs.
+# The floor's statements, from bench/sql/floor.sql (named like weft's own).
+SQL = parse_queries((Path(__file__).parent / "sql" / "floor.sql").read_text(), "floor.sql")
 FLOOR_DATABASE = "weft_bench_floor"
-CREATE_DATABASE = f"CREATE DATABASE {FLOOR_DATABASE}"
-CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS floor_node_runs (
-    id          bigserial PRIMARY KEY,
-    run_id      bigint NOT NULL,
-    node_id     text NOT NULL,
-    status      text NOT NULL,
-    started_at  timestamptz NOT NULL DEFAULT now(),
-    finished_at timestamptz
-)
-"""
-INSERT_STARTED = """
-INSERT INTO floor_node_runs (run_id, node_id, status) VALUES ($1, $2, 'running') RETURNING id
-"""
-UPDATE_FINISHED = """
-UPDATE floor_node_runs SET status = 'succeeded', finished_at = now() WHERE id = $1
-"""
+CREATE_TABLE = SQL["create_table"]
+INSERT_STARTED = SQL["insert_started"]
+UPDATE_FINISHED = SQL["update_finished"]
 
 # As many connections as weft's default pool (WEFT_DB_POOL_SIZE).
 POOL_SIZE = 10
@@ -53,11 +41,9 @@ async def ensure_database(admin_url: str) -> None:
     """Create the floor's database on the server of `admin_url` unless it exists."""
     admin = await asyncpg.connect(admin_url)
     try:
-        exists = await admin.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", FLOOR_DATABASE
-        )
+        exists = await admin.fetchval(SQL["database_exists"], FLOOR_DATABASE)
         if not exists:
-            await admin.execute(CREATE_DATABASE)
+            await admin.execute(SQL["create_database"])
     finally:
         await admin.close()
 
@@ -173,6 +159,6 @@ async def server_version(admin_url: str) -> str:
     """The PostgreSQL server's version string (e.g. "16.2")."""
     conn = await asyncpg.connect(admin_url)
     try:
-        return str(await conn.fetchval("SHOW server_version"))
+        return str(await conn.fetchval(SQL["server_version"]))
     finally:
         await conn.close()

@@ -1,4 +1,4 @@
-"""The webhook floor, run in its own process (`python -m web.bench.http_floor`): the bare
+"""The webhook floor, run in its own process (`python -m bench.http_floor`): the bare
 Hypercorn server weft uses, with no framework, answering each POST after running the floor
 scheduler's DAG for it (one INSERT and one UPDATE per node, as in `floor`). The load driver
 on it shows what this machine allows before any of weft's own work."""
@@ -14,8 +14,8 @@ import asyncpg
 import uvloop
 from hypercorn.asyncio import serve
 
-from web.bench import graphs
-from web.bench.floor import CREATE_TABLE, POOL_SIZE, run_dag
+from bench import graphs
+from bench.floor import CREATE_TABLE, POOL_SIZE, run_dag
 from web.serve import bind_socket, hypercorn_config
 
 ANSWER = b'{"status": "succeeded"}'
@@ -43,7 +43,7 @@ async def main(port: int, dsn: str, transforms: int) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m web.bench.http_floor", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.http_floor", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dsn", required=True, help="the floor's database")
     parser.add_argument("--transforms", type=int, required=True, help="nodes after start")

@@ -1,4 +1,4 @@
-"""The webhook load driver, run in its own process (`python -m web.bench.load_driver`):
+"""The webhook load driver, run in its own process (`python -m bench.load_driver`):
 `concurrency` closed-loop workers POST to a hook for a warm-up, then `repetitions`
 back-to-back windows; each window reports completed requests/s and p50/p99 latency.
 A non-2xx answer or a transport error is an error (not in the latencies)."""
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import anyio
 import httpx
 
-from web.bench.stats import percentile
+from bench.stats import percentile
 
 # Beyond the hook's own ?wait=30, so a slow answer is a slow answer, not a timeout.
 REQUEST_TIMEOUT_S = 40.0
@@ -96,7 +96,7 @@ async def run_driver(
     command = [
         sys.executable,
         "-m",
-        "web.bench.load_driver",
+        "bench.load_driver",
         url,
         f"--concurrency={concurrency}",
         f"--repetitions={repetitions}",
@@ -111,7 +111,7 @@ async def run_driver(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m web.bench.load_driver", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.load_driver", description=__doc__)
     parser.add_argument("url", help="the full URL to POST to, e.g. http://…/hooks/x?wait=30")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--repetitions", type=int, default=5)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from web.bench.stats import median
+from bench.stats import median
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "≤": operator.le,

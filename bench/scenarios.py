@@ -22,11 +22,11 @@ import httpx
 import psutil
 from websockets.asyncio.client import connect
 
-from web.bench import graphs
-from web.bench.load_driver import Window, run_driver
-from web.bench.report import Figure
-from web.bench.server import ServerProcess, free_port, new_data_dir, remove_data_dir
-from web.bench.stats import percentile
+from bench import graphs
+from bench.load_driver import Window, run_driver
+from bench.report import Figure
+from bench.server import ServerProcess, free_port, new_data_dir, remove_data_dir
+from bench.stats import percentile
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 TLS = ssl.create_default_context()  # shared: each client would load its own (~30 ms)
@@ -275,9 +275,9 @@ WEBHOOK_WARMUP_S = 1.0
 
 @asynccontextmanager
 async def http_floor(dsn: str, transforms: int) -> AsyncIterator[str]:
-    """The webhook floor (`web.bench.http_floor`) in its own process; yields its URL."""
+    """The webhook floor (`bench.http_floor`) in its own process; yields its URL."""
     port = free_port()
-    command = [sys.executable, "-m", "web.bench.http_floor", f"--port={port}", f"--dsn={dsn}"]
+    command = [sys.executable, "-m", "bench.http_floor", f"--port={port}", f"--dsn={dsn}"]
     process = await anyio.open_process(
         [*command, f"--transforms={transforms}"], stdout=None, stderr=None
     )

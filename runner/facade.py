@@ -1,0 +1,190 @@
+"""Weft: the one door into the runner for the web layer.
+
+Each method is one thing a route asks of weft; each raises the runner's own errors (the
+WeftError hierarchy), which the web layer maps to one status each. Nothing here speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import anyio.abc
+
+from blocks.registry import Block
+from runner.artifacts.artifacts import Artifacts
+from runner.errors import DatabaseUnavailableError
+from runner.graph.shape import Graph
+from runner.live.streams import Item, LiveStreams
+from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
+from runner.runtime.runtime import Runtime, RuntimeStatistics
+from runner.store.protocol import Store
+
+
+class Health(NamedTuple):
+    """What /healthz reports: the database answered, and the runtime's figures."""
+
+    statistics: RuntimeStatistics
+
+
+class Weft:
+    """Workflows, runs, webhooks, artifacts and live streams, as the API offers them."""
+
+    def __init__(self, runtime: Runtime, store: Store, artifacts: Artifacts) -> None:
+        self._runtime = runtime
+        self._store = store
+        self._artifacts = artifacts
+        self._live = LiveStreams(store, runtime.services.events)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the runtime until cancelled (see Runtime.run)."""
+        await self._runtime.run(task_status=task_status)
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop taking runs and let in-flight nodes finish for up to `grace_s`."""
+        await self._runtime.shutdown(grace_s)
+
+    async def health(self) -> Health:
+        """The runtime's figures, once the database has answered."""
+        if not await self._store.ping():
+            raise DatabaseUnavailableError()
+        return Health(self._runtime.statistics())
+
+    def blocks(self) -> list[Block]:
+        """The registered block types (the editor's palette)."""
+        return list(self._runtime.registry)
+
+    # -- workflows -------------------------------------------------------------------------
+
+    def validate_graph(self, graph: Graph) -> list[str]:
+        """The graph's execution order; InvalidGraphError lists every problem."""
+        return list(self._runtime.workflows.validate_graph(graph).order)
+
+    async def create_workflow(
+        self,
+        *,
+        name: str,
+        graph: Graph,
+        webhook_slug: str | None,
+        webhook_secret: str | None,
+        max_concurrency: int | None = None,
+    ) -> Workflow:
+        return await self._runtime.workflows.create(
+            name=name,
+            graph=graph,
+            webhook_slug=webhook_slug,
+            webhook_secret=webhook_secret,
+            max_concurrency=max_concurrency,
+        )
+
+    async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
+        return await self._store.list_workflows(limit=limit, offset=offset)
+
+    async def get_workflow(self, workflow_id: UUID) -> Workflow:
+        return await self._store.get_workflow(workflow_id)
+
+    async def update_workflow(
+        self,
+        workflow_id: UUID,
+        *,
+        name: str,
+        graph: Graph,
+        webhook_slug: str | None,
+        webhook_secret: str | None,
+        keep_secret: bool,
+        max_concurrency: int | None = None,
+    ) -> Workflow:
+        """Overwrite a workflow; an omitted slug (None) and `keep_secret` keep what it had."""
+        return await self._runtime.workflows.update(
+            workflow_id,
+            name=name,
+            graph=graph,
+            webhook_slug=webhook_slug,
+            webhook_secret=webhook_secret,
+            keep_secret=keep_secret,
+            max_concurrency=max_concurrency,
+        )
+
+    async def delete_workflow(self, workflow_id: UUID) -> None:
+        await self._runtime.workflows.delete(workflow_id)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def start_run(
+        self, workflow_id: UUID, *, payload: Any, idempotency_key: str | None = None
+    ) -> tuple[Run, bool]:
+        """Start a manual run; (the run, True), or (the earlier run, False) for a repeated
+        idempotency key."""
+        return await self._runtime.runs.start(
+            workflow_id, trigger_type="manual", payload=payload, idempotency_key=idempotency_key
+        )
+
+    async def start_runs(self, workflow_id: UUID, *, payloads: list[Any]) -> list[Run]:
+        return await self._runtime.runs.start_many(
+            workflow_id, trigger_type="manual", payloads=payloads
+        )
+
+    async def fire_hook(
+        self,
+        slug: str,
+        *,
+        body: bytes,
+        signature: str | None,
+        payload: Any,
+        idempotency_key: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Start a run from a webhook call, its signature checked against the raw body."""
+        return await self._runtime.runs.fire_hook(
+            slug,
+            body=body,
+            signature=signature,
+            payload=payload,
+            idempotency_key=idempotency_key,
+        )
+
+    async def wait_run_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
+        """Wait until the run has finished; `unfinished` skips the first read."""
+        return await self._runtime.runs.wait_finished(run_id, unfinished=unfinished)
+
+    async def cancel_run(self, run_id: UUID) -> Run:
+        return await self._runtime.runs.cancel(run_id)
+
+    async def get_run(self, run_id: UUID) -> Run:
+        return await self._store.get_run(run_id)
+
+    async def list_runs(
+        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+    ) -> list[Run]:
+        """Runs newest first; a workflow's only (WorkflowNotFoundError when it is unknown)."""
+        if workflow_id is not None:
+            await self._store.get_workflow(workflow_id)
+        return await self._store.list_runs(limit=limit, before=before, workflow_id=workflow_id)
+
+    async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
+        return await self._store.list_node_runs(run_id)
+
+    async def list_logs(
+        self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None
+    ) -> list[LogLine]:
+        return await self._store.list_logs(run_id, after=after, limit=limit, node_id=node_id)
+
+    async def read_artifact(self, artifact_id: UUID) -> tuple[Artifact, bytes]:
+        return await self._artifacts.read(artifact_id)
+
+    # -- live ------------------------------------------------------------------------------
+
+    def run_messages(
+        self, run_id: UUID, after: int | None = None, *, heartbeat_s: float | None = None
+    ) -> AsyncIterator[Item]:
+        """A snapshot of the run, then its events (see LiveStreams.run_messages)."""
+        return self._live.run_messages(run_id, after, heartbeat_s=heartbeat_s)
+
+    def workflow_messages(
+        self, workflow_id: UUID, after: int | None = None, *, heartbeat_s: float | None = None
+    ) -> AsyncIterator[Item]:
+        return self._live.workflow_messages(workflow_id, after, heartbeat_s=heartbeat_s)

@@ -1,0 +1,174 @@
+"""Runs: stored as pending and handed to their supervisor; fired by webhooks; cancelled;
+waited for."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import anyio
+
+from runner.engine.executor import RunServices
+from runner.engine.journal import Journal
+from runner.engine.messages import CancelRun, StartRun
+from runner.errors import HookChangedError, RunAlreadyFinishedError, ShuttingDownError
+from runner.live.events import RunCreated
+from runner.models import CANCELLED_ERROR, Hook, Run, RunStatus
+from runner.runtime.leases import Leases
+from runner.runtime.mailboxes import Mailboxes
+from runner.runtime.waiters import RunWaiters
+from runner.runtime.workflows import Workflows
+from runner.store.protocol import Store
+
+# How long a cancel request waits for the run to reach `cancelled` before answering.
+CANCEL_WAIT_S = 10.0
+
+
+class Runs:
+    """Starts, fires, cancels and waits for runs."""
+
+    def __init__(
+        self,
+        store: Store,
+        services: RunServices,
+        *,
+        mailboxes: Mailboxes,
+        waiters: RunWaiters,
+        leases: Leases,
+        workflows: Workflows,
+        accepting: Callable[[], bool],
+    ) -> None:
+        self._store = store
+        self._services = services
+        self._mailboxes = mailboxes
+        self._waiters = waiters
+        self._leases = leases
+        self._workflows = workflows
+        self._accepting = accepting
+
+    async def start(
+        self,
+        workflow_id: UUID,
+        *,
+        trigger_type: str,
+        payload: Any,
+        idempotency_key: str | None = None,
+        hook: Hook | None = None,
+    ) -> tuple[Run, bool]:
+        """Store a pending run on the workflow's current graph and hand it to its supervisor.
+
+        Returns the run and True; or, when `idempotency_key` was used before for this
+        workflow, the run it started then and False (and nothing is started).
+        `hook`: the webhook the call was verified against; raises HookChangedError when the
+        workflow no longer has it (look it up afresh).
+        """
+        if not self._accepting():
+            raise ShuttingDownError()
+        # Shielded: a caller that goes away between the insert and the hand-over must not
+        # leave a stored run that nobody executes.
+        with anyio.CancelScope(shield=True):
+            run, created = await self._store.insert_run(
+                run_id=uuid4(),
+                workflow_id=workflow_id,
+                trigger_type=trigger_type,
+                trigger_payload=payload,
+                lease_owner=self._leases.owner,
+                lease_s=self._leases.lease_s,
+                idempotency_key=idempotency_key,
+                hook=hook,
+            )
+            if created:
+                await self._hand_over(run)
+        return run, created
+
+    async def start_many(
+        self, workflow_id: UUID, *, trigger_type: str, payloads: list[Any]
+    ) -> list[Run]:
+        """Store a batch of pending runs (one per payload) in one statement and hand them to
+        the workflow's supervisor, in order."""
+        if not self._accepting():
+            raise ShuttingDownError()
+        with anyio.CancelScope(shield=True):  # as in start: no stored run left behind
+            runs = await self._store.insert_runs(
+                run_ids=[uuid4() for _ in payloads],
+                workflow_id=workflow_id,
+                trigger_type=trigger_type,
+                trigger_payloads=payloads,
+                lease_owner=self._leases.owner,
+                lease_s=self._leases.lease_s,
+            )
+            for run in runs:
+                await self._hand_over(run)
+        return runs
+
+    async def _hand_over(self, run: Run) -> None:
+        """Announce a run just stored and give it to its workflow's supervisor."""
+        created = RunCreated(str(run.status), run.trigger_type, run.created_at.isoformat())
+        self._services.events.run_created(run.id, run.workflow_id, created)
+        await self._mailboxes.send(run.workflow_id, StartRun(run))
+
+    async def fire_hook(
+        self,
+        slug: str,
+        *,
+        body: bytes,
+        signature: str | None,
+        payload: Any,
+        idempotency_key: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Start a run from a webhook call (its signature checked), as `start` does."""
+        hook = await self._workflows.verified_hook(slug, body, signature)
+        try:
+            # The insert re-checks the remembered hook: no run starts on a stale copy.
+            return await self.start(
+                hook.workflow_id,
+                trigger_type="webhook",
+                payload=payload,
+                idempotency_key=idempotency_key,
+                hook=hook,
+            )
+        except HookChangedError:
+            # Changed or gone since remembered, or a repeated idempotency key: look again.
+            hook = await self._workflows.verified_hook(slug, body, signature, fresh=True)
+            return await self.start(
+                hook.workflow_id,
+                trigger_type="webhook",
+                payload=payload,
+                idempotency_key=idempotency_key,
+            )
+
+    async def cancel(self, run_id: UUID) -> Run:
+        """Cancel a pending or running run; idempotent; a finished run is a conflict."""
+        run = await self._store.get_run(run_id)
+        if run.status is RunStatus.CANCELLED:
+            return run
+        if run.status.finished:
+            raise RunAlreadyFinishedError(f"run {run_id} has already {run.status}")
+        if not self._mailboxes.has(run.workflow_id):
+            # Not queued nor executing here: cancelled in the database, no supervisor needed.
+            return await self._cancel_stored(run)
+        self._waiters.expect(run_id)
+        await self._mailboxes.send(run.workflow_id, CancelRun(run))
+        with anyio.move_on_after(CANCEL_WAIT_S):
+            return await self._waiters.wait_run_finished(run_id, unfinished=True)
+        return await self._store.get_run(run_id)
+
+    async def _cancel_stored(self, run: Run) -> Run:
+        services = self._services
+        journal = Journal(run, writer=services.writer, store=self._store, events=services.events)
+        finished_at = await journal.cancel_stored()
+        if finished_at is None:  # it finished meanwhile
+            return await self._store.get_run(run.id)
+        return dataclasses.replace(
+            run,
+            status=RunStatus.CANCELLED,
+            error=dict(CANCELLED_ERROR),
+            finished_at=finished_at,
+            event_seq=journal.seq,
+        )
+
+    async def wait_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
+        """Wait until the run has finished (in this process); how it ended."""
+        return await self._waiters.wait_run_finished(run_id, unfinished=unfinished)

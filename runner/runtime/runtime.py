@@ -1,0 +1,121 @@
+"""The Runtime: one task group for the process's life, in which every supervisor (and so
+every run) lives; it puts together the mailboxes, leases, waiters, workflows and runs, and
+shuts them down gracefully."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4, uuid5
+
+import anyio
+import anyio.abc
+import structlog
+
+from blocks.registry import BlockRegistry
+from runner.engine.executor import RunServices
+from runner.engine.journal import FINAL_WRITE_GRACE_S
+from runner.engine.messages import Drain, Interrupt
+from runner.runtime.leases import Leases
+from runner.runtime.mailboxes import Mailboxes, MailboxStatistics
+from runner.runtime.runs import Runs
+from runner.runtime.waiters import RunWaiters
+from runner.runtime.workflows import Workflows
+from runner.store.protocol import Store
+
+log = structlog.get_logger(__name__)
+
+LEASE_NAMESPACE = UUID("6f0e6a8e-3c1a-4d0e-9d8e-77e1f3b0c2a4")
+
+RuntimeStatistics = MailboxStatistics
+
+
+class Runtime:
+    """Runs beside the web server in the process's top-level task group (see `run`)."""
+
+    def __init__(
+        self,
+        services: RunServices,
+        registry: BlockRegistry,
+        *,
+        supervisor_idle_s: float = 60.0,
+        lease_s: float = 30.0,
+        store: Store | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.services = services
+        # Requests use `store` (failing fast while the database is down: 503); runs use
+        # services.store, which waits the outage out.
+        self.store: Store = store or services.store
+        self.registry = registry
+        self._accepting = False
+        self.waiters = RunWaiters(self.store)
+        self.mailboxes = Mailboxes(
+            services,
+            registry,
+            idle_s=supervisor_idle_s,
+            on_run_finished=self.waiters.run_finished,
+        )
+        self.leases = Leases(
+            self.store,
+            self.mailboxes,
+            # Held in the name of this instance (a dyno, host:port): a restart of the same
+            # instance takes back its runs at once instead of waiting for their leases.
+            owner=uuid5(LEASE_NAMESPACE, instance) if instance else uuid4(),
+            lease_s=lease_s,
+            accepting=lambda: self.accepting,
+        )
+        self.workflows = Workflows(self.store, registry, services.events, self.mailboxes)
+        self.runs = Runs(
+            self.store,
+            services,
+            mailboxes=self.mailboxes,
+            waiters=self.waiters,
+            leases=self.leases,
+            workflows=self.workflows,
+            accepting=lambda: self.accepting,
+        )
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled (after `shutdown`, or abruptly)."""
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.services.writer.serve)
+            self.mailboxes.serve_in(tg)
+            self._accepting = True
+            tg.start_soon(self.leases.keep)
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self.mailboxes.serve_in(None)
+                self._accepting = False
+
+    @property
+    def accepting(self) -> bool:
+        """True while new runs are taken."""
+        return self._accepting
+
+    def statistics(self) -> RuntimeStatistics:
+        """A glance at the runtime, for /healthz and benchmarks."""
+        return self.mailboxes.statistics()
+
+    def _in_flight(self) -> int:
+        return self.statistics().runs_in_flight
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Take no new runs; let in-flight nodes finish for up to `grace_s`; then stop the
+        rest. Unfinished runs keep their committed progress and are released, so the next
+        start of weft (this or another process) resumes them."""
+        self._accepting = False
+        await self.mailboxes.broadcast(Drain())
+        with anyio.move_on_after(grace_s):
+            await self.waiters.wait_idle(self._in_flight)
+        if self._in_flight():
+            log.warning("shutdown_grace_over", runs=self._in_flight())
+            await self.mailboxes.broadcast(Interrupt())
+            with anyio.move_on_after(FINAL_WRITE_GRACE_S + 1):
+                await self.waiters.wait_idle(self._in_flight)
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await self.services.writer.flush()
+            await self.leases.release()
+        self.services.events.close_all()

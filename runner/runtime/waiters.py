@@ -1,0 +1,65 @@
+"""Callers waiting for runs to end in this process, woken by their supervisors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import anyio
+
+from runner.models import Run
+from runner.store.protocol import Store
+
+
+class _Waiter:
+    """Callers waiting for one run to end, and how it ended (when known in memory)."""
+
+    __slots__ = ("done", "run")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.run: Run | None = None
+
+
+class RunWaiters:
+    """`wait_run_finished` and `wait_idle`, woken by `run_finished`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._waiters: dict[UUID, _Waiter] = {}
+        self._any_ended = anyio.Event()
+
+    def expect(self, run_id: UUID) -> None:
+        """Register interest before asking for a run's end (so it cannot slip past)."""
+        self._waiters.setdefault(run_id, _Waiter())
+
+    async def wait_run_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
+        """Wait until the run has finished (in this process); returns how it ended.
+
+        `unfinished`: the caller knows the run had not finished (it just started or read
+        it), so the first database read is skipped.
+        """
+        while True:
+            waiter = self._waiters.setdefault(run_id, _Waiter())
+            if not unfinished:
+                run = await self._store.get_run(run_id)
+                if run.status.finished:
+                    return run
+            unfinished = False
+            await waiter.done.wait()
+            if waiter.run is not None and waiter.run.status.finished:
+                return waiter.run
+
+    def run_finished(self, run_id: UUID, run: Run | None = None) -> None:
+        """A run's task has ended (how, when known): wake its waiters."""
+        waiter = self._waiters.pop(run_id, None)
+        if waiter is not None:
+            waiter.run = run
+            waiter.done.set()
+        self._any_ended.set()
+
+    async def wait_idle(self, in_flight: Callable[[], int]) -> None:
+        """Return once `in_flight()` is 0, re-checked whenever a run ends."""
+        while in_flight():
+            self._any_ended = anyio.Event()
+            await self._any_ended.wait()

@@ -1,0 +1,140 @@
+"""Workflows: validated, stored, and announced to their supervisor and channel; and the
+webhooks that start them, remembered and checked against their signature.
+
+A workflow with a webhook_secret only accepts calls signed with it:
+`X-Weft-Signature: sha256=<hex HMAC-SHA256 of the raw body>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from uuid import UUID, uuid4
+
+from blocks.registry import BlockRegistry
+from runner.engine.messages import GraphUpdated
+from runner.errors import BadSignatureError, HookNotFoundError, SignatureRequiredError
+from runner.graph.plan import ExecutionPlan, build_plan
+from runner.graph.shape import Graph
+from runner.live.bus import EventBus
+from runner.live.events import WorkflowUpdated
+from runner.models import Hook, Workflow
+from runner.runtime.mailboxes import Mailboxes
+from runner.store.protocol import Store
+
+SIGNATURE_HEADER = "X-Weft-Signature"
+# Webhooks looked up lately (slug → workflow id and secret). Each run insert re-checks the
+# slug and secret it was verified against, so a stale entry costs a lookup, never a run.
+HOOK_CACHE_SIZE = 10_000
+
+
+def signature_of(secret: str, body: bytes) -> str:
+    """The X-Weft-Signature value for a body signed with a secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _signed_with(secret: str, body: bytes, signature: str | None) -> bool:
+    if not signature:
+        raise SignatureRequiredError(f"this webhook requires a {SIGNATURE_HEADER} header")
+    return hmac.compare_digest(signature.strip().encode(), signature_of(secret, body).encode())
+
+
+class Workflows:
+    """Creates, overwrites and deletes workflows; finds and verifies their webhooks."""
+
+    def __init__(
+        self, store: Store, registry: BlockRegistry, events: EventBus, mailboxes: Mailboxes
+    ) -> None:
+        self._store = store
+        self.registry = registry
+        self._events = events
+        self._mailboxes = mailboxes
+        self._hooks: dict[str, Hook] = {}
+
+    def validate_graph(self, graph: Graph) -> ExecutionPlan:
+        """The graph's execution plan; InvalidGraphError lists every problem."""
+        return build_plan(graph, self.registry)
+
+    async def create(
+        self,
+        *,
+        name: str,
+        graph: Graph,
+        webhook_slug: str | None,
+        webhook_secret: str | None,
+        max_concurrency: int | None = None,
+    ) -> Workflow:
+        self.validate_graph(graph)
+        return await self._store.create_workflow(
+            workflow_id=uuid4(),
+            name=name,
+            webhook_slug=webhook_slug or secrets.token_hex(8),
+            webhook_secret=webhook_secret,
+            graph=graph.to_json(),
+            max_concurrency=max_concurrency,
+        )
+
+    async def update(
+        self,
+        workflow_id: UUID,
+        *,
+        name: str,
+        graph: Graph,
+        webhook_slug: str | None,
+        webhook_secret: str | None,
+        keep_secret: bool = False,
+        max_concurrency: int | None = None,
+    ) -> Workflow:
+        """Overwrite a workflow (the slug is kept when None, the secret with `keep_secret`);
+        its supervisor, if any, takes the new plan; runs in flight keep theirs."""
+        plan = self.validate_graph(graph)
+        workflow = await self._store.update_workflow(
+            workflow_id,
+            name=name,
+            webhook_slug=webhook_slug,
+            webhook_secret=webhook_secret,
+            keep_secret=keep_secret,
+            graph=graph.to_json(),
+            max_concurrency=max_concurrency,
+        )
+        self._hooks.clear()
+        self._events.publish_workflow(workflow_id, WorkflowUpdated(workflow.to_json()))
+        message = GraphUpdated(workflow.graph, plan, workflow.max_concurrency)
+        await self._mailboxes.send(workflow_id, message, start=False)
+        return workflow
+
+    async def delete(self, workflow_id: UUID) -> None:
+        await self._store.delete_workflow(workflow_id)
+        self._hooks.clear()
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    async def find_hook(self, slug: str, *, fresh: bool = False) -> Hook:
+        """The webhook with this slug, from memory unless `fresh`."""
+        hook = None if fresh else self._hooks.get(slug)
+        if hook is not None:
+            return hook
+        hook = await self._store.find_hook(slug)
+        if hook is None:
+            self._hooks.pop(slug, None)
+            raise HookNotFoundError(f"no webhook {slug!r}")
+        if len(self._hooks) >= HOOK_CACHE_SIZE:
+            self._hooks.clear()
+        self._hooks[slug] = hook
+        return hook
+
+    async def verified_hook(
+        self, slug: str, body: bytes, signature: str | None, *, fresh: bool = False
+    ) -> Hook:
+        """The webhook, its signature checked (against a fresh copy when the remembered
+        secret does not match: another process may have changed it)."""
+        hook = await self.find_hook(slug, fresh=fresh)
+        if hook.secret and not fresh and not _signed_with(hook.secret, body, signature):
+            hook = await self.find_hook(slug, fresh=True)
+        if hook.secret and not _signed_with(hook.secret, body, signature):
+            raise BadSignatureError(
+                f"{SIGNATURE_HEADER} does not match: sign the raw body with HMAC-SHA256 "
+                "and send sha256=<hex>"
+            )
+        return hook
