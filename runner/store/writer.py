@@ -11,16 +11,18 @@ IDLE_FLUSH_S when nothing else is written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 import anyio
 import structlog
 
 from runner.models import LogRecord
-from runner.store.db import TRANSIENT_ERRORS, Connection, Database
+from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
 from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 log = structlog.get_logger(__name__)
@@ -39,6 +41,74 @@ class _Pending:
 
     done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
+
+
+C = TypeVar("C")
+
+
+def columns_of(kind: type[C], rows: Iterable[Any]) -> C:
+    """Rows as one array per field of `kind` (what `unnest` joins back into rows): aligned
+    by construction, each column named after the records' attribute it holds."""
+    rows = list(rows)
+    fields: tuple[str, ...] = kind._fields  # type: ignore[attr-defined]
+    return kind(*([getattr(row, name) for row in rows] for name in fields))
+
+
+class RunStartColumns(NamedTuple):
+    run_id: list[UUID]
+    started_at: list[datetime]
+
+
+class NodeStartColumns(NamedTuple):
+    run_id: list[UUID]
+    node_id: list[str]
+    started_at: list[datetime]
+    input: list[RawJson | None]
+    attempt: list[int]
+
+
+class NodeEndColumns(NamedTuple):
+    run_id: list[UUID]
+    node_id: list[str]
+    status: list[str]
+    started_at: list[datetime | None]
+    finished_at: list[datetime | None]
+    input: list[RawJson | None]
+    output: list[RawJson | None]
+    error: list[dict[str, Any] | None]
+    attempt: list[int | None]
+
+
+class LogColumns(NamedTuple):
+    run_id: list[UUID]
+    node_id: list[str | None]
+    ts: list[datetime]
+    level: list[str]
+    message: list[str]
+    data: list[dict[str, Any] | None]
+
+
+class RunEndColumns(NamedTuple):
+    run_id: list[UUID]
+    status: list[str]
+    outputs: list[dict[str, Any] | None]
+    error: list[dict[str, Any] | None]
+    finished_at: list[datetime]
+    event_seq: list[int]
+    started_at: list[datetime | None]
+
+
+class BatchColumns(NamedTuple):
+    """write_batch's arguments by part, in the statement's order ($1 … $29)."""
+
+    run_starts: RunStartColumns
+    node_starts: NodeStartColumns
+    node_ends: NodeEndColumns
+    logs: LogColumns
+    run_ends: RunEndColumns
+
+    def arguments(self) -> list[list[Any]]:
+        return [column for part in self for column in part]
 
 
 @dataclass(slots=True)
@@ -70,9 +140,9 @@ class _Batch:
             or any(key not in self.node_ends for key in self.node_starts)
         )
 
-    def parameters(self) -> list[Any]:
-        """The write_batch statement's parameters, with overlapping writes folded: a row
-        is updated once per statement."""
+    def columns(self) -> BatchColumns:
+        """The write_batch statement's arguments, with overlapping writes folded: a row is
+        updated once per statement."""
         for key in self.node_ends:
             self.node_starts.pop(key, None)  # the end carries the start's fields
         run_starts = dict(self.run_starts)
@@ -80,44 +150,15 @@ class _Batch:
         for run_id, end in self.run_ends.items():
             started = run_starts.pop(run_id, None)
             if started is not None and end.started_at is None:
-                end = RunEnd(
-                    end.run_id, end.status, end.outputs, end.error, end.finished_at,
-                    end.event_seq, started,
-                )  # fmt: skip
+                end = dataclasses.replace(end, started_at=started)
             run_ends.append(end)
-        starts = list(self.node_starts.values())
-        ends = list(self.node_ends.values())
-        return [
-            list(run_starts),
-            list(run_starts.values()),
-            [s.run_id for s in starts],
-            [s.node_id for s in starts],
-            [s.started_at for s in starts],
-            [s.input for s in starts],
-            [s.attempt for s in starts],
-            [e.run_id for e in ends],
-            [e.node_id for e in ends],
-            [e.status for e in ends],
-            [e.started_at for e in ends],
-            [e.finished_at for e in ends],
-            [e.input for e in ends],
-            [e.output for e in ends],
-            [e.error for e in ends],
-            [e.attempt for e in ends],
-            [r.run_id for r in self.logs],
-            [r.node_id for r in self.logs],
-            [r.ts for r in self.logs],
-            [r.level for r in self.logs],
-            [r.message for r in self.logs],
-            [r.data for r in self.logs],
-            [r.run_id for r in run_ends],
-            [r.status for r in run_ends],
-            [r.outputs for r in run_ends],
-            [r.error for r in run_ends],
-            [r.finished_at for r in run_ends],
-            [r.event_seq for r in run_ends],
-            [r.started_at for r in run_ends],
-        ]
+        return BatchColumns(
+            RunStartColumns(list(run_starts), list(run_starts.values())),
+            columns_of(NodeStartColumns, self.node_starts.values()),
+            columns_of(NodeEndColumns, self.node_ends.values()),
+            columns_of(LogColumns, self.logs),
+            columns_of(RunEndColumns, run_ends),
+        )
 
 
 class Writer:
@@ -232,15 +273,12 @@ class Writer:
                 if batch.only_node_ends() and len(batch.node_ends) == 1:
                     # A chain's common case: a plain one-row UPDATE costs less than the join.
                     e = next(iter(batch.node_ends.values()))
-                    await self._conn.execute(
-                        "write_node_end",
-                        *(e.run_id, e.node_id, e.status, e.started_at, e.finished_at),
-                        *(e.input, e.output, e.error, e.attempt),
-                    )
+                    row = (getattr(e, name) for name in NodeEndColumns._fields)
+                    await self._conn.execute("write_node_end", *row)
                 elif batch.only_node_ends():
-                    await self._conn.execute("write_node_ends", *batch.parameters()[7:16])
+                    await self._conn.execute("write_node_ends", *batch.columns().node_ends)
                 else:
-                    await self._conn.execute("write_batch", *batch.parameters())
+                    await self._conn.execute("write_batch", *batch.columns().arguments())
             except TRANSIENT_ERRORS as exc:
                 if self._conn is not None:
                     with contextlib.suppress(Exception):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from runner.models import LogRecord
 from runner.store.db import RawJson
-from runner.store.writer import NodeEnd, NodeStart, RunEnd, _Batch
+from runner.store.queries import load_queries
+from runner.store.writer import NodeEnd, NodeEndColumns, NodeStart, RunEnd, _Batch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -19,10 +21,10 @@ def test_a_node_start_is_folded_into_its_end_in_the_same_batch() -> None:
     batch.node_starts[(run, "b")] = NodeStart(run, "b", T0, RawJson("{}"), 1)
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "succeeded", started_at=T0, finished_at=T0)
 
-    params = batch.parameters()
+    columns = batch.columns()
 
-    assert params[3] == ["b"]  # only b's start is written as a start
-    assert params[8] == ["a"]  # a is written once, as its end
+    assert columns.node_starts.node_id == ["b"]  # only b's start is written as a start
+    assert columns.node_ends.node_id == ["a"]  # a is written once, as its end
     assert not batch.only_node_ends()
 
 
@@ -43,21 +45,32 @@ def test_a_run_start_is_folded_into_its_end() -> None:
     batch.run_starts[other] = T0
     batch.run_ends[started] = RunEnd(started, "succeeded", {}, None, T0 + timedelta(seconds=1), 3)
 
-    params = batch.parameters()
+    columns = batch.columns()
 
-    assert params[0] == [other]  # the other run's start stays a start
-    assert params[22] == [started]
-    assert params[28] == [T0]  # the ended run carries its start time
+    assert columns.run_starts.run_id == [other]  # the other run's start stays a start
+    assert columns.run_ends.run_id == [started]
+    assert columns.run_ends.started_at == [T0]  # the ended run carries its start time
 
 
-def test_parameters_are_aligned_arrays() -> None:
+def placeholders(statement: str) -> int:
+    return len(set(re.findall(r"\$(\d+)", statement)))
+
+
+def test_the_arguments_are_the_statements_parameters_in_order() -> None:
     run = uuid4()
     batch = _Batch()
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "failed", error={"type": "X", "message": "m"})
     batch.logs += [LogRecord(run, None, T0, "info", f"line {i}", None) for i in range(3)]
-    params = batch.parameters()
-    assert len(params) == 29
-    assert len({len(p) for p in params[7:16]}) == 1  # node ends
-    assert len({len(p) for p in params[16:22]}) == 1  # logs
-    assert params[20] == ["line 0", "line 1", "line 2"]
+    columns = batch.columns()
+    queries = load_queries()
+    # Every $n of each statement gets exactly one column (or one value), none left over
+    assert len(columns.arguments()) == placeholders(queries["write_batch"])
+    assert len(columns.node_ends) == placeholders(queries["write_node_ends"])
+    assert len(NodeEndColumns._fields) == placeholders(queries["write_node_end"])
+    # In the order the statement's header lists them: $20 is the log lines' level, $21
+    # their message, $10 the node ends' status
+    arguments = columns.arguments()
+    assert arguments[19] == ["info"] * 3
+    assert arguments[20] == ["line 0", "line 1", "line 2"]
+    assert arguments[9] == ["failed"]
     assert len(batch) == 4
