@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,41 @@ from runner.system import System, open_system
 from web.serve import bind_socket, hypercorn_config, serve_system
 
 RUN_TIMEOUT_S = 30.0
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 10.0, poll_s: float = 0.02
+) -> None:
+    """Return once `condition()` holds; fail after `timeout_s`.
+
+    For states a test can only observe by asking (another process, an HTTP resource);
+    where weft or a test peer signals the change, tests wait on that signal instead.
+    """
+    with anyio.fail_after(timeout_s):
+        while not await condition():
+            await anyio.sleep(poll_s)
+
+
+class Hits:
+    """Requests counted per path by a test's HTTP peer; `wait_for` wakes on each hit."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._changed = anyio.Event()
+
+    def add(self, path: str) -> None:
+        self.counts[path] += 1
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def __getitem__(self, path: str) -> int:
+        return self.counts[path]
+
+    async def wait_for(self, condition: Callable[[Counter[str]], bool], timeout_s: float) -> None:
+        """Return once `condition(counts)` holds, re-checked at every hit."""
+        with anyio.fail_after(timeout_s):
+            while not condition(self.counts):
+                await self._changed.wait()
 
 
 @dataclass

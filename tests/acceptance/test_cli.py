@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 
 from runner.store.migrate import discover
 
-START_TIMEOUT_S = 60.0
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -50,39 +48,31 @@ def weft_process(
             process.wait(10)
 
 
-def wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"weft exited early:\n{process.stdout.read() if process.stdout else ''}"
-            )
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("weft did not become healthy")
+def wait_ready(url: str, process: subprocess.Popen[str], marker: str) -> str:
+    """Read weft's output up to the line that says it serves (`marker`); then it answers."""
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if marker in line:
+            assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+            return "".join(lines)
+    raise AssertionError("weft exited early:\n" + "".join(lines))
 
 
 def run_a_workflow(url: str) -> None:
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=30) as client:
         created = client.post(
             "/workflows",
             json={"name": "cli", "graph": {"nodes": [{"id": "s", "type": "start"}], "edges": []}},
         )
         assert created.status_code == 201, created.text
-        run = client.post(f"/workflows/{created.json()['id']}/run", json={"start_input": 5})
-        assert run.status_code == 202
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            body = client.get(f"/runs/{run.json()['id']}").json()
-            if body["status"] == "succeeded":
-                assert body["outputs"] == {"s": {"data": 5}}
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"run did not finish: {body}")
+        run = client.post(
+            f"/workflows/{created.json()['id']}/run", params={"wait": 20}, json={"start_input": 5}
+        )
+        assert run.status_code == 200, run.text
+        assert run.json()["status"] == "succeeded"
+        assert run.json()["outputs"] == {"s": {"data": 5}}
 
 
 def stop(process: subprocess.Popen[str]) -> str:
@@ -98,9 +88,9 @@ def test_weft_up_on_embedded_defaults(tmp_path: Path) -> None:
     env = {"PORT": str(port), "DATABASE_URL": "", "WEFT_DATA_DIR": str(tmp_path / ".weft")}
     with weft_process(["up"], env, tmp_path) as process:
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process)
+        output = wait_ready(url, process, "weft is running at")
         run_a_workflow(url)
-        output = stop(process)
+        output += stop(process)
     # Then it said where it listens, kept its database under WEFT_DATA_DIR, and stopped it
     assert f"weft is running at {url}" in output
     pgdata = tmp_path / ".weft" / "pgdata"
@@ -143,9 +133,9 @@ def test_weft_migrate_and_serve_on_database_url(tmp_path: Path, pg_server: objec
         ["serve"], {**env, "PORT": str(port), "WEFT_HOST": "127.0.0.1"}, tmp_path
     ) as process:
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process)
+        output = wait_ready(url, process, '"event": "listening"')
         run_a_workflow(url)
-        output = stop(process)
+        output += stop(process)
     assert '"event": "listening"' in output
     assert not (tmp_path / "data" / "pgdata").exists()
 

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import anyio
 import asyncpg
@@ -25,7 +26,7 @@ from runner.store.db import Database
 from runner.store.embedded import start_embedded_sync
 from runner.store.migrate import apply_migrations
 from tests.acceptance.test_cli import free_port
-from tests.support import json_response, read_body, run_weft_server, serve_asgi
+from tests.support import Hits, json_response, read_body, run_weft_server, serve_asgi, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::ResourceWarning")]
 
@@ -33,15 +34,15 @@ RUNS = 12
 
 
 @pytest.fixture
-async def counter() -> AsyncIterator[tuple[str, Counter[str]]]:
+async def counter() -> AsyncIterator[tuple[str, Hits]]:
     """A local HTTP server counting hits per path: the proof of what was executed."""
-    hits: Counter[str] = Counter()
+    hits = Hits()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         await read_body(receive)
-        hits[scope["path"]] += 1
+        hits.add(scope["path"])
         await json_response(send, 200, b'{"ok": true}')
 
     async with serve_asgi(app) as url:
@@ -88,16 +89,17 @@ class WeftProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        with anyio.fail_after(30):
-            while True:
-                assert self.process.poll() is None, "weft exited during start"
-                try:
-                    async with httpx.AsyncClient() as client:
-                        if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                            return
-                except httpx.TransportError:
-                    pass
-                await anyio.sleep(0.05)
+        process = self.process
+
+        async def healthy() -> bool:
+            assert process.poll() is None, "weft exited during start"
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"{self.url}/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_until(healthy, timeout_s=30, poll_s=0.05)
 
     def stop_now(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -139,19 +141,21 @@ async def start_runs(url: str, graph: dict[str, Any]) -> list[str]:
 async def wait_all_finished(
     url: str, run_ids: list[str], timeout_s: float = 60
 ) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        with anyio.fail_after(timeout_s):
-            while True:
-                runs = [(await client.get(f"/runs/{r}")).json() for r in run_ids]
-                if all(r["status"] in ("succeeded", "failed", "cancelled") for r in runs):
-                    return runs
-                await anyio.sleep(0.1)
+
+        async def all_finished() -> bool:
+            runs[:] = [(await client.get(f"/runs/{r}")).json() for r in run_ids]
+            return all(r["status"] in ("succeeded", "failed", "cancelled") for r in runs)
+
+        await wait_until(all_finished, timeout_s=timeout_s, poll_s=0.1)
+    return runs
 
 
 async def start_counted_runs(
     env: dict[str, str],
     tmp_path: Path,
-    counter: tuple[str, Counter[str]],
+    counter: tuple[str, Hits],
     processes: list[WeftProcess],
     pause_s: float,
 ) -> tuple[WeftProcess, list[str]]:
@@ -161,16 +165,14 @@ async def start_counted_runs(
     processes.append(process)
     await process.start()
     run_ids = await start_runs(process.url, counted_chain(counter_url, pause_s=pause_s))
-    with anyio.fail_after(30):
-        while sum(1 for path in hits if path.endswith("/a")) < RUNS:
-            await anyio.sleep(0.01)
+    await hits.wait_for(lambda counts: sum(p.endswith("/a") for p in counts) >= RUNS, 30)
     return process, run_ids
 
 
 async def test_kill_9_mid_run_resumes_without_re_running_committed_nodes(
     database_url: str,
     tmp_path: Path,
-    counter: tuple[str, Counter[str]],
+    counter: tuple[str, Hits],
     processes: list[WeftProcess],
 ) -> None:
     _, hits = counter
@@ -209,7 +211,7 @@ async def test_kill_9_mid_run_resumes_without_re_running_committed_nodes(
 async def test_a_restarted_instance_takes_back_its_runs_at_once(
     database_url: str,
     tmp_path: Path,
-    counter: tuple[str, Counter[str]],
+    counter: tuple[str, Hits],
     processes: list[WeftProcess],
 ) -> None:
     # Given leases far longer than the test, and a process killed mid-run
@@ -230,7 +232,7 @@ async def test_a_restarted_instance_takes_back_its_runs_at_once(
 async def test_sigterm_drains_then_a_restart_finishes_every_run(
     database_url: str,
     tmp_path: Path,
-    counter: tuple[str, Counter[str]],
+    counter: tuple[str, Hits],
     processes: list[WeftProcess],
 ) -> None:
     _, hits = counter
@@ -246,13 +248,11 @@ async def test_sigterm_drains_then_a_restart_finishes_every_run(
     assert first.process is not None
     stopped_at = time.monotonic()
     first.process.send_signal(signal.SIGTERM)
-    with anyio.fail_after(grace + 10):
-        while first.process.poll() is None:
-            await anyio.sleep(0.02)
+    exit_code = await anyio.to_thread.run_sync(lambda: first.process.wait(grace + 10))
     elapsed = time.monotonic() - stopped_at
 
     # Then it exits cleanly within the grace period (plus the HTTP close), failing nothing
-    assert first.process.returncode == 0
+    assert exit_code == 0
     assert elapsed < grace + 5, elapsed
     statuses = await fetch(database_url, "SELECT status FROM node_runs")
     assert "failed" not in {r["status"] for r in statuses}
@@ -300,7 +300,12 @@ async def test_postgres_restart_under_running_work(own_pg_server: Any, tmp_path:
             (await weft.client.post(f"/workflows/{workflow['id']}/run")).json()["id"]
             for _ in range(8)
         ]
-        await anyio.sleep(0.2)
+        # Once every run is under way (its first node's success committed)
+        for run_id in run_ids:
+            async with aclosing(weft.system.weft.run_messages(UUID(run_id), after=0)) as events:
+                async for event in events:
+                    if event is not None and event.type == "node.succeeded":
+                        break
 
         # When PostgreSQL restarts under the running work
         await anyio.to_thread.run_sync(

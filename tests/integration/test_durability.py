@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from blocks import RunContext, standard_registry
-from tests.support import WeftServer, run_weft_server
+from tests.support import WeftServer, run_weft_server, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -132,9 +132,11 @@ async def test_cancel_a_running_run(weft: WeftServer) -> None:
     }
     workflow = await weft.create_workflow(graph)
     run_id = (await weft.client.post(f"/workflows/{workflow['id']}/run")).json()["id"]
-    with anyio.fail_after(10):
-        while (await weft.nodes(run_id)).get("slow", {}).get("status") != "running":
-            await anyio.sleep(0.02)
+
+    async def slow_running() -> bool:
+        return bool((await weft.nodes(run_id)).get("slow", {}).get("status") == "running")
+
+    await wait_until(slow_running)
 
     response = await weft.client.post(f"/runs/{run_id}/cancel")
     assert response.status_code == 200

@@ -6,12 +6,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from runner.store.embedded import forget_dead_handles
-from tests.support import run_weft_server
+from tests.support import run_weft_server, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -43,9 +44,11 @@ async def test_supervisors_start_lazily_and_retire_when_idle(
         # Then they all succeed, and the idle supervisors retire
         for run_id in run_ids:
             assert (await weft.wait(run_id))["status"] == "succeeded"
-        with anyio.fail_after(5):
-            while runtime.statistics().supervisors:
-                await anyio.sleep(0.05)
+
+        async def retired() -> bool:
+            return runtime.statistics().supervisors == 0
+
+        await wait_until(retired, timeout_s=5)
 
         # And a new run starts a new supervisor
         assert (await weft.run(first["id"]))["status"] == "succeeded"
@@ -57,15 +60,19 @@ async def test_health_reports_runs_in_flight(database_url: str, tmp_path: Path) 
             {"nodes": [{"id": "d", "type": "delay", "params": {"seconds": 0.5}}], "edges": []}
         )
         started = (await weft.client.post(f"/workflows/{wf['id']}/run")).json()
-        with anyio.fail_after(5):
-            while (await weft.client.get("/healthz")).json()["runs_in_flight"] != 1:
-                await anyio.sleep(0.02)
+
+        async def in_flight() -> bool:
+            return bool((await weft.client.get("/healthz")).json()["runs_in_flight"] == 1)
+
+        await wait_until(in_flight, timeout_s=5)
         # A run's start is written with the next batch (within 0.1 s), not awaited
-        with anyio.fail_after(5):
-            while (running := (await weft.client.get(f"/runs/{started['id']}")).json())[
-                "status"
-            ] != "running":
-                await anyio.sleep(0.02)
+        running: dict[str, Any] = {}
+
+        async def stored_as_running() -> bool:
+            running.update((await weft.client.get(f"/runs/{started['id']}")).json())
+            return running["status"] == "running"
+
+        await wait_until(stored_as_running, timeout_s=5)
         assert running["progress"] == 0
         assert running["duration_ms"] is not None
         assert running["outputs"] is None
