@@ -18,7 +18,6 @@ import pytest
 
 from runner.store.migrate import discover
 
-
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
