@@ -67,11 +67,11 @@ def encode_output(output: Any) -> tuple[dict[str, Any], bytes]:
 
 @dataclass(frozen=True, slots=True)
 class NodeInput:
-    """A node ready to run: its validated params, its input and that input as JSON."""
+    """A node ready to run: its validated params, its input and that input as JSON text."""
 
     params: Any
     value: dict[str, Any]
-    encoded: bytes
+    encoded: str
 
 
 def prepare(node: PlanNode, upstream: dict[str, Any], trigger: Any) -> NodeInput:
@@ -86,7 +86,8 @@ def prepare(node: PlanNode, upstream: dict[str, Any], trigger: Any) -> NodeInput
     }
     params = node.block.params_model.model_validate(rendered)
     value = {"params": params.model_dump(mode="json"), "upstream": upstream, "trigger": trigger}
-    return NodeInput(params, value, orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return NodeInput(params, value, encoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +159,11 @@ async def perform(
             listener.retrying(attempt, policy.retries + 1, exc, delay)
             await anyio.sleep(delay)
             continue
-        with anyio.CancelScope(shield=True):
-            if len(encoded) > cap.max_bytes:
+        if len(encoded) > cap.max_bytes:
+            with anyio.CancelScope(shield=True):  # the attempt succeeded: keep its output
                 size = len(encoded)
                 output, encoded = await _as_artifact(node, context(attempt), encoded, cap)
-                listener.output_capped(size, cap.max_bytes, output["artifact_id"])
+            listener.output_capped(size, cap.max_bytes, output["artifact_id"])
         return Succeeded(output, encoded, attempt, started_at, now())
 
 

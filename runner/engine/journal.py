@@ -136,11 +136,12 @@ class Journal:
     # -- nodes -----------------------------------------------------------------------------
 
     def node_started(
-        self, node_id: str, node_type: str, attempt: int, started_at: datetime, input: bytes
+        self, node_id: str, node_type: str, attempt: int, started_at: datetime, input: str
     ) -> None:
+        """An attempt began; `input` is the node's input as JSON text."""
         # Not awaited: the node's end carries the same fields, so a lost start is harmless.
         self._writer.node_started(
-            NodeStart(self.run_id, node_id, started_at, RawJson(input.decode()), attempt)
+            NodeStart(self.run_id, node_id, started_at, RawJson(input), attempt)
         )
         self._publish(NodeStarted(node_id, node_type, attempt, started_at))
 
@@ -151,7 +152,7 @@ class Journal:
         output: Any,
         encoded: bytes,
         attempt: int,
-        input: bytes,
+        input: str,
         started_at: datetime,
         finished_at: datetime,
         children_wait: bool,
@@ -164,15 +165,15 @@ class Journal:
             NodeStatus.SUCCEEDED,
             started_at=started_at,
             finished_at=finished_at,
-            input=RawJson(input.decode()),
+            input=RawJson(input),
             output=RawJson(encoded.decode()),
             attempt=attempt,
         )
-        with anyio.CancelScope(shield=True):
-            if children_wait:
+        if children_wait:
+            with anyio.CancelScope(shield=True):
                 await self._writer.node_ended(end)
-            else:
-                self._writer.node_ended_soon(end)
+        else:
+            self._writer.node_ended_soon(end)
         self._publish(NodeSucceeded(node_id, duration_ms(started_at, finished_at) or 0, output))
 
     async def node_failed(
@@ -181,7 +182,7 @@ class Journal:
         *,
         error: dict[str, Any],
         attempt: int,
-        input: bytes | None,
+        input: str | None,
         started_at: datetime,
     ) -> None:
         finished_at = now()
@@ -191,7 +192,7 @@ class Journal:
             NodeStatus.FAILED,
             started_at=started_at,
             finished_at=finished_at,
-            input=None if input is None else RawJson(input.decode()),
+            input=None if input is None else RawJson(input),
             error=error,
             attempt=attempt,
         )

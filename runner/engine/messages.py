@@ -2,7 +2,7 @@
 
 A Supervisor receives SupervisorMessage (from the Runtime, and RunFinished from its own run
 tasks); a run's executor receives RunMessage (StopRun from its supervisor, a report from
-each of its node tasks).
+each of its node tasks), delivered synchronously (see runner/engine/executor.py).
 """
 
 from __future__ import annotations
@@ -95,35 +95,12 @@ class Assignment:
     upstream: dict[str, Any]
 
 
-class Continuation:
-    """The executor's answer to a node task that reported an output: a node to run next in
-    that same task (a child the output made ready), or None (the task ends).
-
-    This is the run's fast path: a chain costs no new task per node.
-    """
-
-    __slots__ = ("_given", "_next")
-
-    def __init__(self) -> None:
-        self._given = anyio.Event()
-        self._next: Assignment | None = None
-
-    def give(self, assignment: Assignment | None) -> None:
-        self._next = assignment
-        self._given.set()
-
-    async def wait(self) -> Assignment | None:
-        await self._given.wait()
-        return self._next
-
-
 @dataclass(frozen=True, slots=True)
 class NodeOutput:
     """A node succeeded (its output is committed, when children wait on it)."""
 
     node_id: str
     output: dict[str, Any]
-    reply: Continuation
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ class NodeLog:
 class NodeListener:
     """Records a node's attempts in the journal (the AttemptListener of runner.engine.attempt)."""
 
-    def __init__(self, journal: Journal, node: PlanNode, encoded_input: bytes) -> None:
+    def __init__(self, journal: Journal, node: PlanNode, encoded_input: str) -> None:
         self._journal = journal
         self._node = node
         self._input = encoded_input

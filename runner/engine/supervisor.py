@@ -136,7 +136,7 @@ class Supervisor:
     def _tell_all(self, message: StopRun) -> None:
         for executor in self._runs.values():
             if executor is not None:
-                executor.tell(message)
+                executor.deliver(message)
 
     def _has_slot(self) -> bool:
         return self._max_concurrency is None or len(self._runs) < self._max_concurrency
@@ -154,7 +154,7 @@ class Supervisor:
         run_id = run.id
         executor = self._runs.get(run_id)
         if executor is not None:
-            executor.tell(StopRun(Stop.CANCEL))
+            executor.deliver(StopRun(Stop.CANCEL))
             return
         if run_id in self._runs:
             return  # failing to start; it finishes by itself
