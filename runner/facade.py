@@ -6,7 +6,7 @@ WeftError hierarchy), which the web layer maps to one status each. Nothing here 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -14,12 +14,18 @@ import anyio.abc
 
 from blocks.registry import Block
 from runner.artifacts.artifacts import Artifacts
-from runner.errors import DatabaseUnavailableError
+from runner.errors import DatabaseUnavailableError, WeftError
 from runner.graph.shape import Graph
+from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
 from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
 from runner.runtime.runtime import Runtime, RuntimeStatistics
+from runner.runtime.workflows import SIGNATURE_HEADER
 from runner.store.protocol import Store
+
+# What web/ needs beside the facade: the webhook signature's header, the stream's item type
+# and its end when the server goes away.
+__all__ = ["SIGNATURE_HEADER", "GoingAwayError", "Health", "Item", "Weft"]
 
 
 class Health(NamedTuple):
@@ -51,7 +57,13 @@ class Weft:
 
     async def health(self) -> Health:
         """The runtime's figures, once the database has answered."""
-        if not await self._store.ping():
+        try:
+            answered = await self._store.ping()
+        except WeftError:
+            raise
+        except Exception as exc:  # whatever the database says, it is not ready
+            raise DatabaseUnavailableError(f"the database does not answer: {exc}") from exc
+        if not answered:
             raise DatabaseUnavailableError()
         return Health(self._runtime.statistics())
 
@@ -135,10 +147,11 @@ class Weft:
         *,
         body: bytes,
         signature: str | None,
-        payload: Any,
+        payload: Callable[[], Awaitable[Any]],
         idempotency_key: str | None = None,
     ) -> tuple[Run, bool]:
-        """Start a run from a webhook call, its signature checked against the raw body."""
+        """Start a run from a webhook call, its signature checked against the raw body
+        before `payload()` (the body's JSON, read by the caller) is asked for."""
         return await self._runtime.runs.fire_hook(
             slug,
             body=body,

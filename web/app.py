@@ -1,4 +1,5 @@
-"""The app factory: create_app(system) wires blueprints, schema docs and error handlers."""
+"""The app factory: create_app(weft, settings) wires blueprints, schema docs and error
+handlers around the runner's facade."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from quart import Quart, Request
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from runner.facade import Weft
-from runner.runtime.workflows import SIGNATURE_HEADER
+from runner.facade import SIGNATURE_HEADER, Weft
 from runner.settings import Settings
 from web import artifacts, docs, hooks, live, meta, page, runs, workflows
 from web.auth import install_auth

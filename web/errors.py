@@ -9,10 +9,11 @@ from pydantic import ValidationError
 from quart import Quart, Response, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from quart_schema.validation import QuerystringValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from runner.errors import (
     ConflictError,
+    DatabaseError,
     DatabaseUnavailableError,
     InvalidGraphError,
     NotFoundError,
@@ -61,6 +62,7 @@ WEFT_STATUSES: tuple[tuple[type[WeftError], int], ...] = (
     (InvalidGraphError, 422),
     (ShuttingDownError, 503),
     (DatabaseUnavailableError, 503),
+    (DatabaseError, 500),
 )
 
 
@@ -79,14 +81,17 @@ def register_error_handlers(app: Quart) -> None:
     async def weft_error(exc: WeftError) -> Response:
         if isinstance(exc, InvalidGraphError):
             return error_response(
-                422,
+                _weft_status(exc),
                 exc.code,
                 f"the graph has {len(exc.problems)} problem(s)",
                 [p.to_json() for p in exc.problems],
             )
         if isinstance(exc, DatabaseUnavailableError):
             log.warning("database_unavailable", path=request.path, error=repr(exc.__cause__))
-            return error_response(503, exc.code, "the database is not reachable; retry shortly")
+            message = "the database is not reachable; retry shortly"
+            return error_response(_weft_status(exc), exc.code, message)
+        if isinstance(exc, DatabaseError):
+            log.error("database_error", path=request.path, error=repr(exc.__cause__))
         return error_response(_weft_status(exc), exc.code, str(exc))
 
     @app.errorhandler(RequestSchemaValidationError)
@@ -105,7 +110,11 @@ def register_error_handlers(app: Quart) -> None:
     async def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(status, code, exc.description or exc.name or "error")
+        response = error_response(status, code, exc.description or exc.name or "error")
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # RFC 9110: a 405 lists the methods the resource does take.
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

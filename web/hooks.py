@@ -11,7 +11,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
-from runner.runtime.workflows import SIGNATURE_HEADER
+from runner.facade import SIGNATURE_HEADER
 from web.context import weft
 from web.schemas import ErrorResponse, RunOut
 from web.triggers import TriggerQuery, trigger
@@ -41,7 +41,10 @@ async def fire_hook(slug: str) -> Response:
     raw = await request.get_data(as_text=False)
     body = raw if isinstance(raw, bytes) else raw.encode()
     signature = request.headers.get(SIGNATURE_HEADER)
-    payload = trigger_payload(await request.get_json())
+
+    async def payload() -> Any:
+        return trigger_payload(await request.get_json())
+
     return await trigger(
         lambda key: weft().fire_hook(
             slug, body=body, signature=signature, payload=payload, idempotency_key=key

@@ -11,8 +11,7 @@ from quart import Blueprint, Response, request, websocket
 from quart_schema import validate_querystring, validate_response
 
 from runner.errors import NotFoundError, ShuttingDownError
-from runner.live.bus import GoingAwayError
-from runner.live.streams import Item
+from runner.facade import GoingAwayError, Item
 from web.context import weft
 from web.schemas import ErrorResponse
 

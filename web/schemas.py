@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runner.graph.shape import Graph
+from runner.graph.shape import ID_PATTERN, Graph
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -86,7 +86,9 @@ class LogsPage(BaseModel):
     after: int = Field(
         default=0, ge=0, le=2**63 - 1, description="Cursor: the last log id of a page."
     )
-    node_id: str | None = Field(default=None, description="Only this node's lines.")
+    node_id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="Only this node's lines."
+    )
 
 
 class RunIn(BaseModel):

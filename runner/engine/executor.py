@@ -26,8 +26,8 @@ import httpx
 from anyio.abc import TaskGroup
 
 from blocks.context import ArtifactStore, BlockSettings, RunContext
-from runner.engine.attempt import Failed, OutputCap, Result, error_info, perform, prepare
-from runner.engine.journal import Journal, now
+from runner.engine.attempt import Failed, OutputCap, Result, error_info, now, perform, prepare
+from runner.engine.journal import Journal
 from runner.engine.messages import (
     Assignment,
     NodeFailure,
@@ -220,7 +220,7 @@ class RunExecutor:
         self.journal.log(None, level, f"run {status} in {took}", {"error": self._first_error})
         if cancelled:
             for node_id in leftover:
-                self.journal.node_cancelled(node_id)
+                self.journal.node_cancelled(node_id, finished_at=finished_at)
         else:
             self.journal.nodes_skipped(leftover)
         seq = await self.journal.run_finished(

@@ -8,12 +8,14 @@ cancel paths all record through a Journal; none pairs a write with an event by h
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import datetime
 from typing import Any
 
 import anyio
 import orjson
 
+from runner.engine.attempt import now
 from runner.json_values import without_nul
 from runner.live.bus import EventBus
 from runner.live.events import (
@@ -38,10 +40,6 @@ from runner.store.protocol import NodeEnd, NodeStart, RunEnd, RunWriter, Store
 # Final writes after a cancellation still get this long, shielded.
 FINAL_WRITE_GRACE_S = 5.0
 MAX_MESSAGE_CHARS = 10_000
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _log_data(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -74,8 +72,13 @@ class Journal:
         """The seq of the last event recorded."""
         return self._seq
 
-    def _publish(self, body: RunEventBody) -> None:
-        self._seq += 1
+    def _next_seq(self) -> int:
+        # Never behind what the bus has seen of the run (another Journal of it, e.g. a
+        # cancel racing a resume in this process, may have published since).
+        return max(self._seq, self._events.last_seq(self.run_id) or 0) + 1
+
+    def _publish(self, body: RunEventBody, seq: int | None = None) -> None:
+        self._seq = seq or self._next_seq()
         self._events.publish(Event(body, self.run_id, self._seq), self.workflow_id)
 
     # -- the run ---------------------------------------------------------------------------
@@ -102,21 +105,22 @@ class Journal:
         started_at: datetime | None,
         finished_at: datetime,
     ) -> int:
-        """Commit the run's end (after everything queued before it) and announce it;
-        returns the seq of its run.finished. A failure to commit is raised after the event:
-        the run stays unfinished in the database and is resumed."""
-        seq = self._seq + 1
+        """Commit the run's end (after everything queued before it), then announce it;
+        returns the seq of its run.finished. A failure to commit is raised, and nothing is
+        announced: the run stays unfinished in the database and is resumed."""
+        seq = self._next_seq()
         end = RunEnd(self.run_id, status, outputs, error, finished_at, seq)
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
             await self._writer.run_ended(end)
-        self._publish(RunFinished(status, finished_at, duration_ms(started_at, finished_at), error))
+        took = duration_ms(started_at, finished_at)
+        self._publish(RunFinished(status, finished_at, took, error), seq)
         return seq
 
-    async def cancel_stored(self) -> datetime | None:
+    async def cancel_stored(self, run: Run) -> Run | None:
         """Cancel a run that executes nowhere in this process (queued, or only in the
-        database); when it was cancelled; None when it had finished already."""
+        database): the run as cancelled; None when it had finished already."""
         finished_at = now()
-        seq = self._seq + 1
+        seq = self._next_seq()
         cancelled = False
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
             cancelled = await self._store.cancel_unfinished_run(
@@ -124,8 +128,15 @@ class Journal:
             )
         if not cancelled:
             return None
-        self._publish(RunFinished(RunStatus.CANCELLED, finished_at, None, CANCELLED_ERROR))
-        return finished_at
+        self._publish(RunFinished(RunStatus.CANCELLED, finished_at, None, CANCELLED_ERROR), seq)
+        return dataclasses.replace(
+            run,
+            status=RunStatus.CANCELLED,
+            error=dict(CANCELLED_ERROR),
+            finished_at=finished_at,
+            event_seq=seq,
+            nodes_done=run.nodes_total,
+        )
 
     async def run_paused(self) -> None:
         """A shutdown paused the run: commit what is queued; it resumes later."""
@@ -206,9 +217,15 @@ class Journal:
             self._writer.node_ended_soon(NodeEnd(self.run_id, node_id, NodeStatus.SKIPPED))
             self._publish(NodeSkipped(node_id))
 
-    def node_cancelled(self, node_id: str, started_at: datetime | None = None) -> None:
-        """A node cancelled while running (since `started_at`) or before it started."""
-        finished_at = now()
+    def node_cancelled(
+        self,
+        node_id: str,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        """A node cancelled while running (since `started_at`) or before it started (at
+        the run's `finished_at`)."""
+        finished_at = finished_at or now()
         self._writer.node_ended_soon(
             NodeEnd(
                 self.run_id,

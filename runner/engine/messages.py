@@ -1,6 +1,6 @@
 """The actors' messages: small frozen records, dispatched with `match`.
 
-A Supervisor receives SupervisorMessage (from the Runtime, and RunFinished from its own run
+A Supervisor receives SupervisorMessage (from the Runtime, and RunEnded from its own run
 tasks); a run's executor receives RunMessage (StopRun from its supervisor, a report from
 each of its node tasks), delivered synchronously (see runner/engine/executor.py).
 """
@@ -46,7 +46,7 @@ class GraphUpdated:
 
 
 @dataclass(frozen=True, slots=True)
-class RunFinished:
+class RunEnded:
     """A run task of this supervisor has ended (finished, failed to start, or paused);
     `run` is how it ended, when it did (what its waiters are answered with)."""
 
@@ -64,7 +64,7 @@ class Interrupt:
     """The shutdown grace is over: stop in-flight nodes (they run again on resume)."""
 
 
-SupervisorMessage = StartRun | CancelRun | GraphUpdated | RunFinished | Drain | Interrupt
+SupervisorMessage = StartRun | CancelRun | GraphUpdated | RunEnded | Drain | Interrupt
 
 
 # -- to a run's executor --------------------------------------------------------------------

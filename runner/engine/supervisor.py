@@ -1,13 +1,12 @@
 """The Supervisor: one actor per workflow, holding its cached execution plan, its runs in
 flight and its queue of runs waiting for a slot (max_concurrency).
 
-Only the supervisor's loop changes its state: its run tasks report back with RunFinished,
+Only the supervisor's loop changes its state: its run tasks report back with RunEnded,
 and it steers each run by sending it StopRun.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -19,15 +18,15 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
-from runner.engine.attempt import error_info
+from runner.engine.attempt import error_info, now
 from runner.engine.executor import RunExecutor, RunServices
-from runner.engine.journal import Journal, now
+from runner.engine.journal import Journal
 from runner.engine.messages import (
     CancelRun,
     Drain,
     GraphUpdated,
     Interrupt,
-    RunFinished,
+    RunEnded,
     StartRun,
     Stop,
     StopRun,
@@ -35,7 +34,7 @@ from runner.engine.messages import (
 )
 from runner.errors import InvalidGraphError, WorkflowNotFoundError
 from runner.graph.plan import ExecutionPlan, build_plan
-from runner.models import CANCELLED_ERROR, Run, RunStatus
+from runner.models import Run, RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +121,7 @@ class Supervisor:
                 self._plan_graph, self._plan = graph, plan
                 self._max_concurrency = limit
                 self._start_queued(tg)
-            case RunFinished(run_id=run_id, run=run):
+            case RunEnded(run_id=run_id, run=run):
                 self._runs.pop(run_id, None)
                 self._on_run_finished(run_id, run)
                 self._start_queued(tg)
@@ -194,9 +193,9 @@ class Supervisor:
             log.exception("run_crashed", run_id=str(run.id))
             await self._fail_unrunnable(run, exc, notify=False)
         finally:
-            await self._notify_finished(RunFinished(run.id, ended))
+            await self._notify_finished(RunEnded(run.id, ended))
 
-    async def _notify_finished(self, message: RunFinished) -> None:
+    async def _notify_finished(self, message: RunEnded) -> None:
         with anyio.CancelScope(shield=True):
             await self._self_send.send(message)
 
@@ -217,22 +216,13 @@ class Supervisor:
         except Exception:
             log.exception("run_failure_not_recorded", run_id=str(run.id))
         if notify:
-            await self._notify_finished(RunFinished(run.id))
+            await self._notify_finished(RunEnded(run.id))
 
     async def _cancel_stored(self, run: Run) -> None:
         """Cancel a run that is not executing here (queued, or left by another process)."""
         ended: Run | None = None
         try:
-            journal = self._journal(run)
-            finished_at = await journal.cancel_stored()
-            if finished_at is not None:
-                ended = dataclasses.replace(
-                    run,
-                    status=RunStatus.CANCELLED,
-                    error=dict(CANCELLED_ERROR),
-                    finished_at=finished_at,
-                    event_seq=journal.seq,
-                )
+            ended = await self._journal(run).cancel_stored(run)
         except Exception:
             log.exception("run_cancel_not_recorded", run_id=str(run.id))
-        await self._notify_finished(RunFinished(run.id, ended))
+        await self._notify_finished(RunEnded(run.id, ended))

@@ -3,8 +3,7 @@ waited for."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,7 +14,7 @@ from runner.engine.journal import Journal
 from runner.engine.messages import CancelRun, StartRun
 from runner.errors import HookChangedError, RunAlreadyFinishedError, ShuttingDownError
 from runner.live.events import RunCreated
-from runner.models import CANCELLED_ERROR, Hook, Run, RunStatus
+from runner.models import Hook, Run, RunStatus
 from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes
 from runner.runtime.waiters import RunWaiters
@@ -80,6 +79,7 @@ class Runs:
                 hook=hook,
             )
             if created:
+                self._waiters.expect(run.id)  # a ?wait that follows cannot miss its end
                 await self._hand_over(run)
         return run, created
 
@@ -115,17 +115,20 @@ class Runs:
         *,
         body: bytes,
         signature: str | None,
-        payload: Any,
+        payload: Callable[[], Awaitable[Any]],
         idempotency_key: str | None = None,
     ) -> tuple[Run, bool]:
-        """Start a run from a webhook call (its signature checked), as `start` does."""
+        """Start a run from a webhook call, as `start` does; `payload()` is read once the
+        webhook is known and its signature checked (an unknown or unsigned call is refused
+        whatever its body)."""
         hook = await self._workflows.verified_hook(slug, body, signature)
+        payload_value = await payload()
         try:
             # The insert re-checks the remembered hook: no run starts on a stale copy.
             return await self.start(
                 hook.workflow_id,
                 trigger_type="webhook",
-                payload=payload,
+                payload=payload_value,
                 idempotency_key=idempotency_key,
                 hook=hook,
             )
@@ -135,7 +138,7 @@ class Runs:
             return await self.start(
                 hook.workflow_id,
                 trigger_type="webhook",
-                payload=payload,
+                payload=payload_value,
                 idempotency_key=idempotency_key,
             )
 
@@ -149,7 +152,7 @@ class Runs:
         if not self._mailboxes.has(run.workflow_id):
             # Not queued nor executing here: cancelled in the database, no supervisor needed.
             return await self._cancel_stored(run)
-        self._waiters.expect(run_id)
+        self._waiters.expect(run_id)  # before the supervisor can end it
         await self._mailboxes.send(run.workflow_id, CancelRun(run))
         with anyio.move_on_after(CANCEL_WAIT_S):
             return await self._waiters.wait_run_finished(run_id, unfinished=True)
@@ -158,16 +161,8 @@ class Runs:
     async def _cancel_stored(self, run: Run) -> Run:
         services = self._services
         journal = Journal(run, writer=services.writer, store=self._store, events=services.events)
-        finished_at = await journal.cancel_stored()
-        if finished_at is None:  # it finished meanwhile
-            return await self._store.get_run(run.id)
-        return dataclasses.replace(
-            run,
-            status=RunStatus.CANCELLED,
-            error=dict(CANCELLED_ERROR),
-            finished_at=finished_at,
-            event_seq=journal.seq,
-        )
+        cancelled = await journal.cancel_stored(run)
+        return cancelled or await self._store.get_run(run.id)  # else it finished meanwhile
 
     async def wait_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
         """Wait until the run has finished (in this process); how it ended."""

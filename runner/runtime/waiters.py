@@ -30,25 +30,27 @@ class RunWaiters:
         self._any_ended = anyio.Event()
 
     def expect(self, run_id: UUID) -> None:
-        """Register interest before asking for a run's end (so it cannot slip past)."""
+        """Register interest in a run's end before it can end (it is woken even when nobody
+        waits yet), so that `wait_run_finished(unfinished=True)` needs no database read."""
         self._waiters.setdefault(run_id, _Waiter())
 
     async def wait_run_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
         """Wait until the run has finished (in this process); returns how it ended.
 
-        `unfinished`: the caller knows the run had not finished (it just started or read
-        it), so the first database read is skipped.
+        `unfinished`: the caller knows the run had not finished when it was `expect`ed, so
+        while that registration stands the database read is skipped.
         """
+        waiter = self._waiters.get(run_id) if unfinished else None
         while True:
-            waiter = self._waiters.setdefault(run_id, _Waiter())
-            if not unfinished:
+            if waiter is None:
+                waiter = self._waiters.setdefault(run_id, _Waiter())
                 run = await self._store.get_run(run_id)
                 if run.status.finished:
                     return run
-            unfinished = False
             await waiter.done.wait()
             if waiter.run is not None and waiter.run.status.finished:
                 return waiter.run
+            waiter = None  # it ended without a final state here (paused): look again
 
     def run_finished(self, run_id: UUID, run: Run | None = None) -> None:
         """A run's task has ended (how, when known): wake its waiters."""

@@ -63,8 +63,9 @@ WRITER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "o
 
 @contextmanager
 def as_weft_errors() -> Iterator[None]:
-    """The driver's errors as the runner's: unreachable → DatabaseUnavailableError, any other
-    refusal → DatabaseError (so no layer above runner/store/ sees asyncpg)."""
+    """The driver's errors as the runner's, around connecting and migrating: unreachable →
+    DatabaseUnavailableError, any other refusal → DatabaseError. (Queries map unreachable
+    to DatabaseUnavailableError themselves; the store maps the refusals it expects.)"""
     try:
         yield
     except TRANSIENT_ERRORS as exc:

@@ -14,8 +14,10 @@ Every defect it found once is pinned by its own reproduction in REGRESSIONS
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -272,3 +274,33 @@ async def test_regression(weft: WeftServer, regression: Regression) -> None:
     except FailureGroup as group:
         raise SchemaViolation(str(group)) from None
     assert response.status_code < 500
+
+
+SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
+SUITE_MAX_S = 45  # the run's time budget: fuzzing and stateful testing repeat until spent
+
+
+async def test_the_whole_schemathesis_suite_passes_every_check(
+    weft: WeftServer, tmp_path: Path
+) -> None:
+    """schemathesis' own runner, as a user would run it: every check, every phase (examples,
+    coverage, fuzzing, and the stateful phase, which follows the description's links from a
+    created workflow to its runs), a fixed seed, a bounded time."""
+    await seed(weft)
+    command = [
+        str(Path(sys.executable).with_name("st")),
+        "--config-file", str(SCHEMATHESIS_CONFIG),
+        "run", f"{weft.url}/openapi.json",
+        "--checks", "all",
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--seed", "1",
+        "--max-examples", "10",
+        "--workers", "1",
+        "--request-timeout", str(REQUEST_TIMEOUT_S),
+        "--max-time", str(SUITE_MAX_S),
+        "--no-color",
+    ]  # fmt: skip
+    result = await anyio.run_process(command, cwd=tmp_path, check=False)
+    output = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 0, output[-6000:]
+    assert "Stateful" in output, output[-3000:]

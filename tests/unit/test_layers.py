@@ -74,8 +74,10 @@ def offenders(prefix: str, forbidden: tuple[str, ...]) -> list[tuple[str, str]]:
     )
 
 
-def test_the_web_layer_reaches_the_database_only_through_the_runner() -> None:
+def test_the_web_layer_reaches_the_runner_only_through_its_facade() -> None:
     assert offenders("web", ("asyncpg", "runner.store")) == []
+    # The runtime's parts, the engine and the live bus are behind runner.facade.
+    assert offenders("web", ("runner.runtime", "runner.engine", "runner.live")) == []
 
 
 def test_blocks_know_nothing_of_the_runner_or_the_web() -> None:
