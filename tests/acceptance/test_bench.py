@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,23 @@ async def test_the_webhook_floor_server_runs_the_floor_work_per_request(
     assert len(rows) == 9
     assert {r["status"] for r in rows} == {"succeeded"}
     assert len({r["run_id"] for r in rows}) == 3
+
+
+def test_weft_bench_without_the_suite_says_what_to_install(tmp_path: Path) -> None:
+    # Given weft's packages as a wheel installs them: without bench/ beside them
+    root = Path(__file__).resolve().parents[2]
+    for part in ("runner", "web", "blocks", "sql"):
+        shutil.copytree(root / part, tmp_path / part)
+    # When `weft bench` is asked for there
+    result = subprocess.run(
+        [sys.executable, "-m", "web.cli", "bench", "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+        check=False,
+    )
+    # Then it says in one line what to install, and fails
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "pip install -e '.[dev]'" in result.stderr
