@@ -19,7 +19,8 @@ from runner.graph.shape import Graph
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
 from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
-from runner.runtime.runtime import Runtime, RuntimeStatistics
+from runner.runtime.mailboxes import RuntimeStatistics
+from runner.runtime.runtime import Runtime
 from runner.runtime.workflows import SIGNATURE_HEADER
 from runner.store.protocol import Store
 

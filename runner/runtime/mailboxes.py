@@ -26,7 +26,9 @@ class _Mailbox(NamedTuple):
     send: MemoryObjectSendStream[SupervisorMessage]
 
 
-class MailboxStatistics(NamedTuple):
+class RuntimeStatistics(NamedTuple):
+    """A glance at the runtime, for /healthz and benchmarks."""
+
     supervisors: int
     runs_in_flight: int
     runs_queued: int
@@ -58,9 +60,9 @@ class Mailboxes:
     def has(self, workflow_id: UUID) -> bool:
         return workflow_id in self._boxes
 
-    def statistics(self) -> MailboxStatistics:
+    def statistics(self) -> RuntimeStatistics:
         boxes = self._boxes.values()
-        return MailboxStatistics(
+        return RuntimeStatistics(
             supervisors=len(self._boxes),
             runs_in_flight=sum(m.supervisor.runs_in_flight for m in boxes),
             runs_queued=sum(m.supervisor.runs_queued for m in boxes),

@@ -15,7 +15,7 @@ from runner.engine.executor import RunServices
 from runner.engine.journal import FINAL_WRITE_GRACE_S
 from runner.engine.messages import Drain, Interrupt
 from runner.runtime.leases import Leases
-from runner.runtime.mailboxes import Mailboxes, MailboxStatistics
+from runner.runtime.mailboxes import Mailboxes, RuntimeStatistics
 from runner.runtime.runs import Runs
 from runner.runtime.waiters import RunWaiters
 from runner.runtime.workflows import Workflows
@@ -24,8 +24,6 @@ from runner.store.protocol import Store
 log = structlog.get_logger(__name__)
 
 LEASE_NAMESPACE = UUID("6f0e6a8e-3c1a-4d0e-9d8e-77e1f3b0c2a4")
-
-RuntimeStatistics = MailboxStatistics
 
 
 class Runtime:
