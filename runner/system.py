@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID, uuid4, uuid5
 
 import httpx
 import structlog
@@ -22,11 +23,14 @@ from runner.runtime.runtime import Runtime
 from runner.settings import Settings
 from runner.store.db import Database, as_weft_errors
 from runner.store.embedded import start_embedded
+from runner.store.listener import Listener
 from runner.store.migrate import apply_migrations
 from runner.store.postgres import PostgresStore
 from runner.store.writer import Writer
 
 log = structlog.get_logger(__name__)
+
+LEASE_NAMESPACE = UUID("6f0e6a8e-3c1a-4d0e-9d8e-77e1f3b0c2a4")
 
 
 @dataclass
@@ -86,7 +90,10 @@ async def open_system(
             stack.push_async_callback(db.close)
             if run_migrations:
                 await apply_migrations(db)
-        store = PostgresStore(db)
+        # This process's name in the wake-ups it sends, to know its own when they return.
+        origin = uuid4().hex[:12]
+        events = EventBus(subscriber_buffer=settings.weft_event_buffer)
+        store = PostgresStore(db, origin=origin)
         http = await stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0),
@@ -96,9 +103,9 @@ async def open_system(
         )
         artifacts = Artifacts(make_blob_store(settings), PostgresStore(db.retrying()))
         services = RunServices(
-            store=PostgresStore(db.retrying()),
-            events=EventBus(subscriber_buffer=settings.weft_event_buffer),
-            writer=Writer(db),
+            store=PostgresStore(db.retrying(), origin=origin),
+            events=events,
+            writer=Writer(db, publish=events.publish, origin=origin),
             http=http,
             artifacts=artifacts,
             block_settings=BlockSettings(
@@ -107,6 +114,9 @@ async def open_system(
                 openai_model=settings.openai_model,
             ),
             limits=RunLimits(max_output_bytes=settings.weft_max_output_bytes),
+            # Leases are held in the name of this instance (a dyno, host:port): a restart
+            # of the same instance takes back its runs at once instead of waiting for them.
+            owner=uuid5(LEASE_NAMESPACE, instance) if instance else uuid4(),
         )
         runtime = Runtime(
             services,
@@ -114,6 +124,6 @@ async def open_system(
             supervisor_idle_s=settings.weft_supervisor_idle_s,
             lease_s=settings.weft_lease_s,
             store=store,
-            instance=instance,
+            listener=Listener(url, origin=origin),
         )
         yield System(settings, runtime, Weft(runtime, store, artifacts), url, server)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID, uuid4
 
 import anyio
 import httpx
@@ -63,6 +64,8 @@ class RunServices:
     artifacts: ArtifactStore
     block_settings: BlockSettings
     limits: RunLimits = RunLimits()
+    # This process's name in run leases.
+    owner: UUID = dataclasses.field(default_factory=uuid4)
 
 
 class RunExecutor:
@@ -189,6 +192,7 @@ class RunExecutor:
             self.journal.log(None, "info", "run started", {"trigger": self.run.trigger_type})
             return started_at
         store = self.services.store
+        self.journal.resume_from(await store.last_event_seq(self.run.id))
         done = 0
         for node in await store.list_node_runs(self.run.id):
             if node.status is NodeStatus.SUCCEEDED:

@@ -2,8 +2,10 @@
 
 A transition is a write (queued for the Writer's next group commit, or awaited when later
 work depends on it) and the typed event that reports it, with the run's next `seq`,
-assigned here and nowhere else. The executor, node tasks and the supervisor's fail and
-cancel paths all record through a Journal; none pairs a write with an event by hand.
+assigned here and nowhere else. The event rides in the same commit as the write (the run's
+durable log) and reaches subscribers once that commit is done. The executor, node tasks
+and the supervisor's fail and cancel paths all record through a Journal; none pairs a write
+with an event by hand.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import anyio
 import orjson
@@ -58,28 +61,33 @@ def _log_data(data: dict[str, Any]) -> dict[str, Any] | None:
 class Journal:
     """Records one run's transitions: its rows through the Writer, its events on the bus."""
 
-    def __init__(self, run: Run, *, writer: RunWriter, store: Store, events: EventBus) -> None:
+    def __init__(
+        self, run: Run, *, writer: RunWriter, store: Store, events: EventBus, seq: int = 0
+    ) -> None:
         self.run_id = run.id
         self.workflow_id = run.workflow_id
         self._writer = writer
         self._store = store
         self._events = events
-        # Seqs go on from the run's last event in memory (a resume in the same process).
-        self._seq = events.last_seq(run.id) or 0
+        # The seq of the run's last event in its log (a resumed run goes on from there).
+        self._seq = seq
 
     @property
     def seq(self) -> int:
         """The seq of the last event recorded."""
         return self._seq
 
+    def resume_from(self, seq: int) -> None:
+        """Go on after the run's last logged event (a resumed run)."""
+        self._seq = max(self._seq, seq)
+
     def _next_seq(self) -> int:
-        # Never behind what the bus has seen of the run (another Journal of it, e.g. a
-        # cancel racing a resume in this process, may have published since).
-        return max(self._seq, self._events.last_seq(self.run_id) or 0) + 1
+        return self._seq + 1
 
     def _publish(self, body: RunEventBody, seq: int | None = None) -> None:
+        """Queue the event with the next commit (it reaches subscribers once committed)."""
         self._seq = seq or self._next_seq()
-        self._events.publish(Event(body, self.run_id, self._seq), self.workflow_id)
+        self._writer.event(Event(body, self.run_id, self._seq), self.workflow_id)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -110,39 +118,53 @@ class Journal:
         announced: the run stays unfinished in the database and is resumed."""
         seq = self._next_seq()
         end = RunEnd(self.run_id, status, outputs, error, finished_at, seq)
-        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-            await self._writer.run_ended(end)
         took = duration_ms(started_at, finished_at)
         self._publish(RunFinished(status, finished_at, took, error), seq)
+        with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
+            await self._writer.run_ended(end)
         return seq
 
-    async def cancel_stored(self, run: Run) -> Run | None:
-        """Cancel a run that executes nowhere in this process (queued, or only in the
-        database): the run as cancelled; None when it had finished already."""
+    async def cancel_stored(self, run: Run, *, owner: UUID) -> Run | None:
+        """Cancel a run that executes nowhere (queued here, or only in the database, its
+        lease lapsed): the run as cancelled; None when it had finished already or a live
+        process other than `owner` holds it."""
         finished_at = now()
-        seq = self._next_seq()
-        cancelled = False
+
+        def events(seq: int, unfinished: list[str]) -> list[Event]:
+            # Seqs go on from the run's log (read under the run's row lock).
+            bodies: list[RunEventBody] = [NodeCancelled(node_id) for node_id in unfinished]
+            bodies.append(RunFinished(RunStatus.CANCELLED, finished_at, None, CANCELLED_ERROR))
+            return [Event(body, self.run_id, seq + i) for i, body in enumerate(bodies)]
+
+        made: list[Event] | None = None
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
-            cancelled = await self._store.cancel_unfinished_run(
-                self.run_id, finished_at, seq, CANCELLED_ERROR
+            made = await self._store.cancel_unheld_run(
+                self.run_id,
+                self.workflow_id,
+                owner=owner,
+                finished_at=finished_at,
+                error=CANCELLED_ERROR,
+                events=events,
             )
-        if not cancelled:
+        if made is None:
             return None
-        self._publish(RunFinished(RunStatus.CANCELLED, finished_at, None, CANCELLED_ERROR), seq)
+        self._seq = made[-1].seq
+        for event in made:
+            self._events.publish(event, self.workflow_id)
         return dataclasses.replace(
             run,
             status=RunStatus.CANCELLED,
             error=dict(CANCELLED_ERROR),
             finished_at=finished_at,
-            event_seq=seq,
+            event_seq=self._seq,
             nodes_done=run.nodes_total,
         )
 
     async def run_paused(self) -> None:
         """A shutdown paused the run: commit what is queued; it resumes later."""
+        self._publish(RunPaused())
         with anyio.move_on_after(FINAL_WRITE_GRACE_S, shield=True):
             await self._writer.flush()
-        self._publish(RunPaused())
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -180,12 +202,12 @@ class Journal:
             output=RawJson(encoded.decode()),
             attempt=attempt,
         )
+        self._publish(NodeSucceeded(node_id, duration_ms(started_at, finished_at) or 0, output))
         if children_wait:
             with anyio.CancelScope(shield=True):
                 await self._writer.node_ended(end)
         else:
             self._writer.node_ended_soon(end)
-        self._publish(NodeSucceeded(node_id, duration_ms(started_at, finished_at) or 0, output))
 
     async def node_failed(
         self,
@@ -207,9 +229,9 @@ class Journal:
             error=error,
             attempt=attempt,
         )
+        self._publish(NodeFailed(node_id, duration_ms(started_at, finished_at) or 0, error))
         with anyio.CancelScope(shield=True):
             await self._writer.node_ended(end)
-        self._publish(NodeFailed(node_id, duration_ms(started_at, finished_at) or 0, error))
 
     def nodes_skipped(self, node_ids: list[str]) -> None:
         # Not awaited: a resumed run decides the same skips again from its successes.

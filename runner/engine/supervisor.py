@@ -78,6 +78,10 @@ class Supervisor:
     def runs_queued(self) -> int:
         return len(self._queue)
 
+    def holds(self, run_id: UUID) -> bool:
+        """True when the run executes here or waits here for a slot."""
+        return run_id in self._runs or any(s.run.id == run_id for s in self._queue)
+
     def inbox_depth(self) -> int:
         return self._inbox.statistics().current_buffer_used
 
@@ -219,10 +223,14 @@ class Supervisor:
             await self._notify_finished(RunEnded(run.id))
 
     async def _cancel_stored(self, run: Run) -> None:
-        """Cancel a run that is not executing here (queued, or left by another process)."""
+        """Cancel a run that is not executing here (queued, or left by another process);
+        one that another live process holds is asked of that process."""
         ended: Run | None = None
+        services = self._services
         try:
-            ended = await self._journal(run).cancel_stored(run)
+            ended = await self._journal(run).cancel_stored(run, owner=services.owner)
+            if ended is None:
+                await services.store.request_cancel(run.id, run.workflow_id)
         except Exception:
             log.exception("run_cancel_not_recorded", run_id=str(run.id))
         await self._notify_finished(RunEnded(run.id, ended))

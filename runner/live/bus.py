@@ -1,15 +1,16 @@
-"""The in-process event bus: each run's events, replayable while the run is in memory,
-delivered to subscribers through bounded buffers; and each workflow's channel.
+"""The in-process event bus: each run's committed events, delivered to this process's
+subscribers through bounded buffers; and each workflow's channel.
 
 Publishing never blocks: a subscriber whose buffer is full is cut off and told it lagged
 (it re-syncs from a snapshot), so a slow websocket client can never slow a run. A run's
 events arrive here with their seq assigned (by the run's Journal); the workflow channel
-numbers its own copies.
+numbers its own copies (its seqs are this process's: a reconnect elsewhere re-syncs).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from uuid import UUID
 
@@ -18,12 +19,9 @@ import anyio
 from runner.live.events import WORKFLOW_SKIPPED, Event, EventBody, RunCreated, RunFinished
 
 SUBSCRIBER_BUFFER = 256
-# Finished runs keep their events for a late reconnect while they are among the most recent
-# ones AND the events kept stay under a cap: a long-lived process must not hold (and have its
-# garbage collector walk) the events of thousands of past runs. Older ones re-sync from
-# stored state, which is as correct, if less fine-grained.
-FINISHED_RUNS_KEPT = 200
-FINISHED_EVENTS_KEPT = 20_000
+# Unfinished runs whose last seq is remembered (a run that never finishes here, because
+# another process resumed it, must not be remembered forever).
+RUNS_TRACKED = 100_000
 WORKFLOW_EVENTS_KEPT = 1000
 WORKFLOW_CHANNELS_KEPT = 1000
 
@@ -43,8 +41,11 @@ class Subscription:
     (a heartbeat) can never lose an event.
     """
 
-    def __init__(self, channel: _Channel, limit: int) -> None:
+    def __init__(
+        self, channel: _Channel, limit: int, release: Callable[[], None] | None = None
+    ) -> None:
         self._channel = channel
+        self._release = release
         self._limit = limit
         self._queue: deque[Event] = deque()
         self._wakeup = anyio.Event()
@@ -71,6 +72,8 @@ class Subscription:
         self._ended = True
         self._channel.subscribers.discard(self)
         self._wakeup.set()
+        if self._release is not None:
+            self._release()
 
     async def receive(self, idle_s: float | None = None) -> Event | None:
         """The next event; None after `idle_s` seconds without one (a heartbeat's cue).
@@ -108,6 +111,7 @@ class _Channel:
     subscribers: set[Subscription] = field(default_factory=set)
     finished: bool = False
     first_seq: int = 1
+    workflow_id: UUID | None = None  # a run channel's workflow
 
     def replayable_after(self, after: int) -> bool:
         return after >= self.first_seq - 1
@@ -132,72 +136,94 @@ class _Channel:
 
 
 class EventBus:
-    """Per-run and per-workflow channels of events."""
+    """Per-run and per-workflow channels of events.
+
+    A run's events reach the bus once committed (from this process's writer, or read from
+    the log when another process wrote them), each once: an event at or below the run's
+    last seq seen here is dropped. A run channel holds no events of its own, only its live
+    subscribers: replays come from the durable log (see runner/live/streams.py).
+    """
 
     def __init__(self, *, subscriber_buffer: int = SUBSCRIBER_BUFFER) -> None:
         self._buffer = subscriber_buffer
         self._runs: dict[UUID, _Channel] = {}
-        # Finished runs still in memory, oldest first, with how many events each holds.
-        self._finished: OrderedDict[UUID, int] = OrderedDict()
-        self._finished_events = 0
+        # The last seq seen of each unfinished run, oldest entry first.
+        self._last: OrderedDict[UUID, int] = OrderedDict()
         self._workflows: OrderedDict[UUID, _Channel] = OrderedDict()
         self._closed = False
 
     # -- runs ------------------------------------------------------------------------------
 
     def last_seq(self, run_id: UUID) -> int | None:
-        """The seq of the run's last event, or None when its events are not in memory."""
-        channel = self._runs.get(run_id)
-        return None if channel is None else channel.seq
+        """The seq of the run's last event seen here, or None when none is known."""
+        return self._last.get(run_id)
 
     def publish(self, event: Event, workflow_id: UUID) -> None:
-        """Deliver a run's event (its seq assigned already); never blocks."""
-        assert event.run_id is not None
-        channel = self._runs.get(event.run_id)
-        if channel is None:
-            channel = self._runs[event.run_id] = _Channel()
-        channel.publish(event)
-        if not isinstance(event.body, WORKFLOW_SKIPPED):
+        """Deliver a run's committed event (its seq assigned already); never blocks."""
+        run_id = event.run_id
+        assert run_id is not None
+        if event.seq <= self._last.get(run_id, 0):
+            return  # seen already (told by this process's writer and by the log)
+        finished = event.type == RunFinished.TYPE
+        if finished:
+            self._last.pop(run_id, None)
+        else:
+            self._last[run_id] = event.seq
+            while len(self._last) > RUNS_TRACKED:
+                self._last.popitem(last=False)
+        channel = self._runs.get(run_id)
+        if channel is not None:
+            channel.seq = event.seq
+            for sub in list(channel.subscribers):
+                sub.offer(event)
+            if finished:
+                for sub in list(channel.subscribers):
+                    sub.end()
+                self._runs.pop(run_id, None)
+        if event.type not in WORKFLOW_SKIPPED:
             self._forward(workflow_id, event)
-        if isinstance(event.body, RunFinished):
-            self._finish(event.run_id, channel)
 
-    def subscribe_run(self, run_id: UUID, after: int | None = None) -> Subscription | None:
-        """Events of the run after `after` (all kept ones when None, none if after < 0).
-
-        None when the run's events are not in memory, or `after` is older than what is kept:
-        the caller then re-syncs from stored state.
-        """
+    def subscribe_run(self, run_id: UUID, workflow_id: UUID) -> Subscription:
+        """The run's events published from now on (the caller replays earlier ones from
+        the log)."""
         channel = self._runs.get(run_id)
         if channel is None:
-            return None
-        if after is not None and not channel.replayable_after(after):
-            return None
-        return self._refuse_if_closed(channel.subscribe(after, self._buffer))
+            channel = _Channel(seq=self._last.get(run_id, 0), workflow_id=workflow_id)
+            self._runs[run_id] = channel
+        sub = Subscription(channel, self._buffer, lambda: self._unsubscribed(run_id))
+        channel.subscribers.add(sub)
+        return self._refuse_if_closed(sub)
+
+    def watched(self, run_id: UUID, workflow_id: UUID) -> bool:
+        """True when a subscriber here wants the run's events (on its own channel or its
+        workflow's)."""
+        channel = self._runs.get(run_id)
+        if channel is not None and channel.subscribers:
+            return True
+        workflow = self._workflows.get(workflow_id)
+        return workflow is not None and bool(workflow.subscribers)
+
+    def watched_runs(self) -> dict[UUID, UUID]:
+        """The runs that subscribers here follow, with their workflows."""
+        return {
+            run_id: channel.workflow_id
+            for run_id, channel in self._runs.items()
+            if channel.subscribers and channel.workflow_id is not None
+        }
+
+    def watches_workflow(self, workflow_id: UUID) -> bool:
+        channel = self._workflows.get(workflow_id)
+        return channel is not None and bool(channel.subscribers)
+
+    def _unsubscribed(self, run_id: UUID) -> None:
+        """Forget a run channel that has no subscribers left."""
+        channel = self._runs.get(run_id)
+        if channel is not None and not channel.subscribers:
+            del self._runs[run_id]
 
     def run_created(self, run_id: UUID, workflow_id: UUID, created: RunCreated) -> None:
-        """A run was stored: open its channel and tell the workflow channel (run.created)."""
-        self.open_run(run_id)
+        """A run was stored: tell the workflow channel (run.created)."""
         self._forward(workflow_id, Event(created, run_id, 0))
-
-    def open_run(self, run_id: UUID) -> None:
-        """Make a run's channel exist before its first event, so subscribers can wait on it."""
-        if run_id not in self._runs:
-            self._runs[run_id] = _Channel()
-
-    def _finish(self, run_id: UUID, channel: _Channel) -> None:
-        channel.finished = True
-        for sub in list(channel.subscribers):
-            sub.end()
-        channel.subscribers.clear()
-        self._finished[run_id] = len(channel.log)
-        self._finished_events += len(channel.log)
-        while self._finished and (
-            len(self._finished) > FINISHED_RUNS_KEPT or self._finished_events > FINISHED_EVENTS_KEPT
-        ):
-            old, events = self._finished.popitem(last=False)
-            self._finished_events -= events
-            self._runs.pop(old, None)
 
     def close_all(self) -> None:
         """Shutting down: every subscriber is told the server is going away."""

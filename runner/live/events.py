@@ -248,15 +248,27 @@ class Lagged:
         return {"message": "you fell behind; a fresh snapshot follows"}
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event read back from the durable log: its type and its fields as they were sent."""
+
+    TYPE: str
+    data: dict[str, Any]
+
+    def fields(self) -> dict[str, Any]:
+        return self.data
+
+
 RunEventBody = (
     RunStarted | RunProgress | RunPaused | RunFinished
     | NodeStarted | NodeLogged | NodeSucceeded | NodeFailed | NodeSkipped | NodeCancelled
-    | NodeInterrupted
+    | NodeInterrupted | Recorded
 )  # fmt: skip
 EventBody = RunEventBody | RunCreated | WorkflowUpdated | RunSnapshot | WorkflowSnapshot | Lagged
 
 # node.log and progress are for the run's own channel; the workflow channel carries status.
-WORKFLOW_SKIPPED = (NodeLogged, RunProgress)
+WORKFLOW_SKIPPED = frozenset({NodeLogged.TYPE, RunProgress.TYPE})
+ENVELOPE = frozenset({"type", "run_id", "seq", "ts"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +304,18 @@ class Event:
             data["run_seq"] = self.run_seq
             data["workflow_id"] = str(self.workflow_id)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        """An event as `to_json` gave it (read back from the log)."""
+        fields = {k: v for k, v in data.items() if k not in ENVELOPE}
+        run_id = data.get("run_id")
+        return cls(
+            Recorded(data["type"], fields),
+            None if run_id is None else UUID(run_id),
+            data["seq"],
+            datetime.fromisoformat(data["ts"]),
+        )
 
     def text(self) -> str:
         """The event as a JSON text message (encoded once, then shared)."""

@@ -1,9 +1,10 @@
 """Live message streams for clients (websocket or SSE): a snapshot, then events.
 
-Rules a client can rely on: every message has `type`, `run_id`, `seq`, `ts`; a snapshot
-carries the `seq` of the last event it reflects, and only events after it follow; a client
-that lagged gets `lagged` and then a fresh snapshot; reconnecting with `after=SEQ` replays
-what followed SEQ, or re-syncs with a snapshot when those events are no longer in memory.
+Rules a client can rely on, whichever process it talks to: every message has `type`,
+`run_id`, `seq`, `ts`; a snapshot is exactly the state that the events up to its `seq`
+describe, and only events after it follow; a client that lagged gets `lagged` and then a
+fresh snapshot; reconnecting with `after=SEQ` replays what followed SEQ from the run's
+durable log, or re-syncs with a snapshot when those events were pruned.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import anyio
 from runner.live.bus import EventBus, GoingAwayError, LaggedError, Subscription
 from runner.live.events import Event, Lagged, RunFinished, RunSnapshot, WorkflowSnapshot
 from runner.models import Run
-from runner.store.protocol import Store
+from runner.store.protocol import RunSnapshotRows, Store
 
 # A stream yields events (published ones are shared by every subscriber and encoded once;
 # snapshots and `lagged` are made for it), or None (nothing new: a heartbeat's cue).
@@ -36,53 +37,79 @@ class LiveStreams:
     ) -> AsyncIterator[Item]:
         """The run's messages until it has finished; None is a heartbeat (nothing new).
 
+        Events come from the run's durable log, then live from the bus (published once
+        committed, by this process or read from the log when another one wrote them); a
+        gap between the two is read from the log, so none is missed or repeated.
         Raises RunNotFoundError before the first message for an unknown run.
         """
         run = await self._store.get_run(run_id)
         resync = after is None
+        last = after or 0
         while True:
-            snapshot_seq: int | None = None
-            if resync:
-                sub = self._subscribe_run(run, None)
-                if sub is not None and sub.channel_finished:
-                    # A finished run in memory: its snapshot, then its run.finished replayed.
-                    sub = self._subscribe_run(run, sub.start_seq - 1)
-                    assert sub is not None
-                    snapshot_seq = sub.start_seq - 1
-                elif sub is not None:
-                    snapshot_seq = sub.start_seq
-            else:
-                sub = self._subscribe_run(run, after)
-            if sub is None:  # finished, and its events are no longer in memory
-                if resync or after is None or after < run.event_seq:
-                    yield await self._run_snapshot(run_id, max(0, run.event_seq - 1))
-                    run = await self._store.get_run(run_id)
-                    yield run_finished(run, run.event_seq)
-                return
-            with sub:
-                if snapshot_seq is not None:
-                    yield await self._run_snapshot(run_id, snapshot_seq)
+            # Subscribed before reading the log: whatever commits after the read arrives.
+            with self._bus.subscribe_run(run_id, run.workflow_id) as sub:
+                if resync:
+                    snapshot = await self._store.run_snapshot(run_id)
+                    if snapshot.run.status.finished:
+                        async for message in self._finished(snapshot):
+                            yield message
+                        return
+                    yield _snapshot_event(snapshot, snapshot.seq)
+                    last = snapshot.seq
+                logged = await self._store.run_events(run_id, after=last)
+                if not logged and not resync:
+                    state = await self._after_nothing_logged(run_id, last)
+                    if state == "finished":
+                        return
+                    if state == "resync":
+                        resync = True
+                        continue
+                for data in logged:
+                    event = Event.from_json(data)
+                    yield event
+                    last = event.seq
+                    if event.type == RunFinished.TYPE:
+                        return
                 try:
                     async for message in _drain(sub, heartbeat_s):
+                        if message is None:
+                            yield None
+                            continue
+                        if message.seq <= last:
+                            continue  # read from the log already
+                        if message.seq > last + 1:
+                            for data in await self._store.run_events(run_id, after=last):
+                                if data["seq"] >= message.seq:
+                                    break
+                                yield Event.from_json(data)
                         yield message
+                        last = message.seq
+                        if message.type == RunFinished.TYPE:
+                            return
                     return
                 except LaggedError:
-                    yield Event(Lagged(), run_id, sub.last_seq)
+                    yield Event(Lagged(), run_id, last)
                     resync = True
-                    run = await self._store.get_run(run_id)
 
-    def _subscribe_run(self, run: Run, after: int | None) -> Subscription | None:
-        sub = self._bus.subscribe_run(run.id, after)
-        if sub is None and not run.status.finished:
-            # Not started here yet (pending): open its channel so its events reach us.
-            self._bus.open_run(run.id)
-            sub = self._bus.subscribe_run(run.id, after)
-        return sub
-
-    async def _run_snapshot(self, run_id: UUID, seq: int) -> Event:
+    async def _after_nothing_logged(self, run_id: UUID, after: int) -> str:
+        """Nothing logged after `after`: "wait" for more, the run has "finished" (nothing
+        follows), or "resync" (`after` is unknown, or its events were pruned)."""
         run = await self._store.get_run(run_id)
-        nodes = await self._store.list_node_runs(run_id)
-        return Event(RunSnapshot(run.to_json(), [n.to_json() for n in nodes]), run_id, seq)
+        if run.status.finished:
+            return "finished" if after >= run.event_seq else "resync"
+        return "resync" if after > await self._store.last_event_seq(run_id) else "wait"
+
+    async def _finished(self, snapshot: RunSnapshotRows) -> AsyncIterator[Item]:
+        """A finished run: its final state, then its run.finished (from the log, or made
+        from the run when its events were pruned)."""
+        run = snapshot.run
+        seq = snapshot.seq or run.event_seq
+        yield _snapshot_event(snapshot, max(0, seq - 1))
+        logged = await self._store.run_events(run.id, after=max(0, seq - 1))
+        if logged:
+            yield Event.from_json(logged[-1])
+        else:
+            yield run_finished(run, seq)
 
     async def workflow_messages(
         self,
@@ -126,6 +153,11 @@ async def _drain(sub: Subscription, heartbeat_s: float | None) -> AsyncIterator[
         except anyio.EndOfStream:
             return
         yield event
+
+
+def _snapshot_event(snapshot: RunSnapshotRows, seq: int) -> Event:
+    body = RunSnapshot(snapshot.run.to_json(), [n.to_json() for n in snapshot.nodes])
+    return Event(body, snapshot.run.id, seq)
 
 
 def run_finished(run: Run, seq: int) -> Event:

@@ -31,8 +31,10 @@ class Leases:
         owner: UUID,
         lease_s: float,
         accepting: Callable[[], bool],
+        on_cancel_asked: Callable[[UUID, UUID], None] = lambda _r, _w: None,
     ) -> None:
         self._store = store
+        self._on_cancel_asked = on_cancel_asked
         self._mailboxes = mailboxes
         self.owner = owner
         self.lease_s = lease_s
@@ -46,7 +48,9 @@ class Leases:
                 # At start, also the runs of this instance's previous process.
                 await self.resume_orphaned_runs(include_own=first)
                 first = False
-                await self._store.renew_leases(self.owner, self.lease_s)
+                for run_id, workflow_id in await self._store.renew_leases(self.owner, self.lease_s):
+                    # A cancel asked while this process's wake-ups were lost.
+                    self._on_cancel_asked(run_id, workflow_id)
             except Exception:
                 log.exception("lease_upkeep_failed")
             await anyio.sleep(self.lease_s / 3)

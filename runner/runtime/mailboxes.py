@@ -60,6 +60,11 @@ class Mailboxes:
     def has(self, workflow_id: UUID) -> bool:
         return workflow_id in self._boxes
 
+    def holds(self, workflow_id: UUID, run_id: UUID) -> bool:
+        """True when the run executes in this process or waits in it for a slot."""
+        mailbox = self._boxes.get(workflow_id)
+        return mailbox is not None and mailbox.supervisor.holds(run_id)
+
     def statistics(self) -> RuntimeStatistics:
         boxes = self._boxes.values()
         return RuntimeStatistics(

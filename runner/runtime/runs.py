@@ -143,26 +143,31 @@ class Runs:
             )
 
     async def cancel(self, run_id: UUID) -> Run:
-        """Cancel a pending or running run; idempotent; a finished run is a conflict."""
+        """Cancel a pending or running run, whichever process holds it; idempotent; a
+        finished run is a conflict. Answers once it is cancelled (or after CANCEL_WAIT_S,
+        as it is then)."""
         run = await self._store.get_run(run_id)
         if run.status is RunStatus.CANCELLED:
             return run
         if run.status.finished:
             raise RunAlreadyFinishedError(f"run {run_id} has already {run.status}")
-        if not self._mailboxes.has(run.workflow_id):
-            # Not queued nor executing here: cancelled in the database, no supervisor needed.
-            return await self._cancel_stored(run)
-        self._waiters.expect(run_id)  # before the supervisor can end it
-        await self._mailboxes.send(run.workflow_id, CancelRun(run))
+        if self._mailboxes.has(run.workflow_id):
+            # Through the supervisor's inbox: after any StartRun of it still on its way.
+            self._waiters.expect(run_id)  # before the supervisor can end it
+            await self._mailboxes.send(run.workflow_id, CancelRun(run))
+        else:
+            services = self._services
+            journal = Journal(
+                run, writer=services.writer, store=self._store, events=services.events
+            )
+            cancelled = await journal.cancel_stored(run, owner=services.owner)
+            if cancelled is not None:
+                return cancelled
+            # Held by another live process (or it finished meanwhile): ask it.
+            await self._store.request_cancel(run.id, run.workflow_id)
         with anyio.move_on_after(CANCEL_WAIT_S):
-            return await self._waiters.wait_run_finished(run_id, unfinished=True)
+            return await self._waiters.wait_run_finished(run_id)
         return await self._store.get_run(run_id)
-
-    async def _cancel_stored(self, run: Run) -> Run:
-        services = self._services
-        journal = Journal(run, writer=services.writer, store=self._store, events=services.events)
-        cancelled = await journal.cancel_stored(run)
-        return cancelled or await self._store.get_run(run.id)  # else it finished meanwhile
 
     async def wait_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
         """Wait until the run has finished (in this process); how it ended."""

@@ -4,7 +4,7 @@ shuts them down gracefully."""
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID
 
 import anyio
 import anyio.abc
@@ -16,14 +16,15 @@ from runner.engine.journal import FINAL_WRITE_GRACE_S
 from runner.engine.messages import Drain, Interrupt
 from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes, RuntimeStatistics
+from runner.runtime.relay import Relay
 from runner.runtime.runs import Runs
 from runner.runtime.waiters import RunWaiters
 from runner.runtime.workflows import Workflows
+from runner.store import notices
+from runner.store.listener import Listener
 from runner.store.protocol import Store
 
 log = structlog.get_logger(__name__)
-
-LEASE_NAMESPACE = UUID("6f0e6a8e-3c1a-4d0e-9d8e-77e1f3b0c2a4")
 
 
 class Runtime:
@@ -37,7 +38,7 @@ class Runtime:
         supervisor_idle_s: float = 60.0,
         lease_s: float = 30.0,
         store: Store | None = None,
-        instance: str | None = None,
+        listener: Listener | None = None,
     ) -> None:
         self.services = services
         # Requests use `store` (failing fast while the database is down: 503); runs use
@@ -55,11 +56,10 @@ class Runtime:
         self.leases = Leases(
             self.store,
             self.mailboxes,
-            # Held in the name of this instance (a dyno, host:port): a restart of the same
-            # instance takes back its runs at once instead of waiting for their leases.
-            owner=uuid5(LEASE_NAMESPACE, instance) if instance else uuid4(),
+            owner=services.owner,
             lease_s=lease_s,
             accepting=lambda: self.accepting,
+            on_cancel_asked=self._cancel_asked,
         )
         self.workflows = Workflows(self.store, registry, services.events, self.mailboxes)
         self.runs = Runs(
@@ -71,6 +71,17 @@ class Runtime:
             workflows=self.workflows,
             accepting=lambda: self.accepting,
         )
+        self.relay = Relay(
+            services.store,
+            services.events,
+            mailboxes=self.mailboxes,
+            waiters=self.waiters,
+            workflows=self.workflows,
+            on_room=lambda: None,
+        )
+        self._listener = listener
+        if listener is not None:
+            listener.attach(self.relay.received, self.relay.connected)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -78,6 +89,9 @@ class Runtime:
         """Serve until cancelled (after `shutdown`, or abruptly)."""
         async with anyio.create_task_group() as tg:
             await tg.start(self.services.writer.serve)
+            tg.start_soon(self.relay.serve)
+            if self._listener is not None:
+                await tg.start(self._listener.serve)
             self.mailboxes.serve_in(tg)
             self._accepting = True
             tg.start_soon(self.leases.keep)
@@ -87,6 +101,9 @@ class Runtime:
             finally:
                 self.mailboxes.serve_in(None)
                 self._accepting = False
+
+    def _cancel_asked(self, run_id: UUID, workflow_id: UUID) -> None:
+        self.relay.received(False, [notices.CancelRequested(run_id, workflow_id)])
 
     @property
     def accepting(self) -> bool:

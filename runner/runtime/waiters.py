@@ -1,4 +1,5 @@
-"""Callers waiting for runs to end in this process, woken by their supervisors."""
+"""Callers waiting for runs to end, woken by their supervisors in this process, or by the
+relay when another process tells of the end."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ class RunWaiters:
             waiter.run = run
             waiter.done.set()
         self._any_ended.set()
+
+    def waiting(self, run_id: UUID) -> bool:
+        return run_id in self._waiters
+
+    def wake_all(self) -> None:
+        """Every waiter looks at the database again (wake-ups may have been lost)."""
+        for run_id in list(self._waiters):
+            self.run_finished(run_id)
 
     async def wait_idle(self, in_flight: Callable[[], int]) -> None:
         """Return once `in_flight()` is 0, re-checked whenever a run ends."""

@@ -14,7 +14,13 @@ from uuid import UUID, uuid4
 
 from blocks.registry import BlockRegistry
 from runner.engine.messages import GraphUpdated
-from runner.errors import BadSignatureError, HookNotFoundError, SignatureRequiredError
+from runner.errors import (
+    BadSignatureError,
+    HookNotFoundError,
+    InvalidGraphError,
+    SignatureRequiredError,
+    WorkflowNotFoundError,
+)
 from runner.graph.plan import ExecutionPlan, build_plan
 from runner.graph.shape import Graph
 from runner.live.bus import EventBus
@@ -107,6 +113,24 @@ class Workflows:
     async def delete(self, workflow_id: UUID) -> None:
         await self._store.delete_workflow(workflow_id)
         self._hooks.clear()
+
+    async def changed_elsewhere(self, workflow_id: UUID) -> None:
+        """Another process overwrote or deleted the workflow: forget remembered webhooks;
+        tell the channel and the supervisor here of the new version."""
+        self._hooks.clear()
+        try:
+            workflow = await self._store.get_workflow(workflow_id)
+        except WorkflowNotFoundError:
+            return
+        self._events.publish_workflow(workflow_id, WorkflowUpdated(workflow.to_json()))
+        if not self._mailboxes.has(workflow_id):
+            return
+        try:
+            plan = build_plan(workflow.graph, self.registry)
+        except InvalidGraphError:
+            return  # its runs fail with the problems when they start
+        message = GraphUpdated(workflow.graph, plan, workflow.max_concurrency)
+        await self._mailboxes.send(workflow_id, message, start=False)
 
     # -- webhooks --------------------------------------------------------------------------
 

@@ -173,8 +173,9 @@ class Connection:
         self._conn = conn
         self._queries = queries
 
-    def transaction(self) -> Any:
-        return self._conn.transaction()
+    def transaction(self, **options: Any) -> Any:
+        """A transaction (asyncpg's options: isolation, readonly, deferrable)."""
+        return self._conn.transaction(**options)
 
     async def execute(self, name: str, *args: Any) -> str:
         return await self._conn.execute(self._queries[name], *args)

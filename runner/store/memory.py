@@ -5,6 +5,7 @@ runner/store/memory_writer.py."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from runner.errors import (
     WorkflowBusyError,
     WorkflowNotFoundError,
 )
+from runner.live.events import Event
 from runner.models import (
     Artifact,
     Hook,
@@ -31,6 +33,8 @@ from runner.models import (
     Workflow,
 )
 from runner.store.db import RawJson
+from runner.store.notices import Notice
+from runner.store.protocol import RunSnapshotRows
 
 
 def _now() -> datetime:
@@ -58,6 +62,8 @@ class MemoryStore:
         self.runs: dict[UUID, Run] = {}
         self.nodes: dict[UUID, dict[str, NodeRun]] = {}
         self.logs: list[tuple[UUID, LogLine]] = []  # with the run each line belongs to
+        self.events: dict[UUID, list[dict[str, Any]]] = {}  # each run's event log
+        self.cancels_requested: set[UUID] = set()
         self.artifacts: dict[UUID, Artifact] = {}
         self.leases: dict[UUID, _Lease] = {}
         self._keys: dict[tuple[UUID, str], UUID] = {}
@@ -253,35 +259,90 @@ class MemoryStore:
                 break
         return claimed
 
-    async def renew_leases(self, owner: UUID, lease_s: float) -> None:
+    async def renew_leases(self, owner: UUID, lease_s: float) -> list[tuple[UUID, UUID]]:
+        asked = []
         for run_id, lease in self.leases.items():
             if lease.owner == owner and not self.runs[run_id].status.finished:
                 lease.expires = _now() + timedelta(seconds=lease_s)
+                if run_id in self.cancels_requested:
+                    asked.append((run_id, self.runs[run_id].workflow_id))
+        return asked
 
     async def release_leases(self, owner: UUID) -> None:
         for run_id, lease in self.leases.items():
             if lease.owner == owner and not self.runs[run_id].status.finished:
                 lease.owner = lease.expires = None
 
-    async def cancel_unfinished_run(
-        self, run_id: UUID, finished_at: datetime, event_seq: int, error: dict[str, Any]
-    ) -> bool:
+    async def cancel_unheld_run(
+        self,
+        run_id: UUID,
+        workflow_id: UUID,
+        *,
+        owner: UUID,
+        finished_at: datetime,
+        error: dict[str, Any],
+        events: Callable[[int, list[str]], list[Event]],
+    ) -> list[Event] | None:
         run = self.runs.get(run_id)
         if run is None or run.status.finished:
-            return False
+            return None
+        lease = self.leases[run_id]
+        if lease.owner not in (None, owner) and lease.expires and lease.expires >= _now():
+            return None
+        unfinished = [
+            n.node_id
+            for n in self.nodes[run_id].values()
+            if n.status in (NodeStatus.PENDING, NodeStatus.RUNNING)
+        ]
+        made = events(await self.last_event_seq(run_id) + 1, unfinished)
         self.runs[run_id] = dataclasses.replace(
             run,
             status=RunStatus.CANCELLED,
             finished_at=finished_at,
-            event_seq=event_seq,
+            event_seq=made[-1].seq,
             error=as_stored(error),
         )
-        for node in list(self.nodes[run_id].values()):
-            if node.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
-                self.set_node(
-                    run_id, node.node_id, status=NodeStatus.CANCELLED, finished_at=finished_at
-                )
-        return True
+        for node_id in unfinished:
+            self.set_node(run_id, node_id, status=NodeStatus.CANCELLED, finished_at=finished_at)
+        self.events.setdefault(run_id, []).extend(e.to_json() for e in made)
+        return made
+
+    async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None:
+        self.cancels_requested.add(run_id)
+
+    async def notify(self, *items: Notice) -> None:
+        """No other process to wake."""
+
+    async def last_event_seq(self, run_id: UUID) -> int:
+        events = self.events.get(run_id)
+        return events[-1]["seq"] if events else 0
+
+    async def run_snapshot(self, run_id: UUID) -> RunSnapshotRows:
+        return RunSnapshotRows(
+            await self.get_run(run_id),
+            await self.list_node_runs(run_id),
+            await self.last_event_seq(run_id),
+        )
+
+    async def run_events(self, run_id: UUID, *, after: int) -> list[dict[str, Any]]:
+        return [e for e in self.events.get(run_id, []) if e["seq"] > after]
+
+    async def events_after(
+        self, positions: dict[UUID, int]
+    ) -> list[tuple[UUID, list[dict[str, Any]]]]:
+        found = [(r, await self.run_events(r, after=a)) for r, a in positions.items()]
+        return [(r, events) for r, events in found if events]
+
+    async def prune_events(
+        self, *, cutoff: datetime, limit: int, cursor: datetime
+    ) -> datetime | None:
+        old = sorted(
+            (r for r in self.runs.values() if r.finished_at and cursor < r.finished_at < cutoff),
+            key=lambda r: r.finished_at or cutoff,
+        )[:limit]
+        for run in old:
+            self.events.pop(run.id, None)
+        return old[-1].finished_at if old else None
 
     async def reset_unfinished_nodes(self, run_id: UUID) -> None:
         for node in list(self.nodes[run_id].values()):

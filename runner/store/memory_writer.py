@@ -4,6 +4,7 @@ statement would apply it; an awaited write yields to the event loop as a commit 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
@@ -11,6 +12,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from runner.live.events import Event
 from runner.models import LogLine, LogRecord, NodeStatus, RunStatus
 from runner.store.memory import MemoryStore, as_stored
 from runner.store.protocol import NodeEnd, NodeStart, RunEnd
@@ -19,9 +21,17 @@ from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 class MemoryWriter:
     """Applies the runtime's writes to a MemoryStore (the RunWriter protocol)."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(
+        self, store: MemoryStore, publish: Callable[[Event, UUID], None] | None = None
+    ) -> None:
         self._store = store
+        self._publish = publish
+        self._events: list[tuple[Event, UUID]] = []
         self.commits = 0
+
+    def event(self, event: Event, workflow_id: UUID) -> None:
+        """Logged and published with the next commit (as the Writer does)."""
+        self._events.append((event, workflow_id))
 
     def run_started(self, run_id: UUID, started_at: datetime) -> None:
         run = self._store.runs.get(run_id)
@@ -87,6 +97,12 @@ class MemoryWriter:
 
     async def _commit(self) -> None:
         self.commits += 1
+        events, self._events = self._events, []
+        for event, workflow_id in events:
+            assert event.run_id is not None
+            self._store.events.setdefault(event.run_id, []).append(event.to_json())
+            if self._publish is not None:
+                self._publish(event, workflow_id)
         await anyio.lowlevel.checkpoint()
 
     async def serve(

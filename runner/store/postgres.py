@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from runner.errors import (
     ArtifactNotFoundError,
@@ -16,15 +18,25 @@ from runner.errors import (
     WorkflowBusyError,
     WorkflowNotFoundError,
 )
+from runner.live.events import Event
 from runner.models import Artifact, Hook, LogLine, NodeRun, Row, Run, Workflow
+from runner.store import notices
 from runner.store.db import Database, RawJson, encode_json
+from runner.store.protocol import RunSnapshotRows
 
 
 class PostgresStore:
-    """The runner's persistence: every method is one named query (or a few)."""
+    """The runner's persistence: every method is one named query (or a few).
 
-    def __init__(self, db: Database) -> None:
+    `origin` names this process in the wake-ups its writes send to the others.
+    """
+
+    def __init__(self, db: Database, *, origin: str = "") -> None:
         self.db = db
+        self.origin = origin
+
+    def _payloads(self, *items: notices.Notice) -> list[str]:
+        return notices.payloads(self.origin, items)
 
     # -- workflows -------------------------------------------------------------------------
 
@@ -93,6 +105,7 @@ class PostgresStore:
         )
         if row is None:
             raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+        await self.db.execute("notify", self._payloads(notices.WorkflowChanged(workflow_id)))
         return Workflow.from_row(row)
 
     async def _write_workflow(self, slug: str | None, query: str, *args: Any) -> Row | None:
@@ -106,6 +119,7 @@ class PostgresStore:
         if deleted is None:
             await self.get_workflow(workflow_id)  # raises when it does not exist
             raise WorkflowBusyError()
+        await self.db.execute("notify", self._payloads(notices.WorkflowChanged(workflow_id)))
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -139,6 +153,7 @@ class PostgresStore:
                 lease_s,
                 None if hook is None else hook.slug,
                 None if hook is None else hook.secret,
+                self._payloads(notices.RunCreated(run_id, workflow_id)),
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
@@ -176,6 +191,7 @@ class PostgresStore:
                 [RawJson(encode_json(p)) for p in trigger_payloads],
                 lease_owner,
                 lease_s,
+                self._payloads(*(notices.RunCreated(r, workflow_id) for r in run_ids)),
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
@@ -205,20 +221,52 @@ class PostgresStore:
         rows = await self.db.fetch_all("claim_orphaned_runs", owner, lease_s, limit, include_own)
         return sorted((Run.from_row(r) for r in rows), key=lambda r: (r.created_at, r.id))
 
-    async def renew_leases(self, owner: UUID, lease_s: float) -> None:
-        await self.db.execute("renew_leases", owner, lease_s)
+    async def renew_leases(self, owner: UUID, lease_s: float) -> list[tuple[UUID, UUID]]:
+        """Renew; the (run, workflow) of leased runs whose cancel was asked."""
+        rows = await self.db.fetch_all("renew_leases", owner, lease_s)
+        return [(r["id"], r["workflow_id"]) for r in rows]
 
     async def release_leases(self, owner: UUID) -> None:
         await self.db.execute("release_leases", owner)
 
-    async def cancel_unfinished_run(
-        self, run_id: UUID, finished_at: datetime, event_seq: int, error: dict[str, Any]
-    ) -> bool:
-        """Cancel a run not executing here; False when it had finished already."""
-        cancelled = await self.db.fetch_val(
-            "cancel_unfinished_run", run_id, finished_at, event_seq, error
-        )
-        return cancelled is not None
+    async def cancel_unheld_run(
+        self,
+        run_id: UUID,
+        workflow_id: UUID,
+        *,
+        owner: UUID,
+        finished_at: datetime,
+        error: dict[str, Any],
+        events: Callable[[int, list[str]], list[Event]],
+    ) -> list[Event] | None:
+        """Cancel an unfinished run that no live process but `owner` holds, logging the
+        events `events(first seq, unfinished node ids)` makes (the last one its
+        run.finished); those events, or None when it was finished or held elsewhere."""
+        async with self.db.connection() as conn, conn.transaction():
+            row = await conn.fetch_one("lock_unheld_run", run_id, owner)
+            if row is None:
+                return None
+            made = events(row["seq"] + 1, list(row["unfinished"]))
+            first, last = made[0].seq, made[-1].seq
+            await conn.execute(
+                "cancel_locked_run",
+                run_id,
+                finished_at,
+                last,
+                error,
+                first,
+                "[" + ",".join(e.text() for e in made) + "]",
+                self._payloads(notices.EventsAppended(run_id, workflow_id, first, last, True)),
+            )
+            return made
+
+    async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None:
+        """Ask whichever process executes the run to cancel it."""
+        payloads = self._payloads(notices.CancelRequested(run_id, workflow_id))
+        await self.db.execute("request_cancel", run_id, payloads)
+
+    async def notify(self, *items: notices.Notice) -> None:
+        await self.db.execute("notify", self._payloads(*items))
 
     async def reset_unfinished_nodes(self, run_id: UUID) -> None:
         await self.db.execute("reset_unfinished_nodes", run_id)
@@ -231,6 +279,55 @@ class PostgresStore:
         if not rows:
             raise RunNotFoundError(f"no run {run_id}")
         return [NodeRun.from_row(r) for r in rows if r["node_id"] is not None]
+
+    # -- the event log --------------------------------------------------------------------
+
+    async def last_event_seq(self, run_id: UUID) -> int:
+        return int(await self.db.fetch_val("last_event_seq", run_id))
+
+    async def run_snapshot(self, run_id: UUID) -> RunSnapshotRows:
+        """The run, its nodes and its last event's seq, read in one snapshot of the
+        database: exactly the state its events up to that seq describe."""
+        async with (
+            self.db.connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await conn.fetch_one("get_run", run_id)
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id}")
+            nodes = await conn.fetch_all("list_node_runs", run_id)
+            seq = await conn.fetch_val("last_event_seq", run_id)
+        return RunSnapshotRows(
+            Run.from_row(row),
+            [NodeRun.from_row(n) for n in nodes if n["node_id"] is not None],
+            int(seq),
+        )
+
+    async def run_events(self, run_id: UUID, *, after: int) -> list[dict[str, Any]]:
+        """The run's logged events after `after`, in seq order (as JSON objects)."""
+        rows = await self.db.fetch_all("run_events_after", run_id, after)
+        return [e for r in rows for e in orjson.loads(r["events"]) if e["seq"] > after]
+
+    async def events_after(
+        self, positions: dict[UUID, int]
+    ) -> list[tuple[UUID, list[dict[str, Any]]]]:
+        """For each run, its logged events after its position (runs without any left out)."""
+        rows = await self.db.fetch_all("events_after", list(positions), list(positions.values()))
+        found: dict[UUID, list[dict[str, Any]]] = {}
+        for r in rows:
+            after = positions[r["run_id"]]
+            found.setdefault(r["run_id"], []).extend(
+                e for e in orjson.loads(r["events"]) if e["seq"] > after
+            )
+        return list(found.items())
+
+    async def prune_events(
+        self, *, cutoff: datetime, limit: int, cursor: datetime
+    ) -> datetime | None:
+        """Forget the events of up to `limit` runs finished after `cursor` and before
+        `cutoff`; the new cursor, None when there was nothing to prune."""
+        value: datetime | None = await self.db.fetch_val("prune_run_events", cutoff, limit, cursor)
+        return value
 
     # -- logs ------------------------------------------------------------------------------
 

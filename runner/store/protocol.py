@@ -7,6 +7,7 @@ runner/store/memory.py implements both in memory, for fast tests of the engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,8 +15,10 @@ from uuid import UUID
 
 import anyio.abc
 
+from runner.live.events import Event
 from runner.models import Artifact, Hook, LogLine, LogRecord, NodeRun, Run, Workflow
 from runner.store.db import RawJson
+from runner.store.notices import Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,15 @@ class RunEnd:
     finished_at: datetime
     event_seq: int
     started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshotRows:
+    """A run and its node runs as of the seq of the last event in its log."""
+
+    run: Run
+    nodes: list[NodeRun]
+    seq: int
 
 
 class Store(Protocol):
@@ -126,13 +138,38 @@ class Store(Protocol):
         self, owner: UUID, lease_s: float, limit: int, *, include_own: bool = False
     ) -> list[Run]: ...
 
-    async def renew_leases(self, owner: UUID, lease_s: float) -> None: ...
+    async def renew_leases(self, owner: UUID, lease_s: float) -> list[tuple[UUID, UUID]]: ...
 
     async def release_leases(self, owner: UUID) -> None: ...
 
-    async def cancel_unfinished_run(
-        self, run_id: UUID, finished_at: datetime, event_seq: int, error: dict[str, Any]
-    ) -> bool: ...
+    async def cancel_unheld_run(
+        self,
+        run_id: UUID,
+        workflow_id: UUID,
+        *,
+        owner: UUID,
+        finished_at: datetime,
+        error: dict[str, Any],
+        events: Callable[[int, list[str]], list[Event]],
+    ) -> list[Event] | None: ...
+
+    async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None: ...
+
+    async def notify(self, *items: Notice) -> None: ...
+
+    async def prune_events(
+        self, *, cutoff: datetime, limit: int, cursor: datetime
+    ) -> datetime | None: ...
+
+    async def last_event_seq(self, run_id: UUID) -> int: ...
+
+    async def run_snapshot(self, run_id: UUID) -> RunSnapshotRows: ...
+
+    async def run_events(self, run_id: UUID, *, after: int) -> list[dict[str, Any]]: ...
+
+    async def events_after(
+        self, positions: dict[UUID, int]
+    ) -> list[tuple[UUID, list[dict[str, Any]]]]: ...
 
     async def reset_unfinished_nodes(self, run_id: UUID) -> None: ...
 
@@ -169,6 +206,8 @@ class RunWriter(Protocol):
     def node_ended_soon(self, end: NodeEnd) -> None: ...
 
     def log(self, record: LogRecord) -> None: ...
+
+    def event(self, event: Event, workflow_id: UUID) -> None: ...
 
     async def node_ended(self, end: NodeEnd) -> None: ...
 

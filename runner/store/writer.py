@@ -2,17 +2,22 @@
 
 A node's result is committed before its children start (callers await it), but the commit
 is shared: whatever is queued when the writer wakes up — results of concurrent nodes of any
-run, node starts, log lines, runs starting and finishing — goes to PostgreSQL as ONE
-statement, so one round trip and one fsync serve them all (group commit). Node starts and
-log lines are never awaited: they ride along with the next batch, or go within
-IDLE_FLUSH_S when nothing else is written.
+run, node starts, log lines, runs starting and finishing, and the live events that report
+them — goes to PostgreSQL as ONE statement, so one round trip and one fsync serve them all
+(group commit). Node starts and log lines are never awaited: they ride along with the next
+batch, or go within EVENT_FLUSH_S when nothing else is written.
+
+Events are appended to the run's durable log in the same statement as the state they
+report, with a NOTIFY that wakes the other processes; only once the statement has committed
+are they published to this process's subscribers, so no client ever sees what a crash
+would undo.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -21,14 +26,17 @@ from uuid import UUID
 import anyio
 import structlog
 
+from runner.live.events import Event, RunFinished
 from runner.models import LogRecord
+from runner.store import notices
 from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
 from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 log = structlog.get_logger(__name__)
 
-# Unawaited writes (node starts, log lines) wait at most this long for company.
-IDLE_FLUSH_S = 0.1
+# Unawaited writes (node starts, log lines, the events that report them) wait at most this
+# long for company: the live latency of what is not on a run's critical path.
+EVENT_FLUSH_S = 0.01
 
 
 class WriterClosedError(RuntimeError):
@@ -98,14 +106,45 @@ class RunEndColumns(NamedTuple):
     started_at: list[datetime | None]
 
 
+class EventColumns(NamedTuple):
+    """Events as log rows (one per run per commit) and the NOTIFY payloads telling of them."""
+
+    run_id: list[UUID]
+    first_seq: list[int]
+    seq: list[int]
+    events: list[str]
+    notices: list[str]
+
+
+def event_columns(origin: str, events: list[tuple[Event, UUID]]) -> EventColumns:
+    """One log row per run: its events, in seq order, as a JSON array of their texts."""
+    by_run: dict[UUID, tuple[UUID, list[Event]]] = {}
+    for event, workflow_id in events:
+        assert event.run_id is not None
+        by_run.setdefault(event.run_id, (workflow_id, []))[1].append(event)
+    columns = EventColumns([], [], [], [], [])
+    appended: list[notices.Notice] = []
+    for run_id, (workflow_id, run_events) in by_run.items():
+        first, last = run_events[0].seq, run_events[-1].seq
+        columns.run_id.append(run_id)
+        columns.first_seq.append(first)
+        columns.seq.append(last)
+        columns.events.append("[" + ",".join(e.text() for e in run_events) + "]")
+        finished = run_events[-1].type == RunFinished.TYPE
+        appended.append(notices.EventsAppended(run_id, workflow_id, first, last, finished))
+    columns.notices.extend(notices.payloads(origin, appended))
+    return columns
+
+
 class BatchColumns(NamedTuple):
-    """write_batch's arguments by part, in the statement's order ($1 … $29)."""
+    """write_batch's arguments by part, in the statement's order ($1 … $34)."""
 
     run_starts: RunStartColumns
     node_starts: NodeStartColumns
     node_ends: NodeEndColumns
     logs: LogColumns
     run_ends: RunEndColumns
+    events: EventColumns
 
     def arguments(self) -> list[list[Any]]:
         return [column for part in self for column in part]
@@ -118,6 +157,7 @@ class _Batch:
     node_ends: dict[tuple[UUID, str], NodeEnd] = field(default_factory=dict)
     logs: list[LogRecord] = field(default_factory=list)
     run_ends: dict[UUID, RunEnd] = field(default_factory=dict)
+    events: list[tuple[Event, UUID]] = field(default_factory=list)
     waiters: list[_Pending] = field(default_factory=list)
     # Who awaits which row: a row that fails on its own fails only its awaiter.
     owners: dict[tuple[Any, ...], _Pending] = field(default_factory=dict)
@@ -129,10 +169,12 @@ class _Batch:
             + len(self.node_ends)
             + len(self.logs)
             + len(self.run_ends)
+            + len(self.events)
         )
 
     def only_node_ends(self) -> bool:
-        """True when the batch is node ends alone (once starts are folded into them)."""
+        """True when the batch is node ends and events alone (once starts are folded into
+        the ends)."""
         return not (
             self.run_starts
             or self.logs
@@ -140,7 +182,7 @@ class _Batch:
             or any(key not in self.node_ends for key in self.node_starts)
         )
 
-    def columns(self) -> BatchColumns:
+    def columns(self, origin: str) -> BatchColumns:
         """The write_batch statement's arguments, with overlapping writes folded: a row is
         updated once per statement."""
         for key in self.node_ends:
@@ -158,14 +200,26 @@ class _Batch:
             columns_of(NodeEndColumns, self.node_ends.values()),
             columns_of(LogColumns, self.logs),
             columns_of(RunEndColumns, run_ends),
+            event_columns(origin, self.events),
         )
 
 
 class Writer:
     """Batches and commits the runtime's writes; `serve` runs in the runtime's task group."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        publish: Callable[[Event, UUID], None] | None = None,
+        origin: str = "",
+    ) -> None:
         self._db = db
+        # Where committed events go in this process (the bus); `origin` names this process
+        # in the wake-ups the other processes get.
+        self._publish = publish
+        self._origin = origin
+        self._queued = anyio.Event()
         # The writer's own connection: runs never wait for a pooled one behind requests.
         self._conn: Connection | None = None
         self._batch = _Batch()
@@ -186,6 +240,12 @@ class Writer:
 
     def log(self, record: LogRecord) -> None:
         self._batch.logs.append(record)
+
+    def event(self, event: Event, workflow_id: UUID) -> None:
+        """Append a run's event to its log with the next commit (published once committed)."""
+        self._batch.events.append((event, workflow_id))
+        if not self._queued.is_set():
+            self._queued.set()
 
     # -- awaited writes ---------------------------------------------------------------------
 
@@ -247,10 +307,13 @@ class Writer:
                 pending.done.set()
 
     async def _tick(self) -> None:
-        """Unawaited writes never wake the writer (they would cost every node a wake-up);
-        they ride with the next awaited one, or go at this pace when nothing else comes."""
+        """Unawaited writes never wake the writer at once (they would cost every node a
+        commit of its own); they ride with the next awaited one, or go EVENT_FLUSH_S after
+        they were queued when nothing else comes."""
         while True:
-            await anyio.sleep(IDLE_FLUSH_S)
+            await self._queued.wait()
+            await anyio.sleep(EVENT_FLUSH_S)
+            self._queued = anyio.Event()
             if len(self._batch):
                 self._wakeup.set()
 
@@ -261,8 +324,15 @@ class Writer:
             except Exception as exc:
                 await self._write_apart(batch, exc)
                 return
+            self._published(batch.events)
         for pending in batch.waiters:
             pending.done.set()
+
+    def _published(self, events: list[tuple[Event, UUID]]) -> None:
+        """Committed: tell this process's subscribers."""
+        if self._publish is not None:
+            for event, workflow_id in events:
+                self._publish(event, workflow_id)
 
     async def _execute(self, batch: _Batch) -> None:
         delay = 0.05
@@ -273,12 +343,15 @@ class Writer:
                 if batch.only_node_ends() and len(batch.node_ends) == 1:
                     # A chain's common case: a plain one-row UPDATE costs less than the join.
                     e = next(iter(batch.node_ends.values()))
-                    row = (getattr(e, name) for name in NodeEndColumns._fields)
-                    await self._conn.execute("write_node_end", *row)
+                    row = [getattr(e, name) for name in NodeEndColumns._fields]
+                    events = event_columns(self._origin, batch.events)
+                    await self._conn.execute("write_node_end", *row, *events)
                 elif batch.only_node_ends():
-                    await self._conn.execute("write_node_ends", *batch.columns().node_ends)
+                    columns = batch.columns(self._origin)
+                    await self._conn.execute("write_node_ends", *columns.node_ends, *columns.events)
                 else:
-                    await self._conn.execute("write_batch", *batch.columns().arguments())
+                    columns = batch.columns(self._origin)
+                    await self._conn.execute("write_batch", *columns.arguments())
             except TRANSIENT_ERRORS as exc:
                 if self._conn is not None:
                     with contextlib.suppress(Exception):
@@ -301,9 +374,12 @@ class Writer:
         parts += [(("node", *k), _Batch(node_ends={k: v})) for k, v in batch.node_ends.items()]
         parts += [(None, _Batch(logs=[r])) for r in batch.logs]
         parts += [(("run", k), _Batch(run_ends={k: v})) for k, v in batch.run_ends.items()]
+        # The events last, once the state they report is written.
+        parts += [(None, _Batch(events=batch.events))] if batch.events else []
         for owner_key, part in parts:
             try:
                 await self._execute(part)
+                self._published(part.events)
             except Exception as part_exc:
                 log.error("write_failed", error=repr(part_exc))
                 owner = batch.owners.get(owner_key) if owner_key is not None else None

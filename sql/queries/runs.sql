@@ -2,10 +2,10 @@
 -- Create a pending run on the workflow's current graph, with a pending node run per node
 -- (in the graph's order), leased to this process ($1 run id, $2 workflow id,
 -- $3 trigger_type, $4 trigger_payload, $5 idempotency_key, $6 lease owner,
--- $7 lease seconds, $8 webhook slug or null, $9 webhook secret). With a slug, only while the
--- workflow still has that slug and secret (a webhook call checked against a cached copy).
--- No row when the workflow is gone (or its webhook changed), or when the idempotency key
--- was used already for this workflow.
+-- $7 lease seconds, $8 webhook slug or null, $9 webhook secret, $10 NOTIFY payloads that
+-- tell the other processes). With a slug, only while the workflow still has that slug and
+-- secret (a webhook call checked against a cached copy). No row when the workflow is gone
+-- (or its webhook changed), or when the idempotency key was used already for this workflow.
 WITH run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
                       lease_owner, lease_expires)
@@ -20,14 +20,16 @@ WITH run AS (
     INSERT INTO node_runs (run_id, node_id, node_type, position)
     SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
     FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
+), notified AS (
+    SELECT pg_notify('weft', p) FROM run, unnest($10::text[]) AS p
 )
-SELECT * FROM run
+SELECT run.* FROM run LEFT JOIN (SELECT count(*) FROM notified) AS n ON true
 
 -- name: insert_runs
 -- Create a batch of pending runs on the workflow's current graph, with their node runs,
 -- leased to this process, in one statement ($1 run ids, $2 workflow id, $3 trigger_type,
--- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds). No rows when the
--- workflow is gone. Each run is created a microsecond after the one before it, so that
+-- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds, $7 NOTIFY payloads).
+-- No rows when the workflow is gone. Each run is created a microsecond after the one before it, so that
 -- history lists the batch in the order it was asked for.
 WITH new AS (
     SELECT * FROM unnest($1::uuid[], $4::jsonb[]) WITH ORDINALITY AS n(id, payload, position)
@@ -43,8 +45,11 @@ WITH new AS (
     INSERT INTO node_runs (run_id, node_id, node_type, position)
     SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
     FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
+), notified AS (
+    SELECT pg_notify('weft', p) FROM unnest($7::text[]) AS p
+    WHERE EXISTS (SELECT FROM run)
 )
-SELECT * FROM run
+SELECT run.* FROM run LEFT JOIN (SELECT count(*) FROM notified) AS n ON true
 
 -- name: get_run_by_idempotency_key
 -- The run a workflow started for an idempotency key ($1 workflow id, $2 key).
@@ -98,24 +103,62 @@ WHERE id IN (
 RETURNING *
 
 -- name: renew_leases
--- Keep this process's unfinished runs leased ($1 lease owner, $2 lease seconds).
-UPDATE runs SET lease_expires = now() + make_interval(secs => $2)
-WHERE lease_owner = $1 AND status IN ('pending', 'running')
+-- Keep this process's unfinished runs leased ($1 lease owner, $2 lease seconds); returns
+-- those whose cancel was asked (in case the wake-up was lost).
+WITH renewed AS (
+    UPDATE runs SET lease_expires = now() + make_interval(secs => $2)
+    WHERE lease_owner = $1 AND status IN ('pending', 'running')
+    RETURNING id, workflow_id, cancel_requested
+)
+SELECT id, workflow_id FROM renewed WHERE cancel_requested
 
 -- name: release_leases
 -- Let another start of weft resume this process's unfinished runs at once ($1 owner).
 UPDATE runs SET lease_owner = NULL, lease_expires = NULL
 WHERE lease_owner = $1 AND status IN ('pending', 'running')
 
--- name: cancel_unfinished_run
--- Cancel a run that is not executing here, and its unfinished nodes ($1 run id,
--- $2 finished_at, $3 event seq, $4 error); returns its id when it was unfinished.
+-- name: lock_unheld_run
+-- Lock an unfinished run that no live process holds but `owner` (its lease lapsed, was
+-- released, or is `owner`'s), for a cancel ($1 run id, $2 owner); no row otherwise. Returns
+-- the seq of its last logged event and its unfinished nodes.
+SELECT COALESCE((SELECT max(e.seq) FROM run_events e WHERE e.run_id = r.id), 0) AS seq,
+       ARRAY(SELECT n.node_id FROM node_runs n
+             WHERE n.run_id = r.id AND n.status IN ('pending', 'running')
+             ORDER BY n.position) AS unfinished
+FROM runs r
+WHERE r.id = $1 AND r.status IN ('pending', 'running')
+  AND (r.lease_owner IS NULL OR r.lease_expires < now() OR r.lease_owner = $2)
+FOR UPDATE OF r
+
+-- name: cancel_locked_run
+-- Cancel a run locked by lock_unheld_run and its unfinished nodes, and log the events that
+-- report it ($1 run id, $2 finished_at, $3 seq of run.finished, $4 error, $5 first seq of
+-- the events, $6 the events as a JSON array, $7 NOTIFY payloads).
 WITH run AS (
-    UPDATE runs SET status = 'cancelled', finished_at = $2, event_seq = $3, error = $4
-    WHERE id = $1 AND status IN ('pending', 'running')
+    UPDATE runs SET status = 'cancelled', finished_at = $2, event_seq = $3, error = $4,
+                    lease_owner = NULL, lease_expires = NULL
+    WHERE id = $1
     RETURNING id
 ), nodes AS (
     UPDATE node_runs SET status = 'cancelled', finished_at = $2
-    WHERE run_id = (SELECT id FROM run) AND status IN ('pending', 'running')
+    WHERE run_id = $1 AND status IN ('pending', 'running')
+), logged AS (
+    INSERT INTO run_events (run_id, first_seq, seq, events) VALUES ($1, $5, $3, $6)
+), notified AS (
+    SELECT pg_notify('weft', p) FROM unnest($7::text[]) AS p
 )
-SELECT id FROM run
+SELECT count(*) FROM notified
+
+-- name: request_cancel
+-- Ask whichever process executes an unfinished run to cancel it ($1 run id, $2 NOTIFY
+-- payloads); the flag is read back by its lease upkeep when the wake-up is lost.
+WITH asked AS (
+    UPDATE runs SET cancel_requested = true
+    WHERE id = $1 AND status IN ('pending', 'running')
+    RETURNING id
+)
+SELECT pg_notify('weft', p) FROM asked, unnest($2::text[]) AS p
+
+-- name: notify
+-- Wake the other processes ($1 NOTIFY payloads).
+SELECT pg_notify('weft', p) FROM unnest($1::text[]) AS p

@@ -6,7 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import orjson
+
+from runner.live.events import Event, RunFinished, RunProgress
 from runner.models import LogRecord
+from runner.store import notices
 from runner.store.db import RawJson
 from runner.store.queries import load_queries
 from runner.store.writer import NodeEnd, NodeEndColumns, NodeStart, RunEnd, _Batch
@@ -21,7 +25,7 @@ def test_a_node_start_is_folded_into_its_end_in_the_same_batch() -> None:
     batch.node_starts[(run, "b")] = NodeStart(run, "b", T0, RawJson("{}"), 1)
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "succeeded", started_at=T0, finished_at=T0)
 
-    columns = batch.columns()
+    columns = batch.columns("me")
 
     assert columns.node_starts.node_id == ["b"]  # only b's start is written as a start
     assert columns.node_ends.node_id == ["a"]  # a is written once, as its end
@@ -45,7 +49,7 @@ def test_a_run_start_is_folded_into_its_end() -> None:
     batch.run_starts[other] = T0
     batch.run_ends[started] = RunEnd(started, "succeeded", {}, None, T0 + timedelta(seconds=1), 3)
 
-    columns = batch.columns()
+    columns = batch.columns("me")
 
     assert columns.run_starts.run_id == [other]  # the other run's start stays a start
     assert columns.run_ends.run_id == [started]
@@ -61,12 +65,15 @@ def test_the_arguments_are_the_statements_parameters_in_order() -> None:
     batch = _Batch()
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "failed", error={"type": "X", "message": "m"})
     batch.logs += [LogRecord(run, None, T0, "info", f"line {i}", None) for i in range(3)]
-    columns = batch.columns()
+    columns = batch.columns("me")
     queries = load_queries()
     # Every $n of each statement gets exactly one column (or one value), none left over
     assert len(columns.arguments()) == placeholders(queries["write_batch"])
-    assert len(columns.node_ends) == placeholders(queries["write_node_ends"])
-    assert len(NodeEndColumns._fields) == placeholders(queries["write_node_end"])
+    both = len(columns.node_ends) + len(columns.events)
+    assert both == placeholders(queries["write_node_ends"])
+    assert len(NodeEndColumns._fields) + len(columns.events) == placeholders(
+        queries["write_node_end"]
+    )
     # In the order the statement's header lists them: $20 is the log lines' level, $21
     # their message, $10 the node ends' status
     arguments = columns.arguments()
@@ -74,3 +81,26 @@ def test_the_arguments_are_the_statements_parameters_in_order() -> None:
     assert arguments[20] == ["line 0", "line 1", "line 2"]
     assert arguments[9] == ["failed"]
     assert len(batch) == 4
+
+
+def test_events_are_one_log_row_per_run_and_wake_ups_under_the_payload_limit() -> None:
+    runs = [uuid4() for _ in range(200)]
+    workflow = uuid4()
+    batch = _Batch()
+    for run in runs:
+        batch.events += [(Event(RunProgress(i, i, 3), run, i), workflow) for i in (4, 5, 6)]
+    batch.events.append((Event(RunFinished("succeeded", T0, 1, None), runs[0], 7), workflow))
+
+    events = batch.columns("me").events
+
+    assert events.run_id == runs
+    assert events.first_seq == [4] * 200
+    assert events.seq == [7] + [6] * 199
+    assert [e["seq"] for e in orjson.loads(events.events[0])] == [4, 5, 6, 7]
+    # Every run is told of, in payloads PostgreSQL accepts, the first with its end
+    told = [n for p in events.notices for n in notices.parse(p)[1]]
+    assert all(len(p.encode()) < 8000 for p in events.notices)
+    assert len(events.notices) > 1
+    assert [n.run_id for n in told if isinstance(n, notices.EventsAppended)] == runs
+    assert told[0] == notices.EventsAppended(runs[0], workflow, 4, 7, True)
+    assert {notices.parse(p)[0] for p in events.notices} == {"me"}

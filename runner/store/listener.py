@@ -1,0 +1,85 @@
+"""The LISTEN side of the wake-ups between processes: one connection of its own, kept open,
+handing each notification's notices to a callback.
+
+Notifications sent while the connection was down are lost, so after every (re)connect the
+callback is told to look again at everything it follows (`on_connected`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+import asyncpg
+import structlog
+
+from runner.store import notices
+from runner.store.db import TRANSIENT_ERRORS
+
+log = structlog.get_logger(__name__)
+
+RECONNECT_FIRST_DELAY_S = 0.05
+RECONNECT_MAX_DELAY_S = 2.0
+# How often an idle connection is checked (a server that went away without a word).
+CHECK_S = 5.0
+
+
+class Listener:
+    """Listens on the `weft` channel; `serve` runs in the runtime's task group."""
+
+    def __init__(self, dsn: str, *, origin: str) -> None:
+        self._dsn = dsn
+        self._origin = origin
+        self._on_notices: Callable[[bool, list[notices.Notice]], None] = lambda _o, _n: None
+        self._on_connected: Callable[[], None] = lambda: None
+
+    def attach(
+        self,
+        on_notices: Callable[[bool, list[notices.Notice]], None],
+        on_connected: Callable[[], None],
+    ) -> None:
+        """Where notices go (`on_notices(sent by this process, notices)`), and who looks
+        again after a (re)connect."""
+        self._on_notices = on_notices
+        self._on_connected = on_connected
+
+    def _received(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        origin, items = notices.parse(str(payload))
+        if items:
+            self._on_notices(origin == self._origin, items)
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        delay = RECONNECT_FIRST_DELAY_S
+        started = False
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                lost = anyio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(notices.CHANNEL, self._received)
+                delay = RECONNECT_FIRST_DELAY_S
+                self._on_connected()
+                if not started:
+                    started = True
+                    task_status.started()
+                while not lost.is_set():
+                    with anyio.move_on_after(CHECK_S):
+                        await lost.wait()
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1")
+            except TRANSIENT_ERRORS as exc:
+                log.warning("listener_reconnecting", error=repr(exc), delay_s=delay)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                        await conn.close()
+            if not started:
+                started = True
+                task_status.started()  # weft still starts; wake-ups follow once connected
+            await anyio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)

@@ -1,0 +1,122 @@
+"""Wake-ups between weft processes, sent with NOTIFY on one channel and parsed here.
+
+A notice only says where to look (a run's event log grew, a run was created, a workflow
+changed, a cancel was asked); what happened is read from the tables, because a NOTIFY
+payload is small and a notification is lost while nobody listens. Each payload is
+`<origin>|<entry>;<entry>...`, the origin naming the sending process so that it can skip its
+own wake-ups, each entry a kind letter and its fields separated by spaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+CHANNEL = "weft"
+# PostgreSQL refuses payloads of 8000 bytes and more.
+MAX_PAYLOAD = 7800
+
+
+@dataclass(frozen=True, slots=True)
+class EventsAppended:
+    """A run's event log grew to `last` (from `first`); `finished` when run.finished is in."""
+
+    run_id: UUID
+    workflow_id: UUID
+    first: int
+    last: int
+    finished: bool
+
+    def entry(self) -> str:
+        return f"E {self.run_id} {self.workflow_id} {self.first} {self.last} {int(self.finished)}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunCreated:
+    """A run was stored (pending): a process with room may claim it."""
+
+    run_id: UUID
+    workflow_id: UUID
+
+    def entry(self) -> str:
+        return f"C {self.run_id} {self.workflow_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowChanged:
+    """A workflow was overwritten or deleted."""
+
+    workflow_id: UUID
+
+    def entry(self) -> str:
+        return f"W {self.workflow_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    """Whoever executes the run: cancel it."""
+
+    run_id: UUID
+    workflow_id: UUID
+
+    def entry(self) -> str:
+        return f"X {self.run_id} {self.workflow_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFreed:
+    """A process has finished runs (of this workflow): pending ones may be claimed now."""
+
+    workflow_id: UUID
+
+    def entry(self) -> str:
+        return f"R {self.workflow_id}"
+
+
+Notice = EventsAppended | RunCreated | WorkflowChanged | CancelRequested | RoomFreed
+
+
+def payloads(origin: str, notices: Iterable[Notice]) -> list[str]:
+    """The NOTIFY payloads carrying `notices`, each under PostgreSQL's size limit."""
+    out: list[str] = []
+    current: list[str] = []
+    size = len(origin) + 1
+    for notice in notices:
+        entry = notice.entry()
+        if current and size + len(entry) + 1 > MAX_PAYLOAD:
+            out.append(f"{origin}|{';'.join(current)}")
+            current, size = [], len(origin) + 1
+        current.append(entry)
+        size += len(entry) + 1
+    if current:
+        out.append(f"{origin}|{';'.join(current)}")
+    return out
+
+
+def parse(payload: str) -> tuple[str, list[Notice]]:
+    """The origin and notices of a payload; entries it does not know are skipped (a newer
+    weft may send more kinds)."""
+    origin, _, body = payload.partition("|")
+    notices: list[Notice] = []
+    for entry in body.split(";"):
+        kind, *fields = entry.split(" ")
+        try:
+            match kind, fields:
+                case "E", [run, workflow, first, last, finished]:
+                    notices.append(
+                        EventsAppended(
+                            UUID(run), UUID(workflow), int(first), int(last), finished == "1"
+                        )
+                    )
+                case "C", [run, workflow]:
+                    notices.append(RunCreated(UUID(run), UUID(workflow)))
+                case "W", [workflow]:
+                    notices.append(WorkflowChanged(UUID(workflow)))
+                case "X", [run, workflow]:
+                    notices.append(CancelRequested(UUID(run), UUID(workflow)))
+                case "R", [workflow]:
+                    notices.append(RoomFreed(UUID(workflow)))
+        except ValueError:
+            continue
+    return origin, notices
