@@ -120,6 +120,7 @@ class Run:
     nodes_total: int = 0
     nodes_done: int = 0
     event_seq: int = 0
+    lease_owner: UUID | None = None  # the process that holds it (executes or will)
 
     @classmethod
     def from_row(cls, row: Row) -> Run:
@@ -139,6 +140,7 @@ class Run:
             nodes_total=row["nodes_total"] if "nodes_total" in keys else 0,
             nodes_done=row["nodes_done"] if "nodes_done" in keys else 0,
             event_seq=row["event_seq"] if "event_seq" in keys else 0,
+            lease_owner=row["lease_owner"] if "lease_owner" in keys else None,
         )
 
     def to_json(self, *, summary: bool = False) -> dict[str, Any]:

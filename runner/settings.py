@@ -46,6 +46,18 @@ class Settings(BaseSettings):
         gt=0,
         description="A run's lease; a crashed process's runs are resumed after it lapses.",
     )
+    weft_max_runs: int = Field(
+        default=100,
+        ge=0,
+        description="Runs this process holds at most (executing or queued for a slot); "
+        "beyond it runs wait in PostgreSQL for a process with room. 0: serve requests only.",
+    )
+    weft_event_retention_s: float = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="A finished run's live events are kept this long for replays (?after); "
+        "after that a reconnect gets its snapshot and run.finished.",
+    )
     weft_max_output_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Node outputs over this are stored as artifacts."
     )

@@ -123,6 +123,8 @@ async def open_system(
             registry or standard_registry(),
             supervisor_idle_s=settings.weft_supervisor_idle_s,
             lease_s=settings.weft_lease_s,
+            max_runs=settings.weft_max_runs,
+            event_retention_s=settings.weft_event_retention_s,
             store=store,
             listener=Listener(url, origin=origin),
         )

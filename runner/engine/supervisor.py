@@ -69,6 +69,7 @@ class Supervisor:
         self._queue: deque[StartRun] = deque()
         self._max_concurrency: int | None = None
         self._draining = False
+        self.arriving = 0  # StartRuns sent and not yet handled (counted by Mailboxes)
 
     @property
     def runs_in_flight(self) -> int:
@@ -76,7 +77,9 @@ class Supervisor:
 
     @property
     def runs_queued(self) -> int:
-        return len(self._queue)
+        """Runs waiting here for a slot, or on their way in (a StartRun not yet handled:
+        a message handed to a waiting receiver is in no buffer)."""
+        return len(self._queue) + self.arriving
 
     def holds(self, run_id: UUID) -> bool:
         """True when the run executes here or waits here for a slot."""
@@ -115,6 +118,7 @@ class Supervisor:
     def _handle(self, tg: TaskGroup, message: SupervisorMessage) -> None:
         match message:
             case StartRun():
+                self.arriving = max(0, self.arriving - 1)
                 if self._draining:
                     return  # stays unfinished and leased; resumed after the restart
                 self._queue.append(message)

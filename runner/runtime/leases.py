@@ -1,11 +1,12 @@
 """Leases: runs are leased to the process that executes them, and the lease is renewed while
 they run. Unfinished runs whose lease lapsed (their process died) or was released (it shut
 down) are claimed here and resumed; with several processes on one database each is claimed
-by one of them (FOR UPDATE SKIP LOCKED)."""
+by one of them (FOR UPDATE SKIP LOCKED). The same upkeep prunes old runs' event logs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import anyio
@@ -18,6 +19,7 @@ from runner.store.protocol import Store
 log = structlog.get_logger(__name__)
 
 CLAIM_BATCH = 500
+PRUNE_BATCH = 1000
 
 
 class Leases:
@@ -32,7 +34,10 @@ class Leases:
         lease_s: float,
         accepting: Callable[[], bool],
         on_cancel_asked: Callable[[UUID, UUID], None] = lambda _r, _w: None,
+        event_retention_s: float | None = None,
     ) -> None:
+        self._event_retention_s = event_retention_s
+        self._pruned_until = datetime(1970, 1, 1, tzinfo=UTC)
         self._store = store
         self._on_cancel_asked = on_cancel_asked
         self._mailboxes = mailboxes
@@ -51,9 +56,22 @@ class Leases:
                 for run_id, workflow_id in await self._store.renew_leases(self.owner, self.lease_s):
                     # A cancel asked while this process's wake-ups were lost.
                     self._on_cancel_asked(run_id, workflow_id)
+                await self.prune_events()
             except Exception:
                 log.exception("lease_upkeep_failed")
             await anyio.sleep(self.lease_s / 3)
+
+    async def prune_events(self) -> None:
+        """Forget the event logs of runs finished longer than the retention ago (a batch
+        per call; their snapshot still answers for them)."""
+        if self._event_retention_s is None:
+            return
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._event_retention_s)
+        cursor = await self._store.prune_events(
+            cutoff=cutoff, limit=PRUNE_BATCH, cursor=self._pruned_until
+        )
+        if cursor is not None:
+            self._pruned_until = cursor
 
     async def resume_orphaned_runs(self, *, include_own: bool = False) -> int:
         """Claim unfinished runs whose process is gone and hand them to supervisors."""

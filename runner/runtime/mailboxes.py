@@ -13,7 +13,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
 from runner.engine.executor import RunServices
-from runner.engine.messages import SupervisorMessage
+from runner.engine.messages import StartRun, SupervisorMessage
 from runner.engine.supervisor import Supervisor
 from runner.errors import ShuttingDownError
 from runner.models import Run
@@ -86,12 +86,16 @@ class Mailboxes:
                     return
                 mailbox = self._start_supervisor(workflow_id)
             try:
+                if isinstance(message, StartRun):
+                    mailbox.supervisor.arriving += 1
                 try:
                     mailbox.send.send_nowait(message)
                 except anyio.WouldBlock:
                     await mailbox.send.send(message)
                 return
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                if isinstance(message, StartRun):
+                    mailbox.supervisor.arriving -= 1
                 # It retired between lookup and send; a fresh one takes the message.
                 if self._boxes.get(workflow_id) is mailbox:
                     del self._boxes[workflow_id]

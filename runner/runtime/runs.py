@@ -15,6 +15,7 @@ from runner.engine.messages import CancelRun, StartRun
 from runner.errors import HookChangedError, RunAlreadyFinishedError, ShuttingDownError
 from runner.live.events import RunCreated
 from runner.models import Hook, Run, RunStatus
+from runner.runtime.claims import Claims
 from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes
 from runner.runtime.waiters import RunWaiters
@@ -37,8 +38,10 @@ class Runs:
         waiters: RunWaiters,
         leases: Leases,
         workflows: Workflows,
+        claims: Claims,
         accepting: Callable[[], bool],
     ) -> None:
+        self._claims = claims
         self._store = store
         self._services = services
         self._mailboxes = mailboxes
@@ -67,7 +70,7 @@ class Runs:
             raise ShuttingDownError()
         # Shielded: a caller that goes away between the insert and the hand-over must not
         # leave a stored run that nobody executes.
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), self._claims.reserve(1) as room:
             run, created = await self._store.insert_run(
                 run_id=uuid4(),
                 workflow_id=workflow_id,
@@ -77,6 +80,7 @@ class Runs:
                 lease_s=self._leases.lease_s,
                 idempotency_key=idempotency_key,
                 hook=hook,
+                take=room > 0,
             )
             if created:
                 self._waiters.expect(run.id)  # a ?wait that follows cannot miss its end
@@ -90,7 +94,8 @@ class Runs:
         the workflow's supervisor, in order."""
         if not self._accepting():
             raise ShuttingDownError()
-        with anyio.CancelScope(shield=True):  # as in start: no stored run left behind
+        # As in start: no stored run left behind; room for those leased here held meanwhile.
+        with anyio.CancelScope(shield=True), self._claims.reserve(len(payloads)) as room:
             runs = await self._store.insert_runs(
                 run_ids=[uuid4() for _ in payloads],
                 workflow_id=workflow_id,
@@ -98,16 +103,21 @@ class Runs:
                 trigger_payloads=payloads,
                 lease_owner=self._leases.owner,
                 lease_s=self._leases.lease_s,
+                take=room,
             )
             for run in runs:
                 await self._hand_over(run)
         return runs
 
     async def _hand_over(self, run: Run) -> None:
-        """Announce a run just stored and give it to its workflow's supervisor."""
+        """Announce a run just stored; give it to its workflow's supervisor when it is
+        leased to this process, else let claims find it (here or in another process)."""
         created = RunCreated(str(run.status), run.trigger_type, run.created_at.isoformat())
         self._services.events.run_created(run.id, run.workflow_id, created)
-        await self._mailboxes.send(run.workflow_id, StartRun(run))
+        if run.lease_owner == self._leases.owner:
+            await self._mailboxes.send(run.workflow_id, StartRun(run))
+        else:
+            self._claims.wake()
 
     async def fire_hook(
         self,

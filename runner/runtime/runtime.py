@@ -14,6 +14,8 @@ from blocks.registry import BlockRegistry
 from runner.engine.executor import RunServices
 from runner.engine.journal import FINAL_WRITE_GRACE_S
 from runner.engine.messages import Drain, Interrupt
+from runner.models import Run
+from runner.runtime.claims import Claims
 from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes, RuntimeStatistics
 from runner.runtime.relay import Relay
@@ -26,6 +28,10 @@ from runner.store.protocol import Store
 
 log = structlog.get_logger(__name__)
 
+# Runs a process holds at most (executing or waiting here for a slot): sized for a 512 MB
+# dyno (see README, "Scaling out").
+DEFAULT_MAX_RUNS = 100
+
 
 class Runtime:
     """Runs beside the web server in the process's top-level task group (see `run`)."""
@@ -37,6 +43,8 @@ class Runtime:
         *,
         supervisor_idle_s: float = 60.0,
         lease_s: float = 30.0,
+        max_runs: int = DEFAULT_MAX_RUNS,
+        event_retention_s: float | None = None,
         store: Store | None = None,
         listener: Listener | None = None,
     ) -> None:
@@ -51,7 +59,15 @@ class Runtime:
             services,
             registry,
             idle_s=supervisor_idle_s,
-            on_run_finished=self.waiters.run_finished,
+            on_run_finished=self._run_finished,
+        )
+        self.claims = Claims(
+            services.store,
+            self.mailboxes,
+            owner=services.owner,
+            max_runs=max_runs,
+            lease_s=lease_s,
+            accepting=lambda: self.accepting,
         )
         self.leases = Leases(
             self.store,
@@ -60,6 +76,7 @@ class Runtime:
             lease_s=lease_s,
             accepting=lambda: self.accepting,
             on_cancel_asked=self._cancel_asked,
+            event_retention_s=event_retention_s,
         )
         self.workflows = Workflows(self.store, registry, services.events, self.mailboxes)
         self.runs = Runs(
@@ -69,6 +86,7 @@ class Runtime:
             waiters=self.waiters,
             leases=self.leases,
             workflows=self.workflows,
+            claims=self.claims,
             accepting=lambda: self.accepting,
         )
         self.relay = Relay(
@@ -77,7 +95,7 @@ class Runtime:
             mailboxes=self.mailboxes,
             waiters=self.waiters,
             workflows=self.workflows,
-            on_room=lambda: None,
+            on_room=self.claims.wake,
         )
         self._listener = listener
         if listener is not None:
@@ -95,12 +113,17 @@ class Runtime:
             self.mailboxes.serve_in(tg)
             self._accepting = True
             tg.start_soon(self.leases.keep)
+            tg.start_soon(self.claims.keep)
             task_status.started()
             try:
                 await anyio.sleep_forever()
             finally:
                 self.mailboxes.serve_in(None)
                 self._accepting = False
+
+    def _run_finished(self, run_id: UUID, run: Run | None) -> None:
+        self.waiters.run_finished(run_id, run)
+        self.claims.wake()  # room for a waiting run
 
     def _cancel_asked(self, run_id: UUID, workflow_id: UUID) -> None:
         self.relay.received(False, [notices.CancelRequested(run_id, workflow_id)])

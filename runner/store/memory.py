@@ -5,6 +5,7 @@ runner/store/memory_writer.py."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,8 +34,7 @@ from runner.models import (
     Workflow,
 )
 from runner.store.db import RawJson
-from runner.store.notices import Notice
-from runner.store.protocol import RunSnapshotRows
+from runner.store.memory_events import MemoryEventLog
 
 
 def _now() -> datetime:
@@ -54,7 +54,7 @@ class _Lease:
     expires: datetime | None
 
 
-class MemoryStore:
+class MemoryStore(MemoryEventLog):
     """Workflows, runs, node runs, logs and artifacts in dicts (the Store protocol)."""
 
     def __init__(self) -> None:
@@ -164,6 +164,7 @@ class MemoryStore:
         lease_s: float,
         idempotency_key: str | None = None,
         hook: Hook | None = None,
+        take: bool = True,
     ) -> tuple[Run, bool]:
         workflow = self.workflows.get(workflow_id)
         if hook is not None and (
@@ -179,7 +180,8 @@ class MemoryStore:
             if earlier is not None:
                 return await self.get_run(earlier), False
             self._keys[(workflow_id, idempotency_key)] = run_id
-        run = self._new_run(run_id, workflow, trigger_type, trigger_payload, lease_owner, lease_s)
+        owner = lease_owner if take else None
+        run = self._new_run(run_id, workflow, trigger_type, trigger_payload, owner, lease_s)
         return run, True
 
     def _new_run(
@@ -188,9 +190,11 @@ class MemoryStore:
         workflow: Workflow,
         trigger_type: str,
         payload: Any,
-        owner: UUID,
+        owner: UUID | None,
         lease_s: float,
     ) -> Run:
+        if workflow.max_concurrency is not None:
+            owner = None  # claimed within the limit (claim_pending_runs)
         created_at = _now()
         run = Run(
             run_id, workflow.id, RunStatus.PENDING, trigger_type, as_stored(payload),
@@ -203,8 +207,9 @@ class MemoryStore:
             )
             for n in workflow.graph.get("nodes", [])
         }
-        self.leases[run_id] = _Lease(owner, created_at + timedelta(seconds=lease_s))
-        return self._counted(run)
+        expires = None if owner is None else created_at + timedelta(seconds=lease_s)
+        self.leases[run_id] = _Lease(owner, expires)
+        return dataclasses.replace(self._counted(run), lease_owner=owner)
 
     async def insert_runs(
         self,
@@ -215,11 +220,14 @@ class MemoryStore:
         trigger_payloads: list[Any],
         lease_owner: UUID,
         lease_s: float,
+        take: int | None = None,
     ) -> list[Run]:
         workflow = await self.get_workflow(workflow_id)
+        take = len(run_ids) if take is None else take
+        owners = [lease_owner if i < take else None for i in range(len(run_ids))]
         return [
-            self._new_run(run_id, workflow, trigger_type, payload, lease_owner, lease_s)
-            for run_id, payload in zip(run_ids, trigger_payloads, strict=True)
+            self._new_run(run_id, workflow, trigger_type, payload, owner, lease_s)
+            for run_id, payload, owner in zip(run_ids, trigger_payloads, owners, strict=True)
         ]
 
     def _counted(self, run: Run) -> Run:
@@ -250,13 +258,37 @@ class MemoryStore:
         claimed = []
         for run in sorted(self.runs.values(), key=lambda r: (r.created_at, r.id)):
             lease = self.leases[run.id]
-            lapsed = lease.expires is None or lease.expires < at
+            lapsed = (lease.expires is not None and lease.expires < at) or (
+                lease.owner is None and run.status is RunStatus.RUNNING
+            )
             if run.status.finished or not (lapsed or (include_own and lease.owner == owner)):
                 continue
             self.leases[run.id] = _Lease(owner, at + timedelta(seconds=lease_s))
             claimed.append(run)
             if len(claimed) == limit:
                 break
+        return claimed
+
+    async def claim_pending_runs(self, owner: UUID, lease_s: float, limit: int) -> list[Run]:
+        busy = Counter(
+            r.workflow_id
+            for r in self.runs.values()
+            if not r.status.finished and self.leases[r.id].owner is not None
+        )
+        claimed: list[Run] = []
+        for run in sorted(self.runs.values(), key=lambda r: (r.created_at, r.id)):
+            workflow = self.workflows.get(run.workflow_id)
+            if len(claimed) == limit:
+                break
+            if workflow is None:
+                continue
+            waiting = run.status is RunStatus.PENDING and self.leases[run.id].owner is None
+            cap = workflow.max_concurrency
+            if not waiting or (cap is not None and busy[run.workflow_id] >= cap):
+                continue
+            self.leases[run.id] = _Lease(owner, _now() + timedelta(seconds=lease_s))
+            busy[run.workflow_id] += 1
+            claimed.append(dataclasses.replace(run, lease_owner=owner))
         return claimed
 
     async def renew_leases(self, owner: UUID, lease_s: float) -> list[tuple[UUID, UUID]]:
@@ -309,40 +341,6 @@ class MemoryStore:
 
     async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None:
         self.cancels_requested.add(run_id)
-
-    async def notify(self, *items: Notice) -> None:
-        """No other process to wake."""
-
-    async def last_event_seq(self, run_id: UUID) -> int:
-        events = self.events.get(run_id)
-        return events[-1]["seq"] if events else 0
-
-    async def run_snapshot(self, run_id: UUID) -> RunSnapshotRows:
-        return RunSnapshotRows(
-            await self.get_run(run_id),
-            await self.list_node_runs(run_id),
-            await self.last_event_seq(run_id),
-        )
-
-    async def run_events(self, run_id: UUID, *, after: int) -> list[dict[str, Any]]:
-        return [e for e in self.events.get(run_id, []) if e["seq"] > after]
-
-    async def events_after(
-        self, positions: dict[UUID, int]
-    ) -> list[tuple[UUID, list[dict[str, Any]]]]:
-        found = [(r, await self.run_events(r, after=a)) for r, a in positions.items()]
-        return [(r, events) for r, events in found if events]
-
-    async def prune_events(
-        self, *, cutoff: datetime, limit: int, cursor: datetime
-    ) -> datetime | None:
-        old = sorted(
-            (r for r in self.runs.values() if r.finished_at and cursor < r.finished_at < cutoff),
-            key=lambda r: r.finished_at or cutoff,
-        )[:limit]
-        for run in old:
-            self.events.pop(run.id, None)
-        return old[-1].finished_at if old else None
 
     async def reset_unfinished_nodes(self, run_id: UUID) -> None:
         for node in list(self.nodes[run_id].values()):

@@ -134,8 +134,12 @@ class PostgresStore:
         lease_s: float,
         idempotency_key: str | None = None,
         hook: Hook | None = None,
+        take: bool = True,
     ) -> tuple[Run, bool]:
         """The new run and True; or, for an idempotency key used before, that run and False.
+
+        The run is leased to `lease_owner` when it `take`s it and the workflow sets no
+        max_concurrency; otherwise it waits, pending, for claim_pending_runs.
 
         With `hook` (a webhook call checked against a cached copy of it), the run is only
         stored while the workflow still has that webhook's slug and secret; otherwise
@@ -154,6 +158,7 @@ class PostgresStore:
                 None if hook is None else hook.slug,
                 None if hook is None else hook.secret,
                 self._payloads(notices.RunCreated(run_id, workflow_id)),
+                take,
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
@@ -179,8 +184,10 @@ class PostgresStore:
         trigger_payloads: list[Any],
         lease_owner: UUID,
         lease_s: float,
+        take: int | None = None,
     ) -> list[Run]:
-        """A batch of new runs, in the order of `run_ids` (one payload each)."""
+        """A batch of new runs, in the order of `run_ids` (one payload each); the first
+        `take` (all when None) are leased to `lease_owner` as insert_run would."""
         try:
             rows = await self.db.fetch_all(
                 "insert_runs",
@@ -192,6 +199,7 @@ class PostgresStore:
                 lease_owner,
                 lease_s,
                 self._payloads(*(notices.RunCreated(r, workflow_id) for r in run_ids)),
+                len(run_ids) if take is None else take,
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
@@ -219,6 +227,11 @@ class PostgresStore:
         self, owner: UUID, lease_s: float, limit: int, *, include_own: bool = False
     ) -> list[Run]:
         rows = await self.db.fetch_all("claim_orphaned_runs", owner, lease_s, limit, include_own)
+        return sorted((Run.from_row(r) for r in rows), key=lambda r: (r.created_at, r.id))
+
+    async def claim_pending_runs(self, owner: UUID, lease_s: float, limit: int) -> list[Run]:
+        """Lease up to `limit` waiting runs, keeping every workflow's max_concurrency."""
+        rows = await self.db.fetch_all("claim_pending_runs", owner, lease_s, limit)
         return sorted((Run.from_row(r) for r in rows), key=lambda r: (r.created_at, r.id))
 
     async def renew_leases(self, owner: UUID, lease_s: float) -> list[tuple[UUID, UUID]]:

@@ -115,6 +115,7 @@ class Store(Protocol):
         lease_s: float,
         idempotency_key: str | None = None,
         hook: Hook | None = None,
+        take: bool = True,
     ) -> tuple[Run, bool]: ...
 
     async def insert_runs(
@@ -126,6 +127,7 @@ class Store(Protocol):
         trigger_payloads: list[Any],
         lease_owner: UUID,
         lease_s: float,
+        take: int | None = None,
     ) -> list[Run]: ...
 
     async def get_run(self, run_id: UUID) -> Run: ...
@@ -137,6 +139,8 @@ class Store(Protocol):
     async def claim_orphaned_runs(
         self, owner: UUID, lease_s: float, limit: int, *, include_own: bool = False
     ) -> list[Run]: ...
+
+    async def claim_pending_runs(self, owner: UUID, lease_s: float, limit: int) -> list[Run]: ...
 
     async def renew_leases(self, owner: UUID, lease_s: float) -> list[tuple[UUID, UUID]]: ...
 

@@ -14,3 +14,5 @@ CREATE TABLE run_events (
 ALTER TABLE runs ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;
 -- Finished runs, oldest first: what the event log's pruning walks.
 CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL;
+-- Runs waiting for a process with room, in the order they are claimed.
+CREATE INDEX runs_waiting ON runs (created_at, id) WHERE status = 'pending' AND lease_owner IS NULL;

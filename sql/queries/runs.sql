@@ -3,13 +3,18 @@
 -- (in the graph's order), leased to this process ($1 run id, $2 workflow id,
 -- $3 trigger_type, $4 trigger_payload, $5 idempotency_key, $6 lease owner,
 -- $7 lease seconds, $8 webhook slug or null, $9 webhook secret, $10 NOTIFY payloads that
--- tell the other processes). With a slug, only while the workflow still has that slug and
+-- tell the other processes, $11 true when this process has room for it). The run is leased
+-- to this process only with room and when its workflow sets no max_concurrency (a limit
+-- held across processes: such runs are claimed with claim_pending_runs). With a slug, only while the workflow still has that slug and
 -- secret (a webhook call checked against a cached copy). No row when the workflow is gone
 -- (or its webhook changed), or when the idempotency key was used already for this workflow.
 WITH run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
                       lease_owner, lease_expires)
-    SELECT $1, w.id, $3, $4, w.graph, $5, $6, now() + make_interval(secs => $7)
+    SELECT $1, w.id, $3, $4, w.graph, $5,
+           CASE WHEN $11 AND w.max_concurrency IS NULL THEN $6::uuid END,
+           CASE WHEN $11 AND w.max_concurrency IS NULL
+                THEN now() + make_interval(secs => $7) END
     FROM workflows w
     WHERE w.id = $2
       AND ($8::text IS NULL
@@ -29,15 +34,20 @@ SELECT run.*, (SELECT count(*) FROM notified) AS notified FROM run
 -- name: insert_runs
 -- Create a batch of pending runs on the workflow's current graph, with their node runs,
 -- leased to this process, in one statement ($1 run ids, $2 workflow id, $3 trigger_type,
--- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds, $7 NOTIFY payloads).
--- No rows when the workflow is gone. Each run is created a microsecond after the one before it, so that
+-- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds, $7 NOTIFY payloads,
+-- $8 how many of them this process has room for: those first ones are leased to it unless
+-- the workflow sets max_concurrency; the others wait, pending, to be claimed). No rows
+-- when the workflow is gone. Each run is created a microsecond after the one before it, so that
 -- history lists the batch in the order it was asked for.
 WITH new AS (
     SELECT * FROM unnest($1::uuid[], $4::jsonb[]) WITH ORDINALITY AS n(id, payload, position)
 ), run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, lease_owner,
                       lease_expires, created_at)
-    SELECT new.id, w.id, $3, new.payload, w.graph, $5, now() + make_interval(secs => $6),
+    SELECT new.id, w.id, $3, new.payload, w.graph,
+           CASE WHEN new.position <= $8 AND w.max_concurrency IS NULL THEN $5::uuid END,
+           CASE WHEN new.position <= $8 AND w.max_concurrency IS NULL
+                THEN now() + make_interval(secs => $6) END,
            now() + make_interval(secs => (new.position - 1) / 1e6)
     FROM workflows w, new
     WHERE w.id = $2
@@ -92,17 +102,56 @@ LIMIT $2
 -- Lease to this process the unfinished runs nobody holds (their process stopped or died),
 -- oldest first ($1 lease owner, $2 lease seconds, $3 at most this many, $4 also the runs
 -- leased to this owner already: at start, those of this instance's previous process).
+-- Pending runs that were never taken wait for claim_pending_runs (it keeps the limits).
 UPDATE runs
 SET lease_owner = $1, lease_expires = now() + make_interval(secs => $2)
 WHERE id IN (
     SELECT id FROM runs
     WHERE status IN ('pending', 'running')
-      AND (lease_expires IS NULL OR lease_expires < now() OR ($4 AND lease_owner = $1))
+      AND (lease_expires < now() OR (status = 'running' AND lease_owner IS NULL)
+           OR ($4 AND lease_owner = $1))
     ORDER BY created_at, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
 RETURNING *
+
+-- name: claim_pending_runs
+-- Lease to this process up to $3 pending runs that nobody holds, oldest first, in creation
+-- order per workflow, without exceeding any workflow's max_concurrency across processes
+-- ($1 lease owner, $2 lease seconds, $3 at most this many). Each workflow with waiting runs
+-- is locked while its runs are counted and claimed, so that two processes never both take
+-- its last slot; one that another process is claiming is skipped (it is woken again).
+WITH waiting AS (
+    SELECT DISTINCT r.workflow_id FROM runs r
+    WHERE r.status = 'pending' AND r.lease_owner IS NULL
+), locked AS (
+    SELECT w.id, w.max_concurrency FROM workflows w
+    WHERE w.id IN (SELECT workflow_id FROM waiting)
+    FOR NO KEY UPDATE OF w SKIP LOCKED
+), busy AS (
+    SELECT r.workflow_id, count(*) AS n FROM runs r
+    WHERE r.workflow_id IN (SELECT id FROM locked WHERE max_concurrency IS NOT NULL)
+      AND r.status IN ('pending', 'running') AND r.lease_owner IS NOT NULL
+    GROUP BY r.workflow_id
+), ranked AS (
+    SELECT r.id, r.created_at,
+           row_number() OVER (PARTITION BY r.workflow_id ORDER BY r.created_at, r.id) AS k,
+           l.max_concurrency - COALESCE(b.n, 0) AS free
+    FROM runs r
+    JOIN locked l ON l.id = r.workflow_id
+    LEFT JOIN busy b ON b.workflow_id = r.workflow_id
+    WHERE r.status = 'pending' AND r.lease_owner IS NULL
+), chosen AS (
+    SELECT id FROM ranked WHERE free IS NULL OR k <= free
+    ORDER BY created_at, id
+    LIMIT $3
+)
+UPDATE runs r
+SET lease_owner = $1, lease_expires = now() + make_interval(secs => $2)
+FROM chosen
+WHERE r.id = chosen.id
+RETURNING r.*
 
 -- name: renew_leases
 -- Keep this process's unfinished runs leased ($1 lease owner, $2 lease seconds); returns

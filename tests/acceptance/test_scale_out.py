@@ -4,18 +4,21 @@ test_crash.py). What one executes, the other streams, replays, waits for and can
 
 from __future__ import annotations
 
+import itertools
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 from websockets.asyncio.client import connect
 
 from tests.acceptance.test_live import CHAIN, receive_all, sse_events, start_run, ws_url
-from tests.support import WeftServer, run_weft_server
+from tests.support import WeftServer, run_weft_server, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -203,3 +206,105 @@ async def test_events_replay_after_every_process_restarts(
     assert after == before
     assert tail == before[4:]
     assert before[-1]["type"] == "run.finished"
+
+
+GATE = {
+    "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "wait", "type": "delay", "params": {"seconds": 0.05}},
+    ],
+    "edges": [{"id": "a", "from": "start", "to": "wait"}],
+}
+
+
+async def test_max_concurrency_holds_across_processes(database_url: str, tmp_path: Path) -> None:
+    async with two(database_url, tmp_path) as (a, b):
+        workflow = await a.create_workflow(GATE, max_concurrency=1)
+        run_ids = []
+        for i in range(8):  # posted alternately to A and B
+            run_ids.append(await start_run((a, b)[i % 2], workflow["id"], i))
+        runs = [await a.wait(run_id) for run_id in run_ids]
+        owners = await lease_owners(database_url, run_ids)
+    assert {r["status"] for r in runs} == {"succeeded"}
+    spans = sorted((r["started_at"], r["finished_at"]) for r in runs)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    # in creation order, whichever process ran each
+    assert [r["id"] for r in sorted(runs, key=lambda r: r["started_at"])] == run_ids
+    assert owners == {a.system.runtime.services.owner, b.system.runtime.services.owner}
+
+
+async def lease_owners(database_url: str, run_ids: list[str]) -> set[Any]:
+    """Which processes held the runs (the last lease of each stays on its row)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        query = "SELECT lease_owner FROM runs WHERE id = ANY($1::uuid[])"
+        rows = await conn.fetch(query, [uuid.UUID(r) for r in run_ids])
+    finally:
+        await conn.close()
+    return {r["lease_owner"] for r in rows}
+
+
+async def test_a_burst_beyond_max_runs_is_finished_by_both_processes(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with (
+        run_weft_server(database_url, tmp_path / "a", weft_max_runs=3) as a,
+        run_weft_server(database_url, tmp_path / "b", weft_max_runs=3) as b,
+    ):
+        workflow = await a.create_workflow(GATE)
+        response = await a.client.post(
+            f"/workflows/{workflow['id']}/runs/batch",
+            json={"runs": [{"start_input": {"n": i}} for i in range(40)]},
+        )
+        assert response.status_code == 202, response.text
+        run_ids = [r["id"] for r in response.json()["items"]]
+        peak = 0
+
+        async def finished() -> bool:
+            nonlocal peak
+            for server in (a, b):
+                stats = server.system.runtime.statistics()
+                peak = max(peak, stats.runs_in_flight + stats.runs_queued)
+            statuses = {(await a.client.get(f"/runs/{r}")).json()["status"] for r in run_ids}
+            return statuses == {"succeeded"}
+
+        await wait_until(finished, timeout_s=30, poll_s=0.01)
+        owners = await lease_owners(database_url, run_ids)
+    assert peak <= 3  # never more than WEFT_MAX_RUNS in one process
+    assert owners == {a.system.runtime.services.owner, b.system.runtime.services.owner}
+
+
+async def test_wait_on_a_process_that_executes_nothing(database_url: str, tmp_path: Path) -> None:
+    async with (
+        run_weft_server(database_url, tmp_path / "a") as a,
+        run_weft_server(database_url, tmp_path / "b", weft_max_runs=0) as b,
+    ):
+        workflow = await b.create_workflow(CHAIN)
+        with anyio.fail_after(20):
+            response = await b.client.post(
+                f"/workflows/{workflow['id']}/run?wait=15", json={"start_input": {"n": 4}}
+            )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "succeeded"
+        assert response.json()["outputs"]["shape"] == {"result": 8}
+        assert await lease_owners(database_url, [response.json()["id"]]) == {
+            a.system.runtime.services.owner
+        }
+        assert b.system.runtime.statistics().supervisors == 0
+
+
+async def test_pruned_events_still_answer_with_a_snapshot(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with run_weft_server(database_url, tmp_path / "a", weft_event_retention_s=0) as a:
+        workflow = await a.create_workflow(CHAIN)
+        run = await a.run(workflow["id"], {"n": 1})
+        await a.system.runtime.leases.prune_events()
+        async with connect(ws_url(a, f"/ws/runs/{run['id']}?after=2")) as ws:
+            resync = await receive_all(ws)
+        async with connect(ws_url(a, f"/ws/runs/{run['id']}")) as ws:
+            fresh = await receive_all(ws)
+    assert [m["type"] for m in resync] == ["snapshot", "run.finished"]
+    assert [{**m, "ts": None} for m in resync] == [{**m, "ts": None} for m in fresh]
+    assert resync[1]["seq"] == resync[0]["seq"] + 1
+    assert resync[0]["run"]["status"] == "succeeded"

@@ -336,7 +336,9 @@ async def test_max_concurrency_queues_runs_in_order(tmp_path: Path) -> None:
             await eng.blocks.entry("g").wait()
         assert (await eng.store.get_run(first)).status is RunStatus.RUNNING
         assert (await eng.store.get_run(second)).status is RunStatus.PENDING
-        assert eng.runtime.statistics().runs_queued == 1
+        # The second waits in the store, unclaimed, until the first has ended
+        assert eng.store.leases[second].owner is None
+        assert eng.runtime.statistics().runs_in_flight == 1
         eng.blocks.gate("g").set()
         assert (await eng.finished(first)).status is RunStatus.SUCCEEDED
         assert (await eng.finished(second)).status is RunStatus.SUCCEEDED
