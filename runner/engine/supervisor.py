@@ -52,7 +52,7 @@ class Supervisor:
         self_send: MemoryObjectSendStream[SupervisorMessage],
         idle_s: float,
         try_retire: Callable[[Supervisor], bool],
-        on_run_finished: Callable[[UUID, Run | None], None],
+        on_run_finished: Callable[[UUID, Run | None, bool], None],
     ) -> None:
         self.workflow_id = workflow_id
         self._services = services
@@ -131,7 +131,8 @@ class Supervisor:
                 self._start_queued(tg)
             case RunEnded(run_id=run_id, run=run):
                 self._runs.pop(run_id, None)
-                self._on_run_finished(run_id, run)
+                # (whether it held a slot of a limit: a waiting run may take it now)
+                self._on_run_finished(run_id, run, self._max_concurrency is not None)
                 self._start_queued(tg)
             case Drain():
                 self._draining = True

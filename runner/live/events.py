@@ -293,11 +293,14 @@ class Event:
         return self.body.TYPE
 
     def to_json(self) -> dict[str, Any]:
+        return self._data(self.ts.isoformat())
+
+    def _data(self, ts: str | datetime) -> dict[str, Any]:
         data = {
             "type": self.body.TYPE,
             "run_id": None if self.run_id is None else str(self.run_id),
             "seq": self.seq,
-            "ts": self.ts.isoformat(),
+            "ts": ts,
             **self.body.fields(),
         }
         if self.workflow_id is not None:
@@ -320,5 +323,6 @@ class Event:
     def text(self) -> str:
         """The event as a JSON text message (encoded once, then shared)."""
         if not self._text:
-            self._text.append(orjson.dumps(self.to_json()).decode())
+            # orjson writes the datetime as isoformat() would, faster.
+            self._text.append(orjson.dumps(self._data(self.ts)).decode())
         return self._text[0]

@@ -52,6 +52,9 @@ class Claims:
         self._poll_s = poll_s
         self._wakeup = anyio.Event()
         self._reserved = 0
+        # False once a look found nothing claimable: until something may have changed that,
+        # a run ending here costs no query.
+        self._maybe_waiting = True
 
     def room(self) -> int:
         """How many more runs this process may take."""
@@ -71,15 +74,22 @@ class Claims:
         finally:
             self._reserved -= taken
 
-    def wake(self) -> None:
-        """Look for waiting runs soon."""
-        self._wakeup.set()
+    def wake(self, *, waiting: bool = False) -> None:
+        """Look for waiting runs soon: when `waiting` (a run may have become claimable:
+        stored unleased, or a slot of a limit freed), or when the last look found some
+        (this process's room grew)."""
+        if waiting:
+            self._maybe_waiting = True
+        if self._maybe_waiting:
+            self._wakeup.set()
 
     async def keep(self) -> None:
         """Claim whenever woken (or every poll_s); runs forever."""
         while True:
-            with anyio.move_on_after(self._poll_s):
+            with anyio.move_on_after(self._poll_s) as timer:
                 await self._wakeup.wait()
+            if timer.cancelled_caught:
+                self._maybe_waiting = True  # a wake-up may have been lost
             self._wakeup = anyio.Event()
             try:
                 await self.claim()
@@ -96,5 +106,6 @@ class Claims:
                 await self._mailboxes.send(run.workflow_id, StartRun(run))
             claimed += len(runs)
             if len(runs) < asked:
+                self._maybe_waiting = bool(runs)
                 break
         return claimed

@@ -20,6 +20,7 @@ from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes
 from runner.runtime.waiters import RunWaiters
 from runner.runtime.workflows import Workflows
+from runner.store import notices
 from runner.store.protocol import Store
 
 # How long a cancel request waits for the run to reach `cancelled` before answering.
@@ -114,10 +115,11 @@ class Runs:
         leased to this process, else let claims find it (here or in another process)."""
         created = RunCreated(str(run.status), run.trigger_type, run.created_at.isoformat())
         self._services.events.run_created(run.id, run.workflow_id, created)
+        self._services.writer.notice(notices.RunCreated(run.id, run.workflow_id))
         if run.lease_owner == self._leases.owner:
             await self._mailboxes.send(run.workflow_id, StartRun(run))
         else:
-            self._claims.wake()
+            self._claims.wake(waiting=True)
 
     async def fire_hook(
         self,

@@ -95,7 +95,7 @@ class Runtime:
             mailboxes=self.mailboxes,
             waiters=self.waiters,
             workflows=self.workflows,
-            on_room=self.claims.wake,
+            on_room=lambda: self.claims.wake(waiting=True),
         )
         self._listener = listener
         if listener is not None:
@@ -121,9 +121,10 @@ class Runtime:
                 self.mailboxes.serve_in(None)
                 self._accepting = False
 
-    def _run_finished(self, run_id: UUID, run: Run | None) -> None:
+    def _run_finished(self, run_id: UUID, run: Run | None, limited: bool) -> None:
         self.waiters.run_finished(run_id, run)
-        self.claims.wake()  # room for a waiting run
+        # Room for a waiting run; a slot of its workflow's limit too, when it had one.
+        self.claims.wake(waiting=limited)
 
     def _cancel_asked(self, run_id: UUID, workflow_id: UUID) -> None:
         self.relay.received(False, [notices.CancelRequested(run_id, workflow_id)])

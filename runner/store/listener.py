@@ -31,7 +31,7 @@ class Listener:
 
     def __init__(self, dsn: str, *, origin: str) -> None:
         self._dsn = dsn
-        self._origin = origin
+        self._own_prefix = f"{origin}|"
         self._on_notices: Callable[[bool, list[notices.Notice]], None] = lambda _o, _n: None
         self._on_connected: Callable[[], None] = lambda: None
 
@@ -46,9 +46,12 @@ class Listener:
         self._on_connected = on_connected
 
     def _received(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        origin, items = notices.parse(str(payload))
+        text = str(payload)
+        if text.startswith(self._own_prefix):
+            return  # this process acted on what it sent when it sent it
+        _origin, items = notices.parse(text)
         if items:
-            self._on_notices(origin == self._origin, items)
+            self._on_notices(False, items)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

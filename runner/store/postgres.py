@@ -157,7 +157,6 @@ class PostgresStore:
                 lease_s,
                 None if hook is None else hook.slug,
                 None if hook is None else hook.secret,
-                self._payloads(notices.RunCreated(run_id, workflow_id)),
                 take,
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
@@ -198,7 +197,6 @@ class PostgresStore:
                 [RawJson(encode_json(p)) for p in trigger_payloads],
                 lease_owner,
                 lease_s,
-                self._payloads(*(notices.RunCreated(r, workflow_id) for r in run_ids)),
                 len(run_ids) if take is None else take,
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted

@@ -26,10 +26,11 @@ from uuid import UUID
 import anyio
 import structlog
 
-from runner.live.events import Event, RunFinished
+from runner.live.events import Event
 from runner.models import LogRecord
 from runner.store import notices
 from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
+from runner.store.event_rows import EventColumns, event_columns
 from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 log = structlog.get_logger(__name__)
@@ -106,36 +107,6 @@ class RunEndColumns(NamedTuple):
     started_at: list[datetime | None]
 
 
-class EventColumns(NamedTuple):
-    """Events as log rows (one per run per commit) and the NOTIFY payloads telling of them."""
-
-    run_id: list[UUID]
-    first_seq: list[int]
-    seq: list[int]
-    events: list[str]
-    notices: list[str]
-
-
-def event_columns(origin: str, events: list[tuple[Event, UUID]]) -> EventColumns:
-    """One log row per run: its events, in seq order, as a JSON array of their texts."""
-    by_run: dict[UUID, tuple[UUID, list[Event]]] = {}
-    for event, workflow_id in events:
-        assert event.run_id is not None
-        by_run.setdefault(event.run_id, (workflow_id, []))[1].append(event)
-    columns = EventColumns([], [], [], [], [])
-    appended: list[notices.Notice] = []
-    for run_id, (workflow_id, run_events) in by_run.items():
-        first, last = run_events[0].seq, run_events[-1].seq
-        columns.run_id.append(run_id)
-        columns.first_seq.append(first)
-        columns.seq.append(last)
-        columns.events.append("[" + ",".join(e.text() for e in run_events) + "]")
-        finished = run_events[-1].type == RunFinished.TYPE
-        appended.append(notices.EventsAppended(run_id, workflow_id, first, last, finished))
-    columns.notices.extend(notices.payloads(origin, appended))
-    return columns
-
-
 class BatchColumns(NamedTuple):
     """write_batch's arguments by part, in the statement's order ($1 … $34)."""
 
@@ -158,6 +129,7 @@ class _Batch:
     logs: list[LogRecord] = field(default_factory=list)
     run_ends: dict[UUID, RunEnd] = field(default_factory=dict)
     events: list[tuple[Event, UUID]] = field(default_factory=list)
+    told: list[notices.Notice] = field(default_factory=list)  # wake-ups without events
     waiters: list[_Pending] = field(default_factory=list)
     # Who awaits which row: a row that fails on its own fails only its awaiter.
     owners: dict[tuple[Any, ...], _Pending] = field(default_factory=dict)
@@ -170,6 +142,7 @@ class _Batch:
             + len(self.logs)
             + len(self.run_ends)
             + len(self.events)
+            + len(self.told)
         )
 
     def only_node_ends(self) -> bool:
@@ -200,7 +173,7 @@ class _Batch:
             columns_of(NodeEndColumns, self.node_ends.values()),
             columns_of(LogColumns, self.logs),
             columns_of(RunEndColumns, run_ends),
-            event_columns(origin, self.events),
+            event_columns(origin, self.events, self.told),
         )
 
 
@@ -240,6 +213,12 @@ class Writer:
 
     def log(self, record: LogRecord) -> None:
         self._batch.logs.append(record)
+
+    def notice(self, notice: notices.Notice) -> None:
+        """Wake the other processes with the next commit (a run was created)."""
+        self._batch.told.append(notice)
+        if not self._queued.is_set():
+            self._queued.set()
 
     def event(self, event: Event, workflow_id: UUID) -> None:
         """Append a run's event to its log with the next commit (published once committed)."""
@@ -344,7 +323,7 @@ class Writer:
                     # A chain's common case: a plain one-row UPDATE costs less than the join.
                     e = next(iter(batch.node_ends.values()))
                     row = [getattr(e, name) for name in NodeEndColumns._fields]
-                    events = event_columns(self._origin, batch.events)
+                    events = event_columns(self._origin, batch.events, batch.told)
                     await self._conn.execute("write_node_end", *row, *events)
                 elif batch.only_node_ends():
                     columns = batch.columns(self._origin)
@@ -375,7 +354,8 @@ class Writer:
         parts += [(None, _Batch(logs=[r])) for r in batch.logs]
         parts += [(("run", k), _Batch(run_ends={k: v})) for k, v in batch.run_ends.items()]
         # The events last, once the state they report is written.
-        parts += [(None, _Batch(events=batch.events))] if batch.events else []
+        if batch.events or batch.told:
+            parts.append((None, _Batch(events=batch.events, told=batch.told)))
         for owner_key, part in parts:
             try:
                 await self._execute(part)

@@ -2,8 +2,9 @@
 -- Create a pending run on the workflow's current graph, with a pending node run per node
 -- (in the graph's order), leased to this process ($1 run id, $2 workflow id,
 -- $3 trigger_type, $4 trigger_payload, $5 idempotency_key, $6 lease owner,
--- $7 lease seconds, $8 webhook slug or null, $9 webhook secret, $10 NOTIFY payloads that
--- tell the other processes, $11 true when this process has room for it). The run is leased
+-- $7 lease seconds, $8 webhook slug or null, $9 webhook secret, $10 true when this process
+-- has room for it). The other processes are told of it by the writer's next commit (a
+-- NOTIFY here would serialise every request's commit behind a global lock). The run is leased
 -- to this process only with room and when its workflow sets no max_concurrency (a limit
 -- held across processes: such runs are claimed with claim_pending_runs). With a slug, only while the workflow still has that slug and
 -- secret (a webhook call checked against a cached copy). No row when the workflow is gone
@@ -12,8 +13,8 @@ WITH run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
                       lease_owner, lease_expires)
     SELECT $1, w.id, $3, $4, w.graph, $5,
-           CASE WHEN $11 AND w.max_concurrency IS NULL THEN $6::uuid END,
-           CASE WHEN $11 AND w.max_concurrency IS NULL
+           CASE WHEN $10 AND w.max_concurrency IS NULL THEN $6::uuid END,
+           CASE WHEN $10 AND w.max_concurrency IS NULL
                 THEN now() + make_interval(secs => $7) END
     FROM workflows w
     WHERE w.id = $2
@@ -25,17 +26,13 @@ WITH run AS (
     INSERT INTO node_runs (run_id, node_id, node_type, position)
     SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
     FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
-), notified AS (
-    SELECT pg_notify('weft', p) FROM run, unnest($10::text[]) AS p
 )
--- (notified is read in the select list: a join to it that adds nothing would be removed)
-SELECT run.*, (SELECT count(*) FROM notified) AS notified FROM run
+SELECT * FROM run
 
 -- name: insert_runs
 -- Create a batch of pending runs on the workflow's current graph, with their node runs,
 -- leased to this process, in one statement ($1 run ids, $2 workflow id, $3 trigger_type,
--- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds, $7 NOTIFY payloads,
--- $8 how many of them this process has room for: those first ones are leased to it unless
+-- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds, $7 how many of them this process has room for: those first ones are leased to it unless
 -- the workflow sets max_concurrency; the others wait, pending, to be claimed). No rows
 -- when the workflow is gone. Each run is created a microsecond after the one before it, so that
 -- history lists the batch in the order it was asked for.
@@ -45,8 +42,8 @@ WITH new AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, lease_owner,
                       lease_expires, created_at)
     SELECT new.id, w.id, $3, new.payload, w.graph,
-           CASE WHEN new.position <= $8 AND w.max_concurrency IS NULL THEN $5::uuid END,
-           CASE WHEN new.position <= $8 AND w.max_concurrency IS NULL
+           CASE WHEN new.position <= $7 AND w.max_concurrency IS NULL THEN $5::uuid END,
+           CASE WHEN new.position <= $7 AND w.max_concurrency IS NULL
                 THEN now() + make_interval(secs => $6) END,
            now() + make_interval(secs => (new.position - 1) / 1e6)
     FROM workflows w, new
@@ -56,12 +53,8 @@ WITH new AS (
     INSERT INTO node_runs (run_id, node_id, node_type, position)
     SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
     FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
-), notified AS (
-    SELECT pg_notify('weft', p) FROM unnest($7::text[]) AS p
-    WHERE EXISTS (SELECT FROM run)
 )
--- (notified is read in the select list: a join to it that adds nothing would be removed)
-SELECT run.*, (SELECT count(*) FROM notified) AS notified FROM run
+SELECT * FROM run
 
 -- name: get_run_by_idempotency_key
 -- The run a workflow started for an idempotency key ($1 workflow id, $2 key).
