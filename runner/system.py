@@ -25,6 +25,7 @@ from runner.store.db import Database, as_weft_errors
 from runner.store.embedded import start_embedded
 from runner.store.listener import Listener
 from runner.store.migrate import apply_migrations
+from runner.store.notifier import Notifier
 from runner.store.postgres import PostgresStore
 from runner.store.writer import Writer
 
@@ -94,6 +95,7 @@ async def open_system(
         origin = uuid4().hex[:12]
         events = EventBus(subscriber_buffer=settings.weft_event_buffer)
         store = PostgresStore(db, origin=origin)
+        notifier = Notifier(db, origin=origin)
         http = await stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0),
@@ -105,7 +107,7 @@ async def open_system(
         services = RunServices(
             store=PostgresStore(db.retrying(), origin=origin),
             events=events,
-            writer=Writer(db, publish=events.publish, origin=origin),
+            writer=Writer(db, publish=events.publish, notifier=notifier),
             http=http,
             artifacts=artifacts,
             block_settings=BlockSettings(
@@ -126,6 +128,7 @@ async def open_system(
             max_runs=settings.weft_max_runs,
             event_retention_s=settings.weft_event_retention_s,
             store=store,
-            listener=Listener(url, origin=origin),
+            listener=Listener(url, origin=origin, queries=db.queries),
+            notifier=notifier,
         )
         yield System(settings, runtime, Weft(runtime, store, artifacts), url, server)

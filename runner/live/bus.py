@@ -19,9 +19,9 @@ import anyio
 from runner.live.events import WORKFLOW_SKIPPED, Event, EventBody, RunCreated, RunFinished
 
 SUBSCRIBER_BUFFER = 256
-# Unfinished runs whose last seq is remembered (a run that never finishes here, because
-# another process resumed it, must not be remembered forever).
-RUNS_TRACKED = 100_000
+# Runs whose last seq is remembered, the most recently active ones (a process must not
+# remember every run it ever saw).
+RUNS_TRACKED = 10_000
 WORKFLOW_EVENTS_KEPT = 1000
 WORKFLOW_CHANNELS_KEPT = 1000
 
@@ -165,12 +165,11 @@ class EventBus:
         if event.seq <= self._last.get(run_id, 0):
             return  # seen already (told by this process's writer and by the log)
         finished = event.type == RunFinished.TYPE
-        if finished:
-            self._last.pop(run_id, None)
-        else:
-            self._last[run_id] = event.seq
-            while len(self._last) > RUNS_TRACKED:
-                self._last.popitem(last=False)
+        # Finished runs are remembered too: a late read of their log repeats nothing.
+        self._last[run_id] = event.seq
+        self._last.move_to_end(run_id)
+        while len(self._last) > RUNS_TRACKED:
+            self._last.popitem(last=False)
         channel = self._runs.get(run_id)
         if channel is not None:
             channel.seq = event.seq

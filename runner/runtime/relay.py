@@ -45,7 +45,9 @@ class Relay:
         waiters: RunWaiters,
         workflows: Workflows,
         on_room: Callable[[], None],
+        on_joined: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_joined = on_joined
         self._store = store
         self._bus = bus
         self._mailboxes = mailboxes
@@ -96,8 +98,9 @@ class Relay:
                             if self._waiters.waiting(run_id):
                                 self._waiters.run_finished(run_id)
                         if self._bus.watched(run_id, workflow_id):
+                            # From what was seen here (a read may have gone past the notice).
                             known = self._bus.last_seq(run_id)
-                            after = first - 1 if known is None else min(known, first - 1)
+                            after = first - 1 if known is None else known
                             previous = fetch.get(run_id)
                             if previous is not None:
                                 after = min(after, previous[1])
@@ -112,6 +115,8 @@ class Relay:
                         cancels.append((run_id, workflow_id))
                     case notices.RoomFreed():
                         room = True
+                    case notices.Joined():
+                        self._on_joined()
         if resync:
             self._waiters.wake_all()
             for run_id, workflow_id in self._bus.watched_runs().items():

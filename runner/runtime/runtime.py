@@ -24,6 +24,7 @@ from runner.runtime.waiters import RunWaiters
 from runner.runtime.workflows import Workflows
 from runner.store import notices
 from runner.store.listener import Listener
+from runner.store.notifier import Notifier
 from runner.store.protocol import Store
 
 log = structlog.get_logger(__name__)
@@ -47,7 +48,9 @@ class Runtime:
         event_retention_s: float | None = None,
         store: Store | None = None,
         listener: Listener | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
+        self._notifier = notifier
         self.services = services
         # Requests use `store` (failing fast while the database is down: 503); runs use
         # services.store, which waits the outage out.
@@ -96,6 +99,7 @@ class Runtime:
             waiters=self.waiters,
             workflows=self.workflows,
             on_room=lambda: self.claims.wake(waiting=True),
+            on_joined=notifier.joined if notifier is not None else lambda: None,
         )
         self._listener = listener
         if listener is not None:
@@ -106,6 +110,8 @@ class Runtime:
     ) -> None:
         """Serve until cancelled (after `shutdown`, or abruptly)."""
         async with anyio.create_task_group() as tg:
+            if self._notifier is not None:
+                await tg.start(self._notifier.serve)
             await tg.start(self.services.writer.serve)
             tg.start_soon(self.relay.serve)
             if self._listener is not None:

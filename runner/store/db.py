@@ -127,11 +127,12 @@ class Database:
         )
         return cls(pool, load_queries(), dsn=dsn)
 
-    async def dedicated(self) -> Connection:
+    async def dedicated(self, **settings: str) -> Connection:
         """A connection of its own, outside the pool (for a writer that must never queue
-        behind request traffic for a pooled connection); the caller closes it."""
+        behind request traffic for a pooled connection), with the writer's settings and
+        `settings`; the caller closes it."""
         assert self._dsn is not None, "a Database from Database.connect"
-        conn = await asyncpg.connect(self._dsn, server_settings=WRITER_SETTINGS)
+        conn = await asyncpg.connect(self._dsn, server_settings={**WRITER_SETTINGS, **settings})
         await _init_connection(conn)
         return Connection(conn, self.queries)
 

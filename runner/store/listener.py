@@ -24,16 +24,28 @@ RECONNECT_FIRST_DELAY_S = 0.05
 RECONNECT_MAX_DELAY_S = 2.0
 # How often an idle connection is checked (a server that went away without a word).
 CHECK_S = 5.0
+# How long other processes may take to notice a new listener (see notifier.OTHERS_CHECK_S),
+# with a margin.
+LOOK_AGAIN_S = 1.5
+
+
+def listener_name(origin: str) -> str:
+    """The application_name of a process's listening connection: how the others know it
+    is there (runner/store/notifier.py)."""
+    return f"weft-listener {origin}"
 
 
 class Listener:
     """Listens on the `weft` channel; `serve` runs in the runtime's task group."""
 
-    def __init__(self, dsn: str, *, origin: str) -> None:
+    def __init__(self, dsn: str, *, origin: str, queries: dict[str, str]) -> None:
         self._dsn = dsn
+        self._queries = queries  # the named queries (sql/queries)
+        self._origin = origin
         self._own_prefix = f"{origin}|"
         self._on_notices: Callable[[bool, list[notices.Notice]], None] = lambda _o, _n: None
         self._on_connected: Callable[[], None] = lambda: None
+        self._tg: anyio.abc.TaskGroup | None = None
 
     def attach(
         self,
@@ -53,20 +65,41 @@ class Listener:
         if items:
             self._on_notices(False, items)
 
+    def _recheck_after(self, delay_s: float) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(self._recheck, delay_s)
+
+    async def _recheck(self, delay_s: float) -> None:
+        await anyio.sleep(delay_s)
+        self._on_connected()
+
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await self._listen(task_status)
+
+    async def _listen(self, task_status: anyio.abc.TaskStatus[None]) -> None:
         delay = RECONNECT_FIRST_DELAY_S
         started = False
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(
+                    self._dsn, server_settings={"application_name": listener_name(self._origin)}
+                )
                 lost = anyio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(notices.CHANNEL, self._received)
+                # Tell the others (they send nothing while nobody else listens).
+                hello = notices.payloads(self._origin, [notices.Joined()])[0]
+                await conn.execute(self._queries["notify"], [hello])
                 delay = RECONNECT_FIRST_DELAY_S
                 self._on_connected()
+                # Processes that looked for listeners before this one came wake it from
+                # their next look on; what they committed meanwhile is read once more then.
+                self._recheck_after(LOOK_AGAIN_S)
                 if not started:
                     started = True
                     task_status.started()
@@ -74,7 +107,7 @@ class Listener:
                     with anyio.move_on_after(CHECK_S):
                         await lost.wait()
                     if not lost.is_set():
-                        await conn.execute("SELECT 1")
+                        await conn.execute(self._queries["ping"])
             except TRANSIENT_ERRORS as exc:
                 log.warning("listener_reconnecting", error=repr(exc), delay_s=delay)
             finally:

@@ -74,7 +74,15 @@ class RoomFreed:
         return f"R {self.workflow_id}"
 
 
-Notice = EventsAppended | RunCreated | WorkflowChanged | CancelRequested | RoomFreed
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A process started listening: wake-ups are worth sending now."""
+
+    def entry(self) -> str:
+        return "H"
+
+
+Notice = EventsAppended | RunCreated | WorkflowChanged | CancelRequested | RoomFreed | Joined
 
 
 def payloads(origin: str, notices: Iterable[Notice]) -> list[str]:
@@ -117,6 +125,8 @@ def parse(payload: str) -> tuple[str, list[Notice]]:
                     notices.append(CancelRequested(UUID(run), UUID(workflow)))
                 case "R", [workflow]:
                     notices.append(RoomFreed(UUID(workflow)))
+                case "H", []:
+                    notices.append(Joined())
         except ValueError:
             continue
     return origin, notices

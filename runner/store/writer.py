@@ -8,9 +8,9 @@ them — goes to PostgreSQL as ONE statement, so one round trip and one fsync se
 batch, or go within EVENT_FLUSH_S when nothing else is written.
 
 Events are appended to the run's durable log in the same statement as the state they
-report, with a NOTIFY that wakes the other processes; only once the statement has committed
-are they published to this process's subscribers, so no client ever sees what a crash
-would undo.
+report; only once the statement has committed are they published to this process's
+subscribers and the other processes woken (runner/store/notifier.py), so no client ever
+sees what a crash would undo.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from runner.live.events import Event
 from runner.models import LogRecord
 from runner.store import notices
 from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
-from runner.store.event_rows import EventColumns, event_columns
+from runner.store.event_rows import EventColumns, appended, event_columns
+from runner.store.notifier import Notifier
 from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 log = structlog.get_logger(__name__)
@@ -108,7 +109,7 @@ class RunEndColumns(NamedTuple):
 
 
 class BatchColumns(NamedTuple):
-    """write_batch's arguments by part, in the statement's order ($1 … $34)."""
+    """write_batch's arguments by part, in the statement's order ($1 … $33)."""
 
     run_starts: RunStartColumns
     node_starts: NodeStartColumns
@@ -155,7 +156,7 @@ class _Batch:
             or any(key not in self.node_ends for key in self.node_starts)
         )
 
-    def columns(self, origin: str) -> BatchColumns:
+    def columns(self) -> BatchColumns:
         """The write_batch statement's arguments, with overlapping writes folded: a row is
         updated once per statement."""
         for key in self.node_ends:
@@ -173,7 +174,7 @@ class _Batch:
             columns_of(NodeEndColumns, self.node_ends.values()),
             columns_of(LogColumns, self.logs),
             columns_of(RunEndColumns, run_ends),
-            event_columns(origin, self.events, self.told),
+            event_columns(self.events),
         )
 
 
@@ -185,13 +186,12 @@ class Writer:
         db: Database,
         *,
         publish: Callable[[Event, UUID], None] | None = None,
-        origin: str = "",
+        notifier: Notifier | None = None,
     ) -> None:
         self._db = db
-        # Where committed events go in this process (the bus); `origin` names this process
-        # in the wake-ups the other processes get.
+        # Where committed events go: this process's bus, and wake-ups for the others.
         self._publish = publish
-        self._origin = origin
+        self._notifier = notifier
         self._queued = anyio.Event()
         # The writer's own connection: runs never wait for a pooled one behind requests.
         self._conn: Connection | None = None
@@ -303,15 +303,17 @@ class Writer:
             except Exception as exc:
                 await self._write_apart(batch, exc)
                 return
-            self._published(batch.events)
+            self._published(batch)
         for pending in batch.waiters:
             pending.done.set()
 
-    def _published(self, events: list[tuple[Event, UUID]]) -> None:
-        """Committed: tell this process's subscribers."""
+    def _published(self, batch: _Batch) -> None:
+        """Committed: tell this process's subscribers, and wake the other processes."""
         if self._publish is not None:
-            for event, workflow_id in events:
+            for event, workflow_id in batch.events:
                 self._publish(event, workflow_id)
+        if self._notifier is not None:
+            self._notifier.tell([*batch.told, *appended(batch.events)])
 
     async def _execute(self, batch: _Batch) -> None:
         delay = 0.05
@@ -323,13 +325,13 @@ class Writer:
                     # A chain's common case: a plain one-row UPDATE costs less than the join.
                     e = next(iter(batch.node_ends.values()))
                     row = [getattr(e, name) for name in NodeEndColumns._fields]
-                    events = event_columns(self._origin, batch.events, batch.told)
+                    events = event_columns(batch.events)
                     await self._conn.execute("write_node_end", *row, *events)
                 elif batch.only_node_ends():
-                    columns = batch.columns(self._origin)
+                    columns = batch.columns()
                     await self._conn.execute("write_node_ends", *columns.node_ends, *columns.events)
                 else:
-                    columns = batch.columns(self._origin)
+                    columns = batch.columns()
                     await self._conn.execute("write_batch", *columns.arguments())
             except TRANSIENT_ERRORS as exc:
                 if self._conn is not None:
@@ -359,7 +361,7 @@ class Writer:
         for owner_key, part in parts:
             try:
                 await self._execute(part)
-                self._published(part.events)
+                self._published(part)
             except Exception as part_exc:
                 log.error("write_failed", error=repr(part_exc))
                 owner = batch.owners.get(owner_key) if owner_key is not None else None

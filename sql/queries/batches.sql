@@ -6,9 +6,8 @@
 -- $11 started_at, $12 finished_at, $13 inputs, $14 outputs, $15 errors, $16 attempts);
 -- log lines ($17 run ids, $18 node ids, $19 ts, $20 levels, $21 messages, $22 data);
 -- runs finished ($23 ids, $24 statuses, $25 outputs, $26 errors, $27 finished_at,
--- $28 event seqs, $29 started_at); the events that report all this, one log row per run
--- ($30 run ids, $31 first seqs, $32 last seqs, $33 JSON arrays of events); and the
--- wake-ups for other processes ($34 NOTIFY payloads), sent when it commits.
+-- $28 event seqs, $29 started_at); and the events that report all this, one log row per
+-- run ($30 run ids, $31 first seqs, $32 last seqs, $33 JSON arrays of events).
 WITH run_starts AS (
     -- Only a pending run starts; tested in SET, not WHERE, so that the run is found by its
     -- key rather than among every unfinished run (the partial index on status).
@@ -58,24 +57,19 @@ WITH run_starts AS (
     INSERT INTO run_events (run_id, first_seq, seq, events)
     SELECT * FROM unnest($30::uuid[], $31::integer[], $32::integer[], $33::text[])
     RETURNING run_id
-), notified AS (
-    SELECT pg_notify('weft', p) FROM unnest($34::text[]) AS p
 )
 SELECT (SELECT count(*) FROM run_starts) + (SELECT count(*) FROM node_starts)
      + (SELECT count(*) FROM node_ends) + (SELECT count(*) FROM new_logs)
      + (SELECT count(*) FROM run_ends) + (SELECT count(*) FROM new_events)
-     + (SELECT count(*) FROM notified)
 
 -- name: write_node_ends
 -- A batch of node ends only (the common case on a run's critical path): write_batch's
 -- node_ends part alone ($1 run ids, $2 node ids, $3 statuses, $4 started_at,
--- $5 finished_at, $6 inputs, $7 outputs, $8 errors, $9 attempts), with its events and
--- wake-ups ($10 … $14 as write_batch's $30 … $34).
+-- $5 finished_at, $6 inputs, $7 outputs, $8 errors, $9 attempts), with its events
+-- ($10 … $13 as write_batch's $30 … $33).
 WITH new_events AS (
     INSERT INTO run_events (run_id, first_seq, seq, events)
     SELECT * FROM unnest($10::uuid[], $11::integer[], $12::integer[], $13::text[])
-), notified AS (
-    SELECT pg_notify('weft', p) FROM unnest($14::text[]) AS p
 ), ends AS (
     UPDATE node_runs n
     SET status = e.status,
@@ -91,18 +85,16 @@ WITH new_events AS (
     WHERE n.run_id = e.run_id AND n.node_id = e.node_id
     RETURNING n.id
 )
-SELECT (SELECT count(*) FROM ends) + (SELECT count(*) FROM notified)
+SELECT count(*) FROM ends
 
 -- name: write_node_end
 -- One node end alone (a chain's critical path): write_node_ends for a single row, planned
 -- without the unnest join ($1 run id, $2 node id, $3 status, $4 started_at,
--- $5 finished_at, $6 input, $7 output, $8 error, $9 attempt), with its events and wake-ups
--- ($10 … $14 as write_batch's $30 … $34).
+-- $5 finished_at, $6 input, $7 output, $8 error, $9 attempt), with its events
+-- ($10 … $13 as write_batch's $30 … $33).
 WITH new_events AS (
     INSERT INTO run_events (run_id, first_seq, seq, events)
     SELECT * FROM unnest($10::uuid[], $11::integer[], $12::integer[], $13::text[])
-), notified AS (
-    SELECT pg_notify('weft', p) FROM unnest($14::text[]) AS p
 ), ends AS (
     UPDATE node_runs
     SET status = $3,
@@ -115,4 +107,4 @@ WITH new_events AS (
     WHERE run_id = $1 AND node_id = $2
     RETURNING id
 )
-SELECT (SELECT count(*) FROM ends) + (SELECT count(*) FROM notified)
+SELECT count(*) FROM ends

@@ -29,3 +29,11 @@ WITH old AS (
     DELETE FROM run_events e USING old WHERE e.run_id = old.id
 )
 SELECT max(finished_at) FROM old
+
+-- name: other_listeners
+-- How many other weft processes listen for wake-ups on this database ($1 this process's
+-- listener's application_name).
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database()
+  AND application_name LIKE 'weft-listener %'
+  AND application_name <> $1

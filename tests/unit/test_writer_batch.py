@@ -12,6 +12,7 @@ from runner.live.events import Event, RunFinished, RunProgress
 from runner.models import LogRecord
 from runner.store import notices
 from runner.store.db import RawJson
+from runner.store.event_rows import appended
 from runner.store.queries import load_queries
 from runner.store.writer import NodeEnd, NodeEndColumns, NodeStart, RunEnd, _Batch
 
@@ -25,7 +26,7 @@ def test_a_node_start_is_folded_into_its_end_in_the_same_batch() -> None:
     batch.node_starts[(run, "b")] = NodeStart(run, "b", T0, RawJson("{}"), 1)
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "succeeded", started_at=T0, finished_at=T0)
 
-    columns = batch.columns("me")
+    columns = batch.columns()
 
     assert columns.node_starts.node_id == ["b"]  # only b's start is written as a start
     assert columns.node_ends.node_id == ["a"]  # a is written once, as its end
@@ -49,7 +50,7 @@ def test_a_run_start_is_folded_into_its_end() -> None:
     batch.run_starts[other] = T0
     batch.run_ends[started] = RunEnd(started, "succeeded", {}, None, T0 + timedelta(seconds=1), 3)
 
-    columns = batch.columns("me")
+    columns = batch.columns()
 
     assert columns.run_starts.run_id == [other]  # the other run's start stays a start
     assert columns.run_ends.run_id == [started]
@@ -65,7 +66,7 @@ def test_the_arguments_are_the_statements_parameters_in_order() -> None:
     batch = _Batch()
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "failed", error={"type": "X", "message": "m"})
     batch.logs += [LogRecord(run, None, T0, "info", f"line {i}", None) for i in range(3)]
-    columns = batch.columns("me")
+    columns = batch.columns()
     queries = load_queries()
     # Every $n of each statement gets exactly one column (or one value), none left over
     assert len(columns.arguments()) == placeholders(queries["write_batch"])
@@ -91,16 +92,19 @@ def test_events_are_one_log_row_per_run_and_wake_ups_under_the_payload_limit() -
         batch.events += [(Event(RunProgress(i, i, 3), run, i), workflow) for i in (4, 5, 6)]
     batch.events.append((Event(RunFinished("succeeded", T0, 1, None), runs[0], 7), workflow))
 
-    events = batch.columns("me").events
+    events = batch.columns().events
+    told = appended(batch.events)
 
     assert events.run_id == runs
     assert events.first_seq == [4] * 200
     assert events.seq == [7] + [6] * 199
     assert [e["seq"] for e in orjson.loads(events.events[0])] == [4, 5, 6, 7]
     # Every run is told of, in payloads PostgreSQL accepts, the first with its end
-    told = [n for p in events.notices for n in notices.parse(p)[1]]
-    assert all(len(p.encode()) < 8000 for p in events.notices)
-    assert len(events.notices) > 1
-    assert [n.run_id for n in told if isinstance(n, notices.EventsAppended)] == runs
-    assert told[0] == notices.EventsAppended(runs[0], workflow, 4, 7, True)
-    assert {notices.parse(p)[0] for p in events.notices} == {"me"}
+    sent = notices.payloads("me", told)
+    received = [n for p in sent for n in notices.parse(p)[1]]
+    assert all(len(p.encode()) < 8000 for p in sent)
+    assert len(sent) > 1
+    assert received == told
+    assert [n.run_id for n in received if isinstance(n, notices.EventsAppended)] == runs
+    assert received[0] == notices.EventsAppended(runs[0], workflow, 4, 7, True)
+    assert {notices.parse(p)[0] for p in sent} == {"me"}
