@@ -41,7 +41,9 @@ class Runs:
         workflows: Workflows,
         claims: Claims,
         accepting: Callable[[], bool],
+        tell: Callable[[list[notices.Notice]], None] = lambda _n: None,
     ) -> None:
+        self._tell = tell  # wakes the other processes
         self._claims = claims
         self._store = store
         self._services = services
@@ -115,7 +117,7 @@ class Runs:
         leased to this process, else let claims find it (here or in another process)."""
         created = RunCreated(str(run.status), run.trigger_type, run.created_at.isoformat())
         self._services.events.run_created(run.id, run.workflow_id, created)
-        self._services.writer.notice(notices.RunCreated(run.id, run.workflow_id))
+        self._tell([notices.RunCreated(run.id, run.workflow_id)])
         if run.lease_owner == self._leases.owner:
             await self._mailboxes.send(run.workflow_id, StartRun(run))
         else:

@@ -91,6 +91,7 @@ class Runtime:
             workflows=self.workflows,
             claims=self.claims,
             accepting=lambda: self.accepting,
+            tell=notifier.tell if notifier is not None else lambda _n: None,
         )
         self.relay = Relay(
             services.store,

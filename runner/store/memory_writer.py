@@ -15,7 +15,6 @@ import anyio.lowlevel
 from runner.live.events import Event
 from runner.models import LogLine, LogRecord, NodeStatus, RunStatus
 from runner.store.memory import MemoryStore, as_stored
-from runner.store.notices import Notice
 from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 
@@ -29,9 +28,6 @@ class MemoryWriter:
         self._publish = publish
         self._events: list[tuple[Event, UUID]] = []
         self.commits = 0
-
-    def notice(self, notice: Notice) -> None:
-        """No other process to wake."""
 
     def event(self, event: Event, workflow_id: UUID) -> None:
         """Logged and published with the next commit (as the Writer does)."""

@@ -24,8 +24,9 @@ from runner.store.listener import listener_name
 log = structlog.get_logger(__name__)
 
 RETRY_MAX_DELAY_S = 2.0
-# How often a notifier looks whether other processes listen (it sends nothing while none
-# does: one process alone pays nothing for wake-ups).
+# How often an idle notifier looks whether other processes listen (it sends nothing while
+# none does: one process alone pays nothing for wake-ups; a process that starts listening
+# says so at once, see listener.py).
 OTHERS_CHECK_S = 1.0
 
 
@@ -46,8 +47,14 @@ class Notifier:
         self._others = True
         self._checked_at = anyio.current_time()
 
+    @property
+    def wanted(self) -> bool:
+        """Whether another process listens (as last seen)."""
+        return self._others
+
     def tell(self, items: list[notices.Notice]) -> None:
-        if items:
+        """Send these soon, if another process listens."""
+        if items and self._others:
             self._queued.extend(items)
             self._wakeup.set()
 
@@ -57,7 +64,11 @@ class Notifier:
         task_status.started()
         try:
             while True:
-                await self._wakeup.wait()
+                with anyio.move_on_after(OTHERS_CHECK_S) as timer:
+                    await self._wakeup.wait()
+                if timer.cancelled_caught:
+                    await self._look_for_others()
+                    continue
                 self._wakeup = anyio.Event()
                 items, self._queued = self._queued, []
                 await self._send(notices.payloads(self.origin, items))
@@ -66,18 +77,30 @@ class Notifier:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self._conn.close()
 
+    async def _connection(self) -> Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await self._db.dedicated(synchronous_commit="off")
+        return self._conn
+
+    async def _look_for_others(self) -> None:
+        """Whether another process listens (a check each OTHERS_CHECK_S while idle)."""
+        if anyio.current_time() - self._checked_at < OTHERS_CHECK_S:
+            return
+        try:
+            name = listener_name(self.origin)
+            others = await (await self._connection()).fetch_val("other_listeners", name)
+        except TRANSIENT_ERRORS:
+            self._conn = None
+            self._others = True  # unknown: keep telling
+            return
+        self._others = bool(others)
+        self._checked_at = anyio.current_time()
+
     async def _send(self, payloads: list[str]) -> None:
         delay = 0.05
         while True:
             try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await self._db.dedicated(synchronous_commit="off")
-                if anyio.current_time() - self._checked_at > OTHERS_CHECK_S:
-                    name = listener_name(self.origin)
-                    self._others = bool(await self._conn.fetch_val("other_listeners", name))
-                    self._checked_at = anyio.current_time()
-                if self._others:
-                    await self._conn.execute("notify", payloads)
+                await (await self._connection()).execute("notify", payloads)
                 return
             except TRANSIENT_ERRORS as exc:
                 self._conn = None

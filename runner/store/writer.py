@@ -28,7 +28,6 @@ import structlog
 
 from runner.live.events import Event
 from runner.models import LogRecord
-from runner.store import notices
 from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
 from runner.store.event_rows import EventColumns, appended, event_columns
 from runner.store.notifier import Notifier
@@ -36,8 +35,9 @@ from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 
 log = structlog.get_logger(__name__)
 
-# Unawaited writes (node starts, log lines, the events that report them) wait at most this
-# long for company: the live latency of what is not on a run's critical path.
+# Unawaited writes (node starts, log lines, the events that report them) go with the next
+# commit, or once the writer has been quiet this long: the live latency of what is not on
+# a run's critical path.
 EVENT_FLUSH_S = 0.01
 
 
@@ -130,7 +130,6 @@ class _Batch:
     logs: list[LogRecord] = field(default_factory=list)
     run_ends: dict[UUID, RunEnd] = field(default_factory=dict)
     events: list[tuple[Event, UUID]] = field(default_factory=list)
-    told: list[notices.Notice] = field(default_factory=list)  # wake-ups without events
     waiters: list[_Pending] = field(default_factory=list)
     # Who awaits which row: a row that fails on its own fails only its awaiter.
     owners: dict[tuple[Any, ...], _Pending] = field(default_factory=dict)
@@ -143,7 +142,6 @@ class _Batch:
             + len(self.logs)
             + len(self.run_ends)
             + len(self.events)
-            + len(self.told)
         )
 
     def only_node_ends(self) -> bool:
@@ -193,6 +191,7 @@ class Writer:
         self._publish = publish
         self._notifier = notifier
         self._queued = anyio.Event()
+        self._last_write = 0.0
         # The writer's own connection: runs never wait for a pooled one behind requests.
         self._conn: Connection | None = None
         self._batch = _Batch()
@@ -213,12 +212,6 @@ class Writer:
 
     def log(self, record: LogRecord) -> None:
         self._batch.logs.append(record)
-
-    def notice(self, notice: notices.Notice) -> None:
-        """Wake the other processes with the next commit (a run was created)."""
-        self._batch.told.append(notice)
-        if not self._queued.is_set():
-            self._queued.set()
 
     def event(self, event: Event, workflow_id: UUID) -> None:
         """Append a run's event to its log with the next commit (published once committed)."""
@@ -271,6 +264,7 @@ class Writer:
                 tg.start_soon(self._tick)
                 while True:
                     await self._wakeup.wait()
+                    self._last_write = anyio.current_time()
                     batch, self._batch = self._batch, _Batch()
                     self._wakeup = anyio.Event()
                     with anyio.CancelScope(shield=True):
@@ -287,11 +281,13 @@ class Writer:
 
     async def _tick(self) -> None:
         """Unawaited writes never wake the writer at once (they would cost every node a
-        commit of its own); they ride with the next awaited one, or go EVENT_FLUSH_S after
-        they were queued when nothing else comes."""
+        commit of its own); they ride with the next commit, or go once the writer has been
+        quiet for EVENT_FLUSH_S (a commit of their own then costs nobody a wait)."""
         while True:
             await self._queued.wait()
-            await anyio.sleep(EVENT_FLUSH_S)
+            # A deadline that each commit pushes back, not a condition to wait on.
+            while (wait := self._last_write + EVENT_FLUSH_S - anyio.current_time()) > 0:  # noqa: ASYNC110
+                await anyio.sleep(wait)
             self._queued = anyio.Event()
             if len(self._batch):
                 self._wakeup.set()
@@ -312,8 +308,8 @@ class Writer:
         if self._publish is not None:
             for event, workflow_id in batch.events:
                 self._publish(event, workflow_id)
-        if self._notifier is not None:
-            self._notifier.tell([*batch.told, *appended(batch.events)])
+        if self._notifier is not None and self._notifier.wanted:
+            self._notifier.tell(appended(batch.events))
 
     async def _execute(self, batch: _Batch) -> None:
         delay = 0.05
@@ -356,8 +352,8 @@ class Writer:
         parts += [(None, _Batch(logs=[r])) for r in batch.logs]
         parts += [(("run", k), _Batch(run_ends={k: v})) for k, v in batch.run_ends.items()]
         # The events last, once the state they report is written.
-        if batch.events or batch.told:
-            parts.append((None, _Batch(events=batch.events, told=batch.told)))
+        if batch.events:
+            parts.append((None, _Batch(events=batch.events)))
         for owner_key, part in parts:
             try:
                 await self._execute(part)

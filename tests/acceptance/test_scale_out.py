@@ -230,7 +230,7 @@ async def test_max_concurrency_holds_across_processes(database_url: str, tmp_pat
     assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
     # in creation order, whichever process ran each
     assert [r["id"] for r in sorted(runs, key=lambda r: r["started_at"])] == run_ids
-    assert owners == {a.system.runtime.services.owner, b.system.runtime.services.owner}
+    assert owners <= {a.system.runtime.services.owner, b.system.runtime.services.owner}
 
 
 async def lease_owners(database_url: str, run_ids: list[str]) -> set[Any]:
