@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         gt=0,
         description="A run's lease; a crashed process's runs are resumed after it lapses.",
     )
+    web_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `weft serve` on one port (Heroku's WEB_CONCURRENCY).",
+    )
     weft_max_runs: int = Field(
         default=100,
         ge=0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     def ready(weft: System, url: str) -> None:
         log.info("listening", url=url, database=_describe_database(weft))
 
-    anyio.run(serve, settings, host, port, ready, backend_options=EVENT_LOOP)
+    workers = args.workers or settings.web_concurrency
+    if args.fd is None and workers > 1:
+        from web.workers import serve_workers
+
+        raise SystemExit(serve_workers(settings, host, port, workers))
+    serving = functools.partial(serve, fd=args.fd)
+    anyio.run(serving, settings, host, port, ready, backend_options=EVENT_LOOP)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -138,7 +145,16 @@ def main(argv: list[str] | None = None) -> None:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--host", default=None, help="bind address (WEFT_HOST)")
         sub.add_argument("--port", type=int, default=None, help="port (PORT)")
-        sub.set_defaults(func=func)
+        sub.set_defaults(func=func, workers=None, fd=None)
+        if name == "serve":
+            sub.add_argument(
+                "--workers",
+                type=int,
+                default=None,
+                help="worker processes on the port (WEB_CONCURRENCY, default 1)",
+            )
+            # A worker of `serve --workers N`: serve on this inherited listening socket.
+            sub.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
     sub = commands.add_parser("migrate", help="apply database migrations")
     sub.set_defaults(func=cmd_migrate)
     # `weft bench …` hands what follows to the suite (see cmd_bench); listed here for --help.

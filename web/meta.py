@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from quart import Blueprint, Response
 from quart_schema import document_response, validate_request
 
@@ -24,6 +26,7 @@ async def healthz() -> Response:
             "database": "ok",
             "supervisors": stats.supervisors,
             "runs_in_flight": stats.runs_in_flight,
+            "pid": os.getpid(),  # which worker answered (WEB_CONCURRENCY)
         }
     )
 

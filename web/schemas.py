@@ -193,3 +193,4 @@ class HealthOut(BaseModel):
     database: str
     supervisors: int
     runs_in_flight: int
+    pid: int = Field(description="The process that answered (one of WEB_CONCURRENCY workers).")

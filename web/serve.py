@@ -94,10 +94,16 @@ async def serve_system(
 
 
 async def serve(
-    settings: Settings, host: str, port: int, on_ready: Callable[[System, str], None]
+    settings: Settings,
+    host: str,
+    port: int,
+    on_ready: Callable[[System, str], None],
+    *,
+    fd: int | None = None,
 ) -> None:
-    """Open the system and serve it until SIGTERM or SIGINT."""
-    sock = bind_socket(host, port)
+    """Open the system and serve it until SIGTERM or SIGINT; on the listening socket `fd`
+    when given (a worker of `weft serve --workers N`), else on host:port."""
+    sock = bind_socket(host, port) if fd is None else socket.socket(fileno=fd)
     stop = anyio.Event()
 
     async def watch_signals() -> None:
