@@ -18,7 +18,7 @@ from runner.errors import DatabaseUnavailableError, WeftError
 from runner.graph.shape import Graph
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
-from runner.models import Artifact, LogLine, NodeRun, Run, Workflow
+from runner.models import Artifact, Durability, LogLine, NodeRun, Run, Workflow
 from runner.runtime.mailboxes import RuntimeStatistics
 from runner.runtime.runtime import Runtime
 from runner.runtime.workflows import SIGNATURE_HEADER
@@ -26,7 +26,7 @@ from runner.store.protocol import Store
 
 # What web/ needs beside the facade: the webhook signature's header, the stream's item type
 # and its end when the server goes away.
-__all__ = ["SIGNATURE_HEADER", "GoingAwayError", "Health", "Item", "Weft"]
+__all__ = ["SIGNATURE_HEADER", "Durability", "GoingAwayError", "Health", "Item", "Weft"]
 
 
 class Health(NamedTuple):
@@ -86,6 +86,7 @@ class Weft:
         webhook_slug: str | None,
         webhook_secret: str | None,
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         return await self._runtime.workflows.create(
             name=name,
@@ -93,6 +94,7 @@ class Weft:
             webhook_slug=webhook_slug,
             webhook_secret=webhook_secret,
             max_concurrency=max_concurrency,
+            durability=durability,
         )
 
     async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
@@ -111,6 +113,7 @@ class Weft:
         webhook_secret: str | None,
         keep_secret: bool,
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         """Overwrite a workflow; an omitted slug (None) and `keep_secret` keep what it had."""
         return await self._runtime.workflows.update(
@@ -121,6 +124,7 @@ class Weft:
             webhook_secret=webhook_secret,
             keep_secret=keep_secret,
             max_concurrency=max_concurrency,
+            durability=durability,
         )
 
     async def delete_workflow(self, workflow_id: UUID) -> None:

@@ -47,6 +47,20 @@ def duration_ms(start: datetime | None, end: datetime | None) -> int | None:
     return max(0, round((end - start).total_seconds() * 1000))
 
 
+class Durability(StrEnum):
+    """When a run's progress is persisted (a workflow's choice; see README, "Durability").
+
+    SYNC: a node's success is committed before its children start (a crash re-runs only the
+    nodes in flight). ASYNC: results are committed in the background, grouped (a crash may
+    re-run the last few nodes; a finished run's outcome is never lost). EXIT: persisted at
+    the run's end only (a crash re-runs the run from its start).
+    """
+
+    SYNC = "sync"
+    ASYNC = "async"
+    EXIT = "exit"
+
+
 class RunStatus(StrEnum):
     """A run's status."""
 
@@ -73,6 +87,7 @@ class Workflow:
     created_at: datetime
     updated_at: datetime
     max_concurrency: int | None = None
+    durability: Durability = Durability.SYNC
 
     def to_json(self) -> dict[str, Any]:
         """The workflow as the API shows it (never its secret)."""
@@ -80,6 +95,7 @@ class Workflow:
             "id": str(self.id),
             "name": self.name,
             "max_concurrency": self.max_concurrency,
+            "durability": str(self.durability),
             "webhook_slug": self.webhook_slug,
             "webhook_url": f"/hooks/{self.webhook_slug}",
             "has_webhook_secret": bool(self.webhook_secret),
@@ -99,6 +115,7 @@ class Workflow:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             max_concurrency=row["max_concurrency"],
+            durability=Durability(row["durability"]),
         )
 
 
@@ -121,6 +138,7 @@ class Run:
     nodes_done: int = 0
     event_seq: int = 0
     lease_owner: UUID | None = None  # the process that holds it (executes or will)
+    durability: Durability = Durability.SYNC
 
     @classmethod
     def from_row(cls, row: Row) -> Run:
@@ -141,6 +159,7 @@ class Run:
             nodes_done=row["nodes_done"] if "nodes_done" in keys else 0,
             event_seq=row["event_seq"] if "event_seq" in keys else 0,
             lease_owner=row["lease_owner"] if "lease_owner" in keys else None,
+            durability=Durability(row["durability"] if "durability" in keys else "sync"),
         )
 
     def to_json(self, *, summary: bool = False) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,12 +47,19 @@ class WorkflowIn(BaseModel):
         le=10_000,
         description="At most this many runs at once; more wait as pending, in order.",
     )
+    durability: Literal["sync", "async", "exit"] = Field(
+        default="sync",
+        description="sync: a node's success is committed before its children start; async: "
+        "results are committed in the background, grouped (a crash may re-run the last few "
+        "nodes); exit: persisted at the run's end only (a crash re-runs the run).",
+    )
 
 
 class WorkflowOut(BaseModel):
     id: UUID
     name: str
     max_concurrency: int | None = None
+    durability: str = "sync"
     webhook_slug: str
     webhook_url: str
     has_webhook_secret: bool

@@ -13,6 +13,7 @@ from quart_schema import (
     validate_request,
 )
 
+from runner.facade import Durability
 from web.bodies import read_model
 from web.context import weft
 from web.errors import ApiError
@@ -48,6 +49,7 @@ async def create_workflow(data: WorkflowIn) -> Response:
         webhook_slug=data.webhook_slug,
         webhook_secret=data.webhook_secret,
         max_concurrency=data.max_concurrency,
+        durability=Durability(data.durability),
     )
     return json_response(workflow.to_json(), 201)
 
@@ -93,6 +95,7 @@ async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> Response:
         webhook_secret=data.webhook_secret,
         keep_secret="webhook_secret" not in data.model_fields_set,
         max_concurrency=data.max_concurrency,
+        durability=Durability(data.durability),
     )
     return json_response(workflow.to_json())
 

@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup
 
 from blocks.context import ArtifactStore, BlockSettings, RunContext
 from runner.engine.attempt import Failed, OutputCap, Result, error_info, now, perform, prepare
+from runner.engine.deferred import DeferredWriter
 from runner.engine.journal import Journal
 from runner.engine.messages import (
     Assignment,
@@ -42,7 +43,15 @@ from runner.engine.node_log import NodeListener, NodeLog
 from runner.engine.run_state import RunState, Step
 from runner.graph.plan import ExecutionPlan
 from runner.live.bus import EventBus
-from runner.models import CANCELLED_ERROR, NodeStatus, Run, RunStatus, duration_ms, human_duration
+from runner.models import (
+    CANCELLED_ERROR,
+    Durability,
+    NodeStatus,
+    Run,
+    RunStatus,
+    duration_ms,
+    human_duration,
+)
 from runner.store.protocol import RunWriter, Store
 
 
@@ -79,9 +88,10 @@ class RunExecutor:
         self.plan = plan
         self.resume = resume
         self.state = RunState(plan)
-        self.journal = Journal(
-            run, writer=services.writer, store=services.store, events=services.events
-        )
+        writer = services.writer
+        if run.durability is Durability.EXIT:
+            writer = DeferredWriter(writer)  # nothing persisted before the run's end
+        self.journal = Journal(run, writer=writer, store=services.store, events=services.events)
         self._changed = anyio.Event()
         self._cap = OutputCap(services.limits.max_output_bytes, services.artifacts)
         self._scopes: dict[str, anyio.CancelScope] = {}
@@ -316,6 +326,7 @@ class RunExecutor:
             input=encoded_input,
             started_at=result.started_at,
             finished_at=result.finished_at,
-            children_wait=bool(node.outgoing),
+            # In sync durability children wait for the commit (a resume never runs it again).
+            children_wait=bool(node.outgoing) and self.run.durability is Durability.SYNC,
         )
         return NodeOutput(node.id, result.output)

@@ -25,7 +25,7 @@ from runner.graph.plan import ExecutionPlan, build_plan
 from runner.graph.shape import Graph
 from runner.live.bus import EventBus
 from runner.live.events import WorkflowUpdated
-from runner.models import Hook, Workflow
+from runner.models import Durability, Hook, Workflow
 from runner.runtime.mailboxes import Mailboxes
 from runner.store.protocol import Store
 
@@ -70,6 +70,7 @@ class Workflows:
         webhook_slug: str | None,
         webhook_secret: str | None,
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         self.validate_graph(graph)
         return await self._store.create_workflow(
@@ -79,6 +80,7 @@ class Workflows:
             webhook_secret=webhook_secret,
             graph=graph.to_json(),
             max_concurrency=max_concurrency,
+            durability=durability,
         )
 
     async def update(
@@ -91,6 +93,7 @@ class Workflows:
         webhook_secret: str | None,
         keep_secret: bool = False,
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         """Overwrite a workflow (the slug is kept when None, the secret with `keep_secret`);
         its supervisor, if any, takes the new plan; runs in flight keep theirs."""
@@ -103,6 +106,7 @@ class Workflows:
             keep_secret=keep_secret,
             graph=graph.to_json(),
             max_concurrency=max_concurrency,
+            durability=durability,
         )
         self._hooks.clear()
         self._events.publish_workflow(workflow_id, WorkflowUpdated(workflow.to_json()))

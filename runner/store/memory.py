@@ -25,6 +25,7 @@ from runner.errors import (
 from runner.live.events import Event
 from runner.models import (
     Artifact,
+    Durability,
     Hook,
     LogLine,
     NodeRun,
@@ -79,6 +80,7 @@ class MemoryStore(MemoryEventLog):
         webhook_secret: str | None,
         graph: dict[str, Any],
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         self._check_slug(workflow_id, webhook_slug)
         at = _now()
@@ -91,6 +93,7 @@ class MemoryStore(MemoryEventLog):
             at,
             at,
             max_concurrency,
+            durability,
         )
         self.workflows[workflow_id] = workflow
         return workflow
@@ -125,6 +128,7 @@ class MemoryStore(MemoryEventLog):
         keep_secret: bool,
         graph: dict[str, Any],
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         current = await self.get_workflow(workflow_id)
         slug = webhook_slug or current.webhook_slug
@@ -136,6 +140,7 @@ class MemoryStore(MemoryEventLog):
             webhook_secret=current.webhook_secret if keep_secret else webhook_secret,
             graph=as_stored(graph),
             max_concurrency=max_concurrency,
+            durability=durability,
             updated_at=_now(),
         )
         self.workflows[workflow_id] = workflow
@@ -199,6 +204,7 @@ class MemoryStore(MemoryEventLog):
         run = Run(
             run_id, workflow.id, RunStatus.PENDING, trigger_type, as_stored(payload),
             as_stored(workflow.graph), None, None, created_at, None, None,
+            durability=workflow.durability,
         )  # fmt: skip
         self.runs[run_id] = run
         self.nodes[run_id] = {

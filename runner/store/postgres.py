@@ -19,7 +19,7 @@ from runner.errors import (
     WorkflowNotFoundError,
 )
 from runner.live.events import Event
-from runner.models import Artifact, Hook, LogLine, NodeRun, Row, Run, Workflow
+from runner.models import Artifact, Durability, Hook, LogLine, NodeRun, Row, Run, Workflow
 from runner.store import notices
 from runner.store.db import Database, RawJson, encode_json
 from runner.store.protocol import RunSnapshotRows
@@ -49,6 +49,7 @@ class PostgresStore:
         webhook_secret: str | None,
         graph: dict[str, Any],
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         row = await self._write_workflow(
             webhook_slug,
@@ -59,6 +60,7 @@ class PostgresStore:
             webhook_secret,
             graph,
             max_concurrency,
+            str(durability),
         )
         assert row is not None
         return Workflow.from_row(row)
@@ -89,6 +91,7 @@ class PostgresStore:
         keep_secret: bool,
         graph: dict[str, Any],
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow:
         """Overwrite a workflow; a `webhook_slug` of None keeps the slug, and `keep_secret`
         the secret."""
@@ -102,6 +105,7 @@ class PostgresStore:
             graph,
             max_concurrency,
             keep_secret,
+            str(durability),
         )
         if row is None:
             raise WorkflowNotFoundError(f"no workflow {workflow_id}")

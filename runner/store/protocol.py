@@ -16,7 +16,7 @@ from uuid import UUID
 import anyio.abc
 
 from runner.live.events import Event
-from runner.models import Artifact, Hook, LogLine, LogRecord, NodeRun, Run, Workflow
+from runner.models import Artifact, Durability, Hook, LogLine, LogRecord, NodeRun, Run, Workflow
 from runner.store.db import RawJson
 from runner.store.notices import Notice
 
@@ -82,6 +82,7 @@ class Store(Protocol):
         webhook_secret: str | None,
         graph: dict[str, Any],
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow: ...
 
     async def get_workflow(self, workflow_id: UUID) -> Workflow: ...
@@ -100,6 +101,7 @@ class Store(Protocol):
         keep_secret: bool,
         graph: dict[str, Any],
         max_concurrency: int | None = None,
+        durability: Durability = Durability.SYNC,
     ) -> Workflow: ...
 
     async def delete_workflow(self, workflow_id: UUID) -> None: ...

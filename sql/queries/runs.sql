@@ -11,11 +11,12 @@
 -- (or its webhook changed), or when the idempotency key was used already for this workflow.
 WITH run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
-                      lease_owner, lease_expires)
+                      lease_owner, lease_expires, durability)
     SELECT $1, w.id, $3, $4, w.graph, $5,
            CASE WHEN $10 AND w.max_concurrency IS NULL THEN $6::uuid END,
            CASE WHEN $10 AND w.max_concurrency IS NULL
-                THEN now() + make_interval(secs => $7) END
+                THEN now() + make_interval(secs => $7) END,
+           w.durability
     FROM workflows w
     WHERE w.id = $2
       AND ($8::text IS NULL
@@ -40,12 +41,12 @@ WITH new AS (
     SELECT * FROM unnest($1::uuid[], $4::jsonb[]) WITH ORDINALITY AS n(id, payload, position)
 ), run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, lease_owner,
-                      lease_expires, created_at)
+                      lease_expires, created_at, durability)
     SELECT new.id, w.id, $3, new.payload, w.graph,
            CASE WHEN new.position <= $7 AND w.max_concurrency IS NULL THEN $5::uuid END,
            CASE WHEN new.position <= $7 AND w.max_concurrency IS NULL
                 THEN now() + make_interval(secs => $6) END,
-           now() + make_interval(secs => (new.position - 1) / 1e6)
+           now() + make_interval(secs => (new.position - 1) / 1e6), w.durability
     FROM workflows w, new
     WHERE w.id = $2
     RETURNING *

@@ -1,8 +1,9 @@
 -- name: insert_workflow
 -- Create a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph,
--- $6 max_concurrency).
-INSERT INTO workflows (id, name, webhook_slug, webhook_secret, graph, max_concurrency)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- $6 max_concurrency, $7 durability).
+INSERT INTO workflows (id, name, webhook_slug, webhook_secret, graph, max_concurrency,
+                       durability)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING *
 
 -- name: get_workflow
@@ -23,11 +24,12 @@ SELECT count(*) FROM workflows
 
 -- name: update_workflow
 -- Overwrite a workflow ($1 id, $2 name, $3 webhook_slug or null to keep it,
--- $4 webhook_secret, $5 graph, $6 max_concurrency, $7 true to keep the secret as it is).
+-- $4 webhook_secret, $5 graph, $6 max_concurrency, $7 true to keep the secret as it is,
+-- $8 durability).
 UPDATE workflows
 SET name = $2, webhook_slug = coalesce($3, webhook_slug),
     webhook_secret = CASE WHEN $7 THEN webhook_secret ELSE $4 END,
-    graph = $5, max_concurrency = $6, updated_at = now()
+    graph = $5, max_concurrency = $6, durability = $8, updated_at = now()
 WHERE id = $1
 RETURNING *
 

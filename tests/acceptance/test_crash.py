@@ -323,3 +323,103 @@ async def test_postgres_restart_under_running_work(own_pg_server: Any, tmp_path:
             nodes = await weft.nodes(run_id)
             assert {n["status"] for n in nodes.values()} == {"succeeded"}
             assert len(nodes) == 6
+
+
+async def committed_nodes(database_url: str) -> set[tuple[int, str]]:
+    rows = await fetch(
+        database_url,
+        "SELECT (r.trigger_payload->>'i')::int AS i, n.node_id FROM node_runs n "
+        "JOIN runs r ON r.id = n.run_id WHERE n.status = 'succeeded'",
+    )
+    return {(r["i"], r["node_id"]) for r in rows}
+
+
+async def start_mode_runs(url: str, graph: dict[str, Any], durability: str) -> list[str]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        body = {"name": durability, "graph": graph, "durability": durability}
+        created = await client.post("/workflows", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["durability"] == durability
+        batch = {"runs": [{"start_input": {"i": i}} for i in range(RUNS)]}
+        response = await client.post(f"/workflows/{created.json()['id']}/runs/batch", json=batch)
+        assert response.status_code == 202, response.text
+        return [r["id"] for r in response.json()["items"]]
+
+
+@pytest.mark.parametrize("durability", ["async", "exit"])
+async def test_each_durability_mode_under_kill_9(
+    durability: str,
+    database_url: str,
+    tmp_path: Path,
+    counter: tuple[str, Hits],
+    processes: list[WeftProcess],
+) -> None:
+    counter_url, hits = counter
+    env = {"DATABASE_URL": database_url, "WEFT_LEASE_S": "1", "WEFT_DATA_DIR": str(tmp_path)}
+    first = WeftProcess(env, tmp_path)
+    processes.append(first)
+    await first.start()
+    run_ids = await start_mode_runs(first.url, counted_chain(counter_url, 0.4), durability)
+    await hits.wait_for(lambda counts: sum(p.endswith("/a") for p in counts) >= RUNS, 30)
+    # Killed once every run has done "a" (and is pausing before "b")
+    first.stop_now()
+    committed = await committed_nodes(database_url)
+    statuses = {r["status"] for r in await fetch(database_url, "SELECT status FROM runs")}
+    if durability == "exit":
+        # Nothing of a run is persisted before its end: it runs again from its start
+        assert committed == set()
+        assert statuses == {"pending"}
+        assert await fetch(database_url, "SELECT 1 FROM run_events") == []
+
+    second = WeftProcess(env, tmp_path)
+    processes.append(second)
+    await second.start()
+    runs = await wait_all_finished(second.url, run_ids)
+
+    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
+    for i in range(RUNS):
+        for node in ("a", "b", "c"):
+            count = hits[f"/hit/{i}/{node}"]
+            assert count >= 1, (i, node)
+            if (i, node) in committed:
+                assert count == 1, f"node {node} of run {i} ran {count} times after its commit"
+        if durability == "exit":
+            assert hits[f"/hit/{i}/a"] == 2  # before the kill, and again from the start
+    # Each run's log is whole: one run.started (the one that finished), seqs from 1
+    for run_id in run_ids:
+        rows = await fetch(
+            database_url, "SELECT first_seq, seq FROM run_events WHERE run_id = $1::uuid "
+            "ORDER BY seq", run_id,
+        )  # fmt: skip
+        assert rows[0]["first_seq"] == 1
+        assert all(a["seq"] + 1 == b["first_seq"] for a, b in itertools.pairwise(rows))
+
+
+async def test_kill_9_of_one_process_under_load_another_finishes_every_run(
+    database_url: str,
+    tmp_path: Path,
+    counter: tuple[str, Hits],
+    processes: list[WeftProcess],
+) -> None:
+    counter_url, hits = counter
+    env = {"DATABASE_URL": database_url, "WEFT_LEASE_S": "1", "WEFT_DATA_DIR": str(tmp_path)}
+    a, b = WeftProcess(env, tmp_path), WeftProcess(env, tmp_path)
+    processes.extend((a, b))
+    await a.start()
+    await b.start()
+    run_ids = await start_runs(a.url, counted_chain(counter_url, pause_s=0.4))  # run on A
+    await hits.wait_for(lambda counts: sum(p.endswith("/a") for p in counts) >= RUNS, 30)
+    a.stop_now()
+    committed = await committed_nodes(database_url)
+    killed_at = time.monotonic()
+
+    # B, which was up all along, takes the runs over once their leases lapse
+    runs = await wait_all_finished(b.url, run_ids, timeout_s=30)
+    took = time.monotonic() - killed_at
+    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
+    for i in range(RUNS):
+        for node in ("a", "b", "c"):
+            assert hits[f"/hit/{i}/{node}"] >= 1, (i, node)
+            if (i, node) in committed:
+                assert hits[f"/hit/{i}/{node}"] == 1, (i, node)
+    assert took < 1 + 10  # WEFT_LEASE_S + a few seconds

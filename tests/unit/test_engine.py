@@ -25,7 +25,7 @@ from runner.artifacts.blobs import LocalBlobStore
 from runner.engine.executor import RunLimits, RunServices
 from runner.graph.shape import Graph
 from runner.live.bus import EventBus
-from runner.models import NodeStatus, Run, RunStatus
+from runner.models import Durability, NodeStatus, Run, RunStatus
 from runner.runtime.runtime import Runtime
 from runner.store.db import RawJson
 from runner.store.memory import MemoryStore
@@ -376,3 +376,46 @@ async def test_after_the_grace_running_nodes_are_interrupted_back_to_pending(
     assert run.status is RunStatus.RUNNING
     lines = await store.list_logs(run_id, after=0, limit=100)
     assert any("interrupted by a shutdown" in line.message for line in lines)
+
+
+async def test_exit_durability_writes_nothing_before_the_runs_end(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [n("a"), n("g", "gate", name="g"), n("b")],
+            [e("a", "g"), e("g", "b")],
+            durability=Durability.EXIT,
+        )
+        run_id = await eng.start(wf)
+        with anyio.fail_after(LIMIT_S):
+            await eng.blocks.entry("g").wait()
+        # "a" has succeeded and "g" runs, but none of it is stored yet
+        assert set((await eng.nodes(run_id)).values()) == {NodeStatus.PENDING}
+        assert (await eng.store.get_run(run_id)).status is RunStatus.PENDING
+        assert run_id not in eng.store.events
+        eng.blocks.gate("g").set()
+        run = await eng.finished(run_id)
+        assert run.status is RunStatus.SUCCEEDED
+        assert set((await eng.nodes(run_id)).values()) == {NodeStatus.SUCCEEDED}
+        logged = eng.store.events[run_id]
+        assert [ev["seq"] for ev in logged] == list(range(1, len(logged) + 1))
+        assert logged[-1]["type"] == "run.finished"
+
+
+async def test_async_durability_starts_children_before_the_commit(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        chain = [n("a"), n("b"), n("c")]
+        sync_wf = await eng.workflow(chain, [e("a", "b"), e("b", "c")])
+        async_wf = await eng.workflow(
+            chain, [e("a", "b"), e("b", "c")], durability=Durability.ASYNC
+        )
+        writer = eng.runtime.services.writer
+        assert isinstance(writer, MemoryWriter)
+        before = writer.commits
+        await eng.finished(await eng.start(sync_wf))
+        sync_commits = writer.commits - before
+        before = writer.commits
+        run = await eng.finished(await eng.start(async_wf))
+        # One commit for the whole run (its end), against one per node with children
+        assert run.status is RunStatus.SUCCEEDED
+        assert writer.commits - before == 1
+        assert sync_commits == 3
