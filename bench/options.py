@@ -18,6 +18,8 @@ NAMES = (
     "webhook",
     "websocket",
     "memory",
+    "scale",
+    "cross-process",
     "floor",
 )
 

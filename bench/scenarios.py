@@ -78,8 +78,14 @@ class Bench:
     # The floor's database, when the floor is measured too (the webhook floor uses it).
     floor_dsn: str | None = None
 
-    async def create_workflow(self, graph: graphs.Graph, slug: str | None = None) -> str:
-        body: dict[str, Any] = {"name": f"bench {uuid.uuid4().hex[:8]}", "graph": graph}
+    async def create_workflow(
+        self, graph: graphs.Graph, slug: str | None = None, durability: str = "sync"
+    ) -> str:
+        body: dict[str, Any] = {
+            "name": f"bench {uuid.uuid4().hex[:8]}",
+            "graph": graph,
+            "durability": durability,
+        }
         if slug is not None:
             body["webhook_slug"] = slug
         created = expect(await self.client.post("/workflows", json=body), 201)
@@ -167,10 +173,15 @@ async def wait_all_finished(
 
 
 async def single_runs(
-    bench: Bench, scenario: str, graph: graphs.Graph, per_node: int | None = None
+    bench: Bench,
+    scenario: str,
+    graph: graphs.Graph,
+    per_node: int | None = None,
+    durability: str = "sync",
 ) -> list[Figure]:
-    """One run at a time with ?wait: client total and server-side run duration."""
-    workflow_id = await bench.create_workflow(graph)
+    """One run at a time with ?wait: client total and server-side run duration (with
+    `durability` other than sync, only the per-node figure, under its own key)."""
+    workflow_id = await bench.create_workflow(graph, durability=durability)
     await bench.run_waiting(workflow_id)
     totals, durations = [], []
     for i in range(bench.repetitions):
@@ -178,9 +189,14 @@ async def single_runs(
         totals.append(elapsed * 1000)
         durations.append(run_seconds(run) * 1000)
         bench.progress(
-            f"{scenario} {i + 1}/{bench.repetitions}: {totals[-1]:.1f} ms "
+            f"{scenario} ({durability}) {i + 1}/{bench.repetitions}: {totals[-1]:.1f} ms "
             f"(run {durations[-1]:.1f} ms)"
         )
+    if durability != "sync":
+        assert per_node
+        per_node_us = [d * 1000 / per_node for d in durations]
+        label = f"per node, durability {durability}"
+        return [Figure(scenario, f"{durability}_per_node_us", label, "µs", per_node_us)]
     figures = [
         Figure(scenario, "total_ms", "total: POST ?wait=60 → answer", "ms", totals),
         Figure(scenario, "run_ms", "run duration_ms (server)", "ms", durations),
@@ -193,11 +209,15 @@ async def single_runs(
 
 
 async def chain100(bench: Bench) -> list[Figure]:
-    return await single_runs(bench, "chain100", graphs.chain(100), per_node=100)
+    graph = graphs.chain(100)
+    sync = await single_runs(bench, "chain100", graph, per_node=100)
+    return sync + await single_runs(bench, "chain100", graph, 100, durability="async")
 
 
 async def fanout100(bench: Bench) -> list[Figure]:
-    return await single_runs(bench, "fanout100", graphs.fanout(100), per_node=100)
+    graph = graphs.fanout(100)
+    sync = await single_runs(bench, "fanout100", graph, per_node=100)
+    return sync + await single_runs(bench, "fanout100", graph, 100, durability="async")
 
 
 async def sleepy_fanout(bench: Bench) -> list[Figure]:
@@ -396,11 +416,18 @@ async def subscriber(url: str, latencies: list[float], *, deflate: bool = True) 
 
 
 async def watched_run(
-    bench: Bench, workflow_id: str, subscribers: int, *, deflate: bool = True
+    bench: Bench,
+    workflow_id: str,
+    subscribers: int,
+    *,
+    deflate: bool = True,
+    watch_url: str | None = None,
 ) -> list[float]:
-    """Start a run and watch it with `subscribers` websockets; returns every latency (ms)."""
+    """Start a run and watch it with `subscribers` websockets (on `watch_url`, another
+    process, when given); returns every latency (ms)."""
     run = expect(await bench.client.post(f"/workflows/{workflow_id}/run", json={}), 202)
-    url = bench.server.url.replace("http://", "ws://", 1) + f"/ws/runs/{run['id']}"
+    base = watch_url or bench.server.url
+    url = base.replace("http://", "ws://", 1) + f"/ws/runs/{run['id']}"
     latencies: list[float] = []
     with anyio.fail_after(RUN_TIMEOUT_S):
         async with anyio.create_task_group() as tg:

@@ -20,7 +20,7 @@ import anyio
 import httpx
 import psutil
 
-from bench import floor, scenarios
+from bench import floor, scale, scenarios
 from bench.options import DEFAULT_REPETITIONS, NAMES, QUICK_REPETITIONS, selected
 from bench.report import Figure, render_header, render_table, write_json
 from bench.server import ServerProcess, new_data_dir, remove_data_dir
@@ -37,7 +37,13 @@ SERVER_SCENARIOS: dict[str, ServerScenario] = {
     "webhook": scenarios.webhook,
     "websocket": scenarios.websocket_latency,
 }
-assert set(NAMES) == {*SERVER_SCENARIOS, "memory", "floor"}, "options.NAMES is out of date"
+# The scenarios that start servers of their own.
+OWN_SERVER_SCENARIOS = {
+    "memory": scenarios.memory,
+    "scale": scale.scale,
+    "cross-process": scale.cross_process,
+}
+assert set(NAMES) == {*SERVER_SCENARIOS, *OWN_SERVER_SCENARIOS, "floor"}, "NAMES is out of date"
 
 # Which floor figure each weft figure is compared with, and the factor that converts it.
 FLOOR_OF: dict[tuple[str, str], tuple[str, float]] = {
@@ -146,9 +152,10 @@ async def run_scenarios(names: list[str], repetitions: int) -> list[Figure]:
         finally:
             await anyio.to_thread.run_sync(server.stop)
             remove_data_dir(data_dir)
-    if "memory" in names:
-        progress("memory (fresh servers) …")
-        figures += await scenarios.memory(repetitions, progress)
+    for name, scenario in OWN_SERVER_SCENARIOS.items():
+        if name in names:
+            progress(f"{name} (servers of its own) …")
+            figures += await scenario(repetitions, progress)
     if floor_result is not None:
         figures = attach_floor(figures, floor_result)
     return figures

@@ -83,11 +83,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log.info("listening", url=url, database=_describe_database(weft))
 
     workers = args.workers or settings.web_concurrency
-    if args.fd is None and workers > 1:
+    if not args.reuse_port and workers > 1:
         from web.workers import serve_workers
 
         raise SystemExit(serve_workers(settings, host, port, workers))
-    serving = functools.partial(serve, fd=args.fd)
+    serving = functools.partial(serve, reuse_port=args.reuse_port)
     anyio.run(serving, settings, host, port, ready, backend_options=EVENT_LOOP)
 
 
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--host", default=None, help="bind address (WEFT_HOST)")
         sub.add_argument("--port", type=int, default=None, help="port (PORT)")
-        sub.set_defaults(func=func, workers=None, fd=None)
+        sub.set_defaults(func=func, workers=None, reuse_port=False)
         if name == "serve":
             sub.add_argument(
                 "--workers",
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
                 default=None,
                 help="worker processes on the port (WEB_CONCURRENCY, default 1)",
             )
-            # A worker of `serve --workers N`: serve on this inherited listening socket.
-            sub.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
+            # A worker of `serve --workers N`: one of the sockets that share the port.
+            sub.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     sub = commands.add_parser("migrate", help="apply database migrations")
     sub.set_defaults(func=cmd_migrate)
     # `weft bench …` hands what follows to the suite (see cmd_bench); listed here for --help.

@@ -24,17 +24,28 @@ log = structlog.get_logger(__name__)
 LISTEN_BACKLOG = 1024
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; port 0 picks a free one (tests, benchmarks)."""
+def bind_socket(
+    host: str, port: int, *, reuse_port: bool = False, listen: bool = True
+) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (tests, benchmarks).
+
+    `reuse_port`: several processes each bind their own socket to the port and the kernel
+    spreads new connections across them (the workers of `weft serve --workers N`; a shared
+    socket left one worker accepting nearly every connection). `listen=False` only holds
+    the port (the main process, which serves nothing itself).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(LISTEN_BACKLOG)
+    if listen:
+        sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -99,11 +110,11 @@ async def serve(
     port: int,
     on_ready: Callable[[System, str], None],
     *,
-    fd: int | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Open the system and serve it until SIGTERM or SIGINT; on the listening socket `fd`
-    when given (a worker of `weft serve --workers N`), else on host:port."""
-    sock = bind_socket(host, port) if fd is None else socket.socket(fileno=fd)
+    """Open the system and serve it on host:port until SIGTERM or SIGINT (`reuse_port`:
+    as one of the workers of `weft serve --workers N`)."""
+    sock = bind_socket(host, port, reuse_port=reuse_port)
     stop = anyio.Event()
 
     async def watch_signals() -> None:

@@ -1,8 +1,9 @@
 """`weft serve` with several worker processes on one port (WEB_CONCURRENCY, --workers N).
 
-The main process binds the port, starts the embedded database when DATABASE_URL is unset,
-applies the migrations once, and starts N workers: each a full weft (its own Runtime) that
-accepts connections on the shared listening socket, under its own instance name (leases).
+The main process holds the port, starts the embedded database when DATABASE_URL is unset,
+applies the migrations once, and starts N workers: each a full weft (its own Runtime)
+listening on the port with SO_REUSEPORT (the kernel spreads new connections across them),
+under its own instance name (leases).
 They coordinate through PostgreSQL like any processes on one database. A worker that dies
 is replaced; SIGTERM (or SIGINT) is passed on to every worker, which drains as one process
 would, and the main process exits once all have stopped (killing any that outlive the
@@ -45,7 +46,8 @@ class _Worker:
 
 def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     """Run `workers` worker processes on host:port until SIGTERM/SIGINT; the exit code."""
-    sock = bind_socket(host, port)
+    # Held (not listened on) so that the port stays this server's while workers come and go.
+    sock = bind_socket(host, port, reuse_port=True, listen=False)
     port = sock.getsockname()[1]
     # The database is ready (embedded server started, migrations applied) before any worker
     # starts, and the embedded server lives as long as this process.
@@ -65,10 +67,11 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
     signal.signal(signal.SIGINT, stop)
 
     def start(index: int) -> _Worker:
-        command = [sys.executable, "-m", "web.cli", "serve", "--fd", str(sock.fileno())]
+        command = [sys.executable, "-m", "web.cli", "serve", "--reuse-port"]
+        command += ["--host", host, "--port", str(port)]
         # Each worker holds leases in its own name: a restart takes back its own runs.
         worker_env = {**env, "WEFT_INSTANCE": f"{instance}.{index}"}
-        process = subprocess.Popen(command, env=worker_env, pass_fds=(sock.fileno(),))
+        process = subprocess.Popen(command, env=worker_env)
         log.info("worker_started", worker=index, pid=process.pid)
         return _Worker(index, process)
 

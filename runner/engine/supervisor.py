@@ -52,7 +52,7 @@ class Supervisor:
         self_send: MemoryObjectSendStream[SupervisorMessage],
         idle_s: float,
         try_retire: Callable[[Supervisor], bool],
-        on_run_finished: Callable[[UUID, Run | None, bool], None],
+        on_run_finished: Callable[[UUID, Run | None, UUID | None], None],
     ) -> None:
         self.workflow_id = workflow_id
         self._services = services
@@ -131,8 +131,9 @@ class Supervisor:
                 self._start_queued(tg)
             case RunEnded(run_id=run_id, run=run):
                 self._runs.pop(run_id, None)
-                # (whether it held a slot of a limit: a waiting run may take it now)
-                self._on_run_finished(run_id, run, self._max_concurrency is not None)
+                # With the workflow when it held a slot of a limit (a waiting run may take it).
+                limited = self.workflow_id if self._max_concurrency is not None else None
+                self._on_run_finished(run_id, run, limited)
                 self._start_queued(tg)
             case Drain():
                 self._draining = True

@@ -210,6 +210,12 @@ class EventBus:
             if channel.subscribers and channel.workflow_id is not None
         }
 
+    def has_subscribers(self) -> bool:
+        """Whether any run or workflow channel here has a subscriber."""
+        return any(c.subscribers for c in self._runs.values()) or any(
+            c.subscribers for c in self._workflows.values()
+        )
+
     def watches_workflow(self, workflow_id: UUID) -> bool:
         channel = self._workflows.get(workflow_id)
         return channel is not None and bool(channel.subscribers)

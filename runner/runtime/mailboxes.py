@@ -44,7 +44,7 @@ class Mailboxes:
         registry: BlockRegistry,
         *,
         idle_s: float,
-        on_run_finished: Callable[[UUID, Run | None, bool], None],
+        on_run_finished: Callable[[UUID, Run | None, UUID | None], None],
     ) -> None:
         self._services = services
         self._registry = registry

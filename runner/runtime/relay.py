@@ -63,6 +63,11 @@ class Relay:
         self._received.append((own, items))
         self._wakeup.set()
 
+    def follows(self) -> bool:
+        """Whether anyone here follows runs: a subscriber (of a run or a workflow), or a
+        caller waiting for a run's end."""
+        return self._bus.has_subscribers() or self._waiters.any_remote()
+
     def connected(self) -> None:
         """The listener (re)connected: what was sent meanwhile is lost; look again."""
         self._resync = True
@@ -94,7 +99,6 @@ class Relay:
                         if own:
                             continue
                         if finished:
-                            room = True
                             if self._waiters.waiting(run_id):
                                 self._waiters.run_finished(run_id)
                         if self._bus.watched(run_id, workflow_id):
@@ -105,8 +109,8 @@ class Relay:
                             if previous is not None:
                                 after = min(after, previous[1])
                             fetch[run_id] = (workflow_id, after)
-                    case notices.RunCreated(run_id, workflow_id):
-                        room = True
+                    case notices.RunCreated(run_id, workflow_id, waiting):
+                        room = room or waiting
                         if not own and self._bus.watches_workflow(workflow_id):
                             created.append((run_id, workflow_id))
                     case notices.WorkflowChanged(workflow_id) if not own:

@@ -86,7 +86,8 @@ class Runs:
                 take=room > 0,
             )
             if created:
-                self._waiters.expect(run.id)  # a ?wait that follows cannot miss its end
+                # A ?wait that follows cannot miss its end.
+                self._waiters.expect(run.id, local=run.lease_owner == self._leases.owner)
                 await self._hand_over(run)
         return run, created
 
@@ -117,8 +118,9 @@ class Runs:
         leased to this process, else let claims find it (here or in another process)."""
         created = RunCreated(str(run.status), run.trigger_type, run.created_at.isoformat())
         self._services.events.run_created(run.id, run.workflow_id, created)
-        self._tell([notices.RunCreated(run.id, run.workflow_id)])
-        if run.lease_owner == self._leases.owner:
+        taken = run.lease_owner == self._leases.owner
+        self._tell([notices.RunCreated(run.id, run.workflow_id, waiting=not taken)])
+        if taken:
             await self._mailboxes.send(run.workflow_id, StartRun(run))
         else:
             self._claims.wake(waiting=True)

@@ -104,7 +104,7 @@ class Runtime:
         )
         self._listener = listener
         if listener is not None:
-            listener.attach(self.relay.received, self.relay.connected)
+            listener.attach(self.relay.received, self.relay.connected, self.relay.follows)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -128,10 +128,13 @@ class Runtime:
                 self.mailboxes.serve_in(None)
                 self._accepting = False
 
-    def _run_finished(self, run_id: UUID, run: Run | None, limited: bool) -> None:
+    def _run_finished(self, run_id: UUID, run: Run | None, limited: UUID | None) -> None:
         self.waiters.run_finished(run_id, run)
-        # Room for a waiting run; a slot of its workflow's limit too, when it had one.
-        self.claims.wake(waiting=limited)
+        # Room for a waiting run here; a slot of its workflow's limit too, when it had one,
+        # which every process may use.
+        self.claims.wake(waiting=limited is not None)
+        if limited is not None and self._notifier is not None:
+            self._notifier.tell([notices.RoomFreed(limited)])
 
     def _cancel_asked(self, run_id: UUID, workflow_id: UUID) -> None:
         self.relay.received(False, [notices.CancelRequested(run_id, workflow_id)])

@@ -45,23 +45,27 @@ class Listener:
         self._own_prefix = f"{origin}|"
         self._on_notices: Callable[[bool, list[notices.Notice]], None] = lambda _o, _n: None
         self._on_connected: Callable[[], None] = lambda: None
+        self._follows: Callable[[], bool] = lambda: True
         self._tg: anyio.abc.TaskGroup | None = None
 
     def attach(
         self,
         on_notices: Callable[[bool, list[notices.Notice]], None],
         on_connected: Callable[[], None],
+        follows: Callable[[], bool] = lambda: True,
     ) -> None:
-        """Where notices go (`on_notices(sent by this process, notices)`), and who looks
-        again after a (re)connect."""
+        """Where notices go (`on_notices(sent by this process, notices)`), who looks again
+        after a (re)connect, and whether anyone here follows runs (`follows()`: when not,
+        the notices only followers need are skipped unread)."""
         self._on_notices = on_notices
         self._on_connected = on_connected
+        self._follows = follows
 
     def _received(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         text = str(payload)
         if text.startswith(self._own_prefix):
             return  # this process acted on what it sent when it sent it
-        _origin, items = notices.parse(text)
+        _origin, items = notices.parse(text, events=self._follows())
         if items:
             self._on_notices(False, items)
 

@@ -283,14 +283,9 @@ class MemoryStore(MemoryEventLog):
         )
         claimed: list[Run] = []
         for run in sorted(self.runs.values(), key=lambda r: (r.created_at, r.id)):
-            workflow = self.workflows.get(run.workflow_id)
-            if len(claimed) == limit:
-                break
-            if workflow is None:
-                continue
             waiting = run.status is RunStatus.PENDING and self.leases[run.id].owner is None
-            cap = workflow.max_concurrency
-            if not waiting or (cap is not None and busy[run.workflow_id] >= cap):
+            cap = self.workflows[run.workflow_id].max_concurrency if waiting else None
+            if len(claimed) == limit or not waiting or (cap and busy[run.workflow_id] >= cap):
                 continue
             self.leases[run.id] = _Lease(owner, _now() + timedelta(seconds=lease_s))
             busy[run.workflow_id] += 1

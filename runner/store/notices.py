@@ -34,13 +34,14 @@ class EventsAppended:
 
 @dataclass(frozen=True, slots=True)
 class RunCreated:
-    """A run was stored (pending): a process with room may claim it."""
+    """A run was stored; `waiting` when nobody took it (a process with room may claim it)."""
 
     run_id: UUID
     workflow_id: UUID
+    waiting: bool = False
 
     def entry(self) -> str:
-        return f"C {self.run_id} {self.workflow_id}"
+        return f"C {self.run_id} {self.workflow_id} {int(self.waiting)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class CancelRequested:
 
 @dataclass(frozen=True, slots=True)
 class RoomFreed:
-    """A process has finished runs (of this workflow): pending ones may be claimed now."""
+    """A run of this workflow, which sets max_concurrency, ended: a slot is free."""
 
     workflow_id: UUID
 
@@ -102,12 +103,16 @@ def payloads(origin: str, notices: Iterable[Notice]) -> list[str]:
     return out
 
 
-def parse(payload: str) -> tuple[str, list[Notice]]:
+def parse(payload: str, *, events: bool = True) -> tuple[str, list[Notice]]:
     """The origin and notices of a payload; entries it does not know are skipped (a newer
-    weft may send more kinds)."""
+    weft may send more kinds). Without `events` (nobody here follows any run), the
+    entries that only matter to followers are skipped unread: under load they are most of
+    what a process hears."""
     origin, _, body = payload.partition("|")
     notices: list[Notice] = []
     for entry in body.split(";"):
+        if not events and (entry[:1] == "E" or (entry[:1] == "C" and entry[-1:] == "0")):
+            continue
         kind, *fields = entry.split(" ")
         try:
             match kind, fields:
@@ -117,8 +122,8 @@ def parse(payload: str) -> tuple[str, list[Notice]]:
                             UUID(run), UUID(workflow), int(first), int(last), finished == "1"
                         )
                     )
-                case "C", [run, workflow]:
-                    notices.append(RunCreated(UUID(run), UUID(workflow)))
+                case "C", [run, workflow, waiting]:
+                    notices.append(RunCreated(UUID(run), UUID(workflow), waiting == "1"))
                 case "W", [workflow]:
                     notices.append(WorkflowChanged(UUID(workflow)))
                 case "X", [run, workflow]:
