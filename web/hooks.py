@@ -13,7 +13,7 @@ from quart_schema import document_querystring, document_request, document_respon
 
 from runner.facade import SIGNATURE_HEADER
 from web.context import weft
-from web.schemas import ErrorResponse, RunOut
+from web.schemas import ErrorResponse, HookBody, RunOut
 from web.triggers import TriggerQuery, trigger
 
 blueprint = Blueprint("hooks", __name__)
@@ -29,7 +29,7 @@ def trigger_payload(body: Any) -> Any:
 
 
 @blueprint.post("/hooks/<string:slug>")
-@document_request(dict[str, Any])
+@document_request(HookBody)
 @document_querystring(TriggerQuery)
 @document_response(RunOut, 200)
 @document_response(RunOut, 202)

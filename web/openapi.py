@@ -143,7 +143,13 @@ def _nullable_optional_bodies(schema: dict[str, Any]) -> None:
         if operation is None:
             continue
         for media in operation["requestBody"].get("content", {}).values():
-            media["schema"] = {"anyOf": [media["schema"], {"type": "null"}]}
+            if _is_any(media["schema"]):
+                # Any JSON value takes null already (and a generated client chokes on
+                # "anything or null"); it says what the server refuses in it.
+                media["schema"] = {"description": f"{media['schema'].get('description', '')} "
+                                   f"{FREE_FORM}".strip()}  # fmt: skip
+            else:
+                media["schema"] = {"anyOf": [media["schema"], {"type": "null"}]}
 
 
 def _links(schema: dict[str, Any]) -> None:

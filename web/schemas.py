@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from runner.graph.shape import ID_PATTERN, Graph
 
@@ -96,6 +96,11 @@ class LogsPage(BaseModel):
     node_id: str | None = Field(
         default=None, pattern=ID_PATTERN, description="Only this node's lines."
     )
+
+
+class HookBody(RootModel[Any]):
+    """A webhook's JSON body, any JSON value: the run's trigger payload (a body that is
+    exactly {"payload": X} gives X)."""
 
 
 class RunIn(BaseModel):
