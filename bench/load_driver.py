@@ -98,17 +98,26 @@ async def drive(
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 response (with a Content-Length, as weft answers); its status."""
+    """Read one HTTP/1.1 response (its body by Content-Length or chunked); its status."""
     status_line = await reader.readline()
-    if not status_line:
-        raise EOFError("the server closed the connection")
-    status = int(status_line.split(b" ", 2)[1])
-    length = 0
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2:
+        raise EOFError(f"not an HTTP status line: {status_line[:40]!r}")
+    status = int(parts[1])
+    length, chunked = 0, False
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-    await reader.readexactly(length)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if not chunked:
+        await reader.readexactly(length)
+        return status
+    while size := int((await reader.readline()).split(b";")[0], 16):
+        await reader.readexactly(size + 2)  # the chunk and its CRLF
+    await reader.readline()  # the CRLF after the last (empty) chunk
     return status
 
 
