@@ -169,6 +169,28 @@ async def start_counted_runs(
     return process, run_ids
 
 
+async def committed_nodes(database_url: str) -> set[tuple[int, str]]:
+    rows = await fetch(
+        database_url,
+        "SELECT (r.trigger_payload->>'i')::int AS i, n.node_id FROM node_runs n "
+        "JOIN runs r ON r.id = n.run_id WHERE n.status = 'succeeded'",
+    )
+    return {(r["i"], r["node_id"]) for r in rows}
+
+
+def assert_every_node_ran_committed_ones_once(
+    runs: list[dict[str, Any]], hits: Hits, committed: set[tuple[int, str]]
+) -> None:
+    """Every run succeeded, every counted node ran, and no committed node ran again."""
+    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
+    for i in range(RUNS):
+        for node in ("a", "b", "c"):
+            count = hits[f"/hit/{i}/{node}"]
+            assert count >= 1, (i, node)
+            if (i, node) in committed:
+                assert count == 1, f"node {node} of run {i} ran {count} times after its commit"
+
+
 async def test_kill_9_mid_run_resumes_without_re_running_committed_nodes(
     database_url: str,
     tmp_path: Path,
@@ -180,14 +202,7 @@ async def test_kill_9_mid_run_resumes_without_re_running_committed_nodes(
     # When the process is killed once work is under way (every run has done "a")
     first, run_ids = await start_counted_runs(env, tmp_path, counter, processes, pause_s=0.4)
     first.stop_now()
-    committed = {
-        (r["i"], r["node_id"])
-        for r in await fetch(
-            database_url,
-            "SELECT (r.trigger_payload->>'i')::int AS i, n.node_id FROM node_runs n "
-            "JOIN runs r ON r.id = n.run_id WHERE n.status = 'succeeded'",
-        )
-    }
+    committed = await committed_nodes(database_url)
     unfinished = await fetch(database_url, "SELECT id FROM runs WHERE status = 'running'")
     assert unfinished, "the kill came too late to test anything"
 
@@ -198,13 +213,7 @@ async def test_kill_9_mid_run_resumes_without_re_running_committed_nodes(
     runs = await wait_all_finished(second.url, run_ids)
 
     # Then every run succeeded, every node ran, and no committed node ran again
-    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
-    for i in range(RUNS):
-        for node in ("a", "b", "c"):
-            count = hits[f"/hit/{i}/{node}"]
-            assert count >= 1, (i, node)
-            if (i, node) in committed:
-                assert count == 1, f"node {node} of run {i} ran {count} times after its commit"
+    assert_every_node_ran_committed_ones_once(runs, hits, committed)
     assert {node for _, node in committed} & {"a", "b", "c"}, "no counted node was committed"
 
 
@@ -325,15 +334,6 @@ async def test_postgres_restart_under_running_work(own_pg_server: Any, tmp_path:
             assert len(nodes) == 6
 
 
-async def committed_nodes(database_url: str) -> set[tuple[int, str]]:
-    rows = await fetch(
-        database_url,
-        "SELECT (r.trigger_payload->>'i')::int AS i, n.node_id FROM node_runs n "
-        "JOIN runs r ON r.id = n.run_id WHERE n.status = 'succeeded'",
-    )
-    return {(r["i"], r["node_id"]) for r in rows}
-
-
 async def start_mode_runs(url: str, graph: dict[str, Any], durability: str) -> list[str]:
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         body = {"name": durability, "graph": graph, "durability": durability}
@@ -376,15 +376,9 @@ async def test_each_durability_mode_under_kill_9(
     await second.start()
     runs = await wait_all_finished(second.url, run_ids)
 
-    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
-    for i in range(RUNS):
-        for node in ("a", "b", "c"):
-            count = hits[f"/hit/{i}/{node}"]
-            assert count >= 1, (i, node)
-            if (i, node) in committed:
-                assert count == 1, f"node {node} of run {i} ran {count} times after its commit"
-        if durability == "exit":
-            assert hits[f"/hit/{i}/a"] == 2  # before the kill, and again from the start
+    assert_every_node_ran_committed_ones_once(runs, hits, committed)
+    if durability == "exit":  # every run's "a" ran before the kill, and again from the start
+        assert all(hits[f"/hit/{i}/a"] == 2 for i in range(RUNS))
     # Each run's log is whole: one run.started (the one that finished), seqs from 1
     for run_id in run_ids:
         rows = await fetch(
@@ -416,10 +410,5 @@ async def test_kill_9_of_one_process_under_load_another_finishes_every_run(
     # B, which was up all along, takes the runs over once their leases lapse
     runs = await wait_all_finished(b.url, run_ids, timeout_s=30)
     took = time.monotonic() - killed_at
-    assert [r["status"] for r in runs] == ["succeeded"] * RUNS
-    for i in range(RUNS):
-        for node in ("a", "b", "c"):
-            assert hits[f"/hit/{i}/{node}"] >= 1, (i, node)
-            if (i, node) in committed:
-                assert hits[f"/hit/{i}/{node}"] == 1, (i, node)
+    assert_every_node_ran_committed_ones_once(runs, hits, committed)
     assert took < 1 + 10  # WEFT_LEASE_S + a few seconds
