@@ -118,11 +118,13 @@ async def serve(
     stop = anyio.Event()
 
     async def watch_signals() -> None:
+        # Received for the process's whole life: a second SIGTERM (Heroku signals every
+        # process of a dyno, and a worker's main process passes it on) must not kill it.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                if not stop.is_set():
+                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
                 stop.set()
-                return
 
     instance = settings.instance_name(sock.getsockname()[1])
     with sock:

@@ -99,11 +99,13 @@ def _stop_all(running: list[_Worker], grace_s: float) -> int:
     code = 0
     for worker in running:
         try:
-            worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            worker_code = worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.error("worker_killed", worker=worker.index, pid=worker.process.pid)
             worker.process.kill()
-            worker.process.wait()
+            worker_code = worker.process.wait()
+        if worker_code != 0:
+            log.error("worker_failed", worker=worker.index, code=worker_code)
             code = 1
     log.info("stopped", workers=len(running))
     return code

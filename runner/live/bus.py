@@ -230,6 +230,14 @@ class EventBus:
         """A run was stored: tell the workflow channel (run.created)."""
         self._forward(workflow_id, Event(created, run_id, 0))
 
+    def lag_workflow_subscribers(self) -> None:
+        """Cut every workflow channel's subscribers off as lagged (they re-sync from a
+        snapshot): events they should have had were missed."""
+        for channel in self._workflows.values():
+            for sub in list(channel.subscribers):
+                sub.lagged = True
+                sub.end()
+
     def close_all(self) -> None:
         """Shutting down: every subscriber is told the server is going away."""
         self._closed = True

@@ -59,8 +59,9 @@ class Claims:
     def room(self) -> int:
         """How many more runs this process may take."""
         stats = self._mailboxes.statistics()
-        # Runs on their way through an inbox, or being stored for this process, count too.
-        held = stats.runs_in_flight + stats.runs_queued + stats.inbox_depth + self._reserved
+        # Runs on their way into a supervisor (in runs_queued), or being stored for this
+        # process, count too.
+        held = stats.runs_in_flight + stats.runs_queued + self._reserved
         return self.max_runs - held
 
     @contextmanager
@@ -102,6 +103,8 @@ class Claims:
         while self._accepting() and (room := self.room()) > 0:
             asked = min(room, CLAIM_BATCH)
             runs = await self._store.claim_pending_runs(self._owner, self._lease_s, asked)
+            if not self._accepting():
+                break  # shutting down meanwhile: released with the others' leases
             for run in runs:
                 await self._mailboxes.send(run.workflow_id, StartRun(run))
             claimed += len(runs)

@@ -35,7 +35,9 @@ class Leases:
         accepting: Callable[[], bool],
         on_cancel_asked: Callable[[UUID, UUID], None] = lambda _r, _w: None,
         event_retention_s: float | None = None,
+        room: Callable[[], int] = lambda: CLAIM_BATCH,
     ) -> None:
+        self._room = room
         self._event_retention_s = event_retention_s
         self._pruned_until = datetime(1970, 1, 1, tzinfo=UTC)
         self._store = store
@@ -50,9 +52,13 @@ class Leases:
         first = True
         while True:
             try:
-                # At start, also the runs of this instance's previous process.
-                await self.resume_orphaned_runs(include_own=first)
-                first = False
+                if first:
+                    # The runs of this instance's previous process are anybody's at once
+                    # (this one takes what it has room for; renewing them would strand
+                    # the rest).
+                    await self._store.release_leases(self.owner)
+                    first = False
+                await self.resume_orphaned_runs()
                 for run_id, workflow_id in await self._store.renew_leases(self.owner, self.lease_s):
                     # A cancel asked while this process's wake-ups were lost.
                     self._on_cancel_asked(run_id, workflow_id)
@@ -74,12 +80,16 @@ class Leases:
             self._pruned_until = cursor
 
     async def resume_orphaned_runs(self, *, include_own: bool = False) -> int:
-        """Claim unfinished runs whose process is gone and hand them to supervisors."""
-        if not self._accepting():
+        """Claim unfinished runs whose process is gone, as many as this process has room
+        for (WEFT_MAX_RUNS), and hand them to supervisors."""
+        limit = min(CLAIM_BATCH, self._room())
+        if not self._accepting() or limit <= 0:
             return 0
         runs = await self._store.claim_orphaned_runs(
-            self.owner, self.lease_s, CLAIM_BATCH, include_own=include_own
+            self.owner, self.lease_s, limit, include_own=include_own
         )
+        if not self._accepting():
+            return 0  # shutting down meanwhile: released with the others' leases
         for run in runs:
             log.info("run_resuming", run_id=str(run.id), status=str(run.status))
             await self._mailboxes.send(run.workflow_id, StartRun(run, resume=True))

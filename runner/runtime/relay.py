@@ -46,7 +46,9 @@ class Relay:
         workflows: Workflows,
         on_room: Callable[[], None],
         on_joined: Callable[[], None] = lambda: None,
+        owner: UUID | None = None,
     ) -> None:
+        self._owner = owner
         self._on_joined = on_joined
         self._store = store
         self._bus = bus
@@ -123,6 +125,8 @@ class Relay:
                         self._on_joined()
         if resync:
             self._waiters.wake_all()
+            # What workflow channels missed is not read back: their subscribers re-sync.
+            self._bus.lag_workflow_subscribers()
             for run_id, workflow_id in self._bus.watched_runs().items():
                 fetch.setdefault(run_id, (workflow_id, self._bus.last_seq(run_id) or 0))
         for run_id, workflow_id in created:
@@ -152,10 +156,12 @@ class Relay:
                 self._bus.publish(Event.from_json(data), workflow_id)
 
     async def _cancel(self, run_id: UUID, workflow_id: UUID) -> None:
-        if not self._mailboxes.holds(workflow_id, run_id):
-            return  # another process holds it
+        if not self._mailboxes.has(workflow_id):
+            return  # not here (a run claimed but not handed over yet: the lease upkeep)
         try:
             run = await self._store.get_run(run_id)
         except WeftError:
             return
-        await self._mailboxes.send(workflow_id, CancelRun(run), start=False)
+        if run.lease_owner == self._owner or self._mailboxes.holds(workflow_id, run_id):
+            # Through the inbox: after the run's StartRun, should that still be on its way.
+            await self._mailboxes.send(workflow_id, CancelRun(run), start=False)

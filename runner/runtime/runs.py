@@ -178,6 +178,7 @@ class Runs:
             )
             cancelled = await journal.cancel_stored(run, owner=services.owner)
             if cancelled is not None:
+                self._waiters.run_finished(run.id, cancelled)  # a ?wait here, say
                 return cancelled
             # Held by another live process (or it finished meanwhile): ask it.
             await self._store.request_cancel(run.id, run.workflow_id)

@@ -80,6 +80,7 @@ class Runtime:
             accepting=lambda: self.accepting,
             on_cancel_asked=self._cancel_asked,
             event_retention_s=event_retention_s,
+            room=lambda: self.claims.room(),
         )
         self.workflows = Workflows(self.store, registry, services.events, self.mailboxes)
         self.runs = Runs(
@@ -101,6 +102,7 @@ class Runtime:
             workflows=self.workflows,
             on_room=lambda: self.claims.wake(waiting=True),
             on_joined=notifier.joined if notifier is not None else lambda: None,
+            owner=services.owner,
         )
         self._listener = listener
         if listener is not None:

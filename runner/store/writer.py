@@ -144,6 +144,16 @@ class _Batch:
             + len(self.events)
         )
 
+    def run_ids(self) -> set[UUID]:
+        """The runs this batch writes to."""
+        return {
+            *self.run_starts,
+            *(k[0] for k in self.node_starts),
+            *(k[0] for k in self.node_ends),
+            *(r.run_id for r in self.logs),
+            *self.run_ends,
+        }
+
     def only_node_ends(self) -> bool:
         """True when the batch is node ends and events alone (once starts are folded into
         the ends)."""
@@ -351,17 +361,24 @@ class Writer:
         parts += [(("node", *k), _Batch(node_ends={k: v})) for k, v in batch.node_ends.items()]
         parts += [(None, _Batch(logs=[r])) for r in batch.logs]
         parts += [(("run", k), _Batch(run_ends={k: v})) for k, v in batch.run_ends.items()]
-        # The events last, once the state they report is written.
-        if batch.events:
-            parts.append((None, _Batch(events=batch.events)))
+        failed: set[UUID] = set()  # runs with a write that failed
         for owner_key, part in parts:
             try:
                 await self._execute(part)
-                self._published(part)
             except Exception as part_exc:
                 log.error("write_failed", error=repr(part_exc))
+                failed |= part.run_ids()
                 owner = batch.owners.get(owner_key) if owner_key is not None else None
                 if owner is not None and owner.error is None:
                     owner.error = part_exc
+        # The events last, once the state they report is written; none of a run whose
+        # state failed to be (they would tell of what was not committed).
+        events = [(e, w) for e, w in batch.events if e.run_id not in failed]
+        if events:
+            try:
+                await self._execute(_Batch(events=events))
+                self._published(_Batch(events=events))
+            except Exception as events_exc:
+                log.error("write_failed", error=repr(events_exc))
         for pending in batch.waiters:
             pending.done.set()

@@ -45,9 +45,19 @@ WITH run_starts AS (
                          $21::text[], $22::jsonb[])
     RETURNING id
 ), run_ends AS (
+    -- A run cancelled meanwhile by another process stays cancelled (tested in SET, as
+    -- above, so that the run is found by its key).
     UPDATE runs r
-    SET status = f.status, outputs = f.outputs, error = f.error, finished_at = f.finished_at,
-        event_seq = f.event_seq, started_at = COALESCE(r.started_at, f.started_at)
+    SET status = CASE WHEN r.status IN ('pending', 'running') THEN f.status
+                      ELSE r.status END,
+        outputs = CASE WHEN r.status IN ('pending', 'running') THEN f.outputs
+                       ELSE r.outputs END,
+        error = CASE WHEN r.status IN ('pending', 'running') THEN f.error ELSE r.error END,
+        finished_at = CASE WHEN r.status IN ('pending', 'running') THEN f.finished_at
+                           ELSE r.finished_at END,
+        event_seq = CASE WHEN r.status IN ('pending', 'running') THEN f.event_seq
+                         ELSE r.event_seq END,
+        started_at = COALESCE(r.started_at, f.started_at)
     FROM unnest($23::uuid[], $24::text[], $25::jsonb[], $26::jsonb[], $27::timestamptz[],
                 $28::integer[], $29::timestamptz[])
          AS f(id, status, outputs, error, finished_at, event_seq, started_at)
@@ -56,6 +66,8 @@ WITH run_starts AS (
 ), new_events AS (
     INSERT INTO run_events (run_id, first_seq, seq, events)
     SELECT * FROM unnest($30::uuid[], $31::integer[], $32::integer[], $33::text[])
+    -- A retry of a batch that did commit (the connection dropped after) writes them once.
+    ON CONFLICT (run_id, seq) DO NOTHING
     RETURNING run_id
 )
 SELECT (SELECT count(*) FROM run_starts) + (SELECT count(*) FROM node_starts)
@@ -70,6 +82,7 @@ SELECT (SELECT count(*) FROM run_starts) + (SELECT count(*) FROM node_starts)
 WITH new_events AS (
     INSERT INTO run_events (run_id, first_seq, seq, events)
     SELECT * FROM unnest($10::uuid[], $11::integer[], $12::integer[], $13::text[])
+    ON CONFLICT (run_id, seq) DO NOTHING
 ), ends AS (
     UPDATE node_runs n
     SET status = e.status,
@@ -95,6 +108,7 @@ SELECT count(*) FROM ends
 WITH new_events AS (
     INSERT INTO run_events (run_id, first_seq, seq, events)
     SELECT * FROM unnest($10::uuid[], $11::integer[], $12::integer[], $13::text[])
+    ON CONFLICT (run_id, seq) DO NOTHING
 ), ends AS (
     UPDATE node_runs
     SET status = $3,

@@ -124,9 +124,11 @@ WITH waiting AS (
     WHERE w.id IN (SELECT workflow_id FROM waiting)
     FOR NO KEY UPDATE OF w SKIP LOCKED
 ), busy AS (
+    -- A running run holds a slot even while nobody leases it (released by a shutdown,
+    -- waiting to be resumed).
     SELECT r.workflow_id, count(*) AS n FROM runs r
     WHERE r.workflow_id IN (SELECT id FROM locked WHERE max_concurrency IS NOT NULL)
-      AND r.status IN ('pending', 'running') AND r.lease_owner IS NOT NULL
+      AND (r.status = 'running' OR (r.status = 'pending' AND r.lease_owner IS NOT NULL))
     GROUP BY r.workflow_id
 ), ranked AS (
     SELECT r.id, r.created_at,
@@ -144,7 +146,9 @@ WITH waiting AS (
 UPDATE runs r
 SET lease_owner = $1, lease_expires = now() + make_interval(secs => $2)
 FROM chosen
-WHERE r.id = chosen.id
+-- Checked again on the row as it is now: another claim or a cancel may have committed
+-- since this statement's snapshot was taken.
+WHERE r.id = chosen.id AND r.status = 'pending' AND r.lease_owner IS NULL
 RETURNING r.*
 
 -- name: renew_leases

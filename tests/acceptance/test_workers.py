@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import anyio
+import asyncpg
 import httpx
 import psutil
 import pytest
@@ -24,6 +25,34 @@ def worker_pids(url: str, tries: int = 40) -> set[int]:
         assert response.status_code == 200
         pids.add(response.json()["pid"])
     return pids
+
+
+def start_slow_run(url: str) -> str:
+    """A run whose one node takes 1 s, once that node has started."""
+    graph = {
+        "nodes": [{"id": "s", "type": "start"}, {"id": "d", "type": "delay",
+                                                  "params": {"seconds": 1}}],
+        "edges": [{"id": "e", "from": "s", "to": "d"}],
+    }  # fmt: skip
+    created = httpx.post(f"{url}/workflows", json={"name": "slow", "graph": graph}, timeout=10)
+    workflow_id = created.json()["id"]
+    run_id: str = httpx.post(f"{url}/workflows/{workflow_id}/run", json={}).json()["id"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        nodes = httpx.get(f"{url}/runs/{run_id}/nodes", timeout=10).json()["items"]
+        if any(n["node_id"] == "d" and n["status"] == "running" for n in nodes):
+            return run_id
+        time.sleep(0.02)
+    raise AssertionError("the slow node did not start")
+
+
+async def run_status(database_url: str, run_id: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        status: str = await conn.fetchval("SELECT status FROM runs WHERE id = $1::uuid", run_id)
+    finally:
+        await conn.close()
+    return status
 
 
 def wait_healthy(url: str, timeout_s: float = 30) -> None:
@@ -54,7 +83,7 @@ def two_workers(tmp_path: Path, database_url: str) -> None:
         "PORT": str(port),
         "WEFT_HOST": "127.0.0.1",
         "WEFT_DATA_DIR": str(tmp_path / "data"),
-        "WEFT_SHUTDOWN_GRACE": "2",
+        "WEFT_SHUTDOWN_GRACE": "5",
     }
     with weft_process(["serve"], env, tmp_path) as main:
         wait_healthy(url)
@@ -85,10 +114,15 @@ def two_workers(tmp_path: Path, database_url: str) -> None:
         assert answered == now  # the new worker serves too
         run_a_workflow(url)
 
-        # SIGTERM stops every worker, then the main process, cleanly
+        # A run in flight when the dyno is told to stop: Heroku sends SIGTERM to every
+        # process, and the main process passes it on too; the workers drain all the same
+        run_id = start_slow_run(url)
         workers = [psutil.Process(pid) for pid in now]
         main.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
         output, _ = main.communicate(timeout=30)
+        assert anyio.from_thread.run(run_status, database_url, run_id) == "succeeded"
         assert main.returncode == 0, output
         assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
         assert '"event": "worker_died"' in output
