@@ -344,3 +344,12 @@ def human_duration(ms: int) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshotRows:
+    """A run and its node runs as of the seq of the last event in its log."""
+
+    run: Run
+    nodes: list[NodeRun]
+    seq: int

@@ -11,24 +11,42 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 import anyio
 
 from runner.live.bus import EventBus, GoingAwayError, LaggedError, Subscription
 from runner.live.events import Event, Lagged, RunFinished, RunSnapshot, WorkflowSnapshot
-from runner.models import Run
-from runner.store.protocol import RunSnapshotRows, Store
+from runner.models import Run, RunSnapshotRows, Workflow
 
 # A stream yields events (published ones are shared by every subscriber and encoded once;
 # snapshots and `lagged` are made for it), or None (nothing new: a heartbeat's cue).
 Item = Event | None
 
 
+class LiveSource(Protocol):
+    """The reads streams make (the Store has them): live/ knows nothing of store/."""
+
+    async def get_run(self, run_id: UUID) -> Run: ...
+
+    async def run_snapshot(self, run_id: UUID) -> RunSnapshotRows: ...
+
+    async def run_events(self, run_id: UUID, *, after: int) -> list[dict[str, Any]]: ...
+
+    async def last_event_seq(self, run_id: UUID) -> int: ...
+
+    async def get_workflow(self, workflow_id: UUID) -> Workflow: ...
+
+    async def list_runs(
+        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+    ) -> list[Run]: ...
+
+
 class LiveStreams:
     """Builds the message streams of a run and of a workflow."""
 
-    def __init__(self, store: Store, bus: EventBus) -> None:
+    def __init__(self, store: LiveSource, bus: EventBus) -> None:
         self._store = store
         self._bus = bus
 

@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from runner.models import NodeRun, Run
+from runner.models import NodeRun, Run, RunSnapshotRows
 from runner.store.notices import Notice
-from runner.store.protocol import RunSnapshotRows
 
 
 class MemoryEventLog:

@@ -19,10 +19,19 @@ from runner.errors import (
     WorkflowNotFoundError,
 )
 from runner.live.events import Event
-from runner.models import Artifact, Durability, Hook, LogLine, NodeRun, Row, Run, Workflow
+from runner.models import (
+    Artifact,
+    Durability,
+    Hook,
+    LogLine,
+    NodeRun,
+    Row,
+    Run,
+    RunSnapshotRows,
+    Workflow,
+)
 from runner.store import notices
 from runner.store.db import Database, RawJson, encode_json
-from runner.store.protocol import RunSnapshotRows
 
 
 class PostgresStore:

@@ -16,7 +16,17 @@ from uuid import UUID
 import anyio.abc
 
 from runner.live.events import Event
-from runner.models import Artifact, Durability, Hook, LogLine, LogRecord, NodeRun, Run, Workflow
+from runner.models import (
+    Artifact,
+    Durability,
+    Hook,
+    LogLine,
+    LogRecord,
+    NodeRun,
+    Run,
+    RunSnapshotRows,
+    Workflow,
+)
 from runner.store.db import RawJson
 from runner.store.notices import Notice
 
@@ -59,15 +69,6 @@ class RunEnd:
     finished_at: datetime
     event_seq: int
     started_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunSnapshotRows:
-    """A run and its node runs as of the seq of the last event in its log."""
-
-    run: Run
-    nodes: list[NodeRun]
-    seq: int
 
 
 class Store(Protocol):

@@ -93,6 +93,11 @@ def test_only_the_store_talks_to_postgresql() -> None:
     assert {m for m in touching if not m.startswith("runner.store.")} == set()
 
 
+def test_the_store_and_live_events_depend_one_way() -> None:
+    # The store logs and publishes events; live/ reads them through a protocol of its own.
+    assert offenders("runner.live", ("runner.store", "asyncpg")) == []
+
+
 def test_graph_logic_and_run_state_are_pure() -> None:
     impure = ("anyio", "asyncpg", "quart", "httpx", "runner.store", "runner.live")
     assert offenders("runner.graph", impure) == []
