@@ -118,13 +118,15 @@ async def serve(
     stop = anyio.Event()
 
     async def watch_signals() -> None:
-        # Received for the process's whole life: a second SIGTERM (Heroku signals every
-        # process of a dyno, and a worker's main process passes it on) must not kill it.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                if not stop.is_set():
-                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                log.info("shutdown_requested", signal=signal.Signals(signum).name)
                 stop.set()
+                break
+        # Shutting down, which has its own deadlines: a second SIGTERM (Heroku signals every
+        # process of a dyno, and a worker's main process passes it on) must not kill it.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     instance = settings.instance_name(sock.getsockname()[1])
     with sock:
