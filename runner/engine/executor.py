@@ -203,12 +203,17 @@ class RunExecutor:
             return started_at
         store = self.services.store
         self.journal.resume_from(await store.last_event_seq(self.run.id))
-        done = 0
+        done, reset = 0, 0
         for node in await store.list_node_runs(self.run.id):
             if node.status is NodeStatus.SUCCEEDED:
                 self.state.restore(node.node_id, NodeStatus.SUCCEEDED, node.output)
                 done += 1
-        await store.reset_unfinished_nodes(self.run.id)
+            elif node.status is not NodeStatus.PENDING:
+                # It runs again: pending, in the rows and in the log alike.
+                self.journal.node_reset(node.node_id)
+                reset += 1
+        if reset:
+            await self.journal.commit()  # before a reset node starts again
         started_at = self.run.started_at or now()
         self.journal.run_resumed(started_at)
         self.journal.log(

@@ -267,6 +267,16 @@ class Journal:
         )
         self._publish(NodeInterrupted(node_id))
 
+    def node_reset(self, node_id: str) -> None:
+        """A resumed run runs the node again (its process stopped before it succeeded)."""
+        self._writer.node_ended_soon(NodeEnd(self.run_id, node_id, NodeStatus.PENDING))
+        self._publish(NodeInterrupted(node_id))
+
+    async def commit(self) -> None:
+        """Return once what is queued is committed."""
+        with anyio.CancelScope(shield=True):
+            await self._writer.flush()
+
     # -- log lines -------------------------------------------------------------------------
 
     def log(

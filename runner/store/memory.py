@@ -343,14 +343,6 @@ class MemoryStore(MemoryEventLog):
     async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None:
         self.cancels_requested.add(run_id)
 
-    async def reset_unfinished_nodes(self, run_id: UUID) -> None:
-        for node in list(self.nodes[run_id].values()):
-            if node.status is not NodeStatus.SUCCEEDED:
-                self.set_node(
-                    run_id, node.node_id, status=NodeStatus.PENDING, started_at=None,
-                    finished_at=None, output=None, error=None,
-                )  # fmt: skip
-
     def set_node(self, run_id: UUID, node_id: str, **changes: Any) -> None:
         nodes = self.nodes.get(run_id)
         if nodes is not None and node_id in nodes:

@@ -292,9 +292,6 @@ class PostgresStore:
     async def notify(self, *items: notices.Notice) -> None:
         await self.db.execute("notify", self._payloads(*items))
 
-    async def reset_unfinished_nodes(self, run_id: UUID) -> None:
-        await self.db.execute("reset_unfinished_nodes", run_id)
-
     # -- node runs -------------------------------------------------------------------------
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:

@@ -7,9 +7,3 @@ FROM runs r
 LEFT JOIN node_runs n ON n.run_id = r.id
 WHERE r.id = $1
 ORDER BY n.position
-
--- name: reset_unfinished_nodes
--- On resume: every node whose success was not committed runs again ($1 run id).
-UPDATE node_runs
-SET status = 'pending', started_at = NULL, finished_at = NULL, output = NULL, error = NULL
-WHERE run_id = $1 AND status <> 'succeeded'

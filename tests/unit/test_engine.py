@@ -326,6 +326,11 @@ async def test_a_half_finished_run_resumes_without_running_its_successes_again(
         assert resumed.status is RunStatus.SUCCEEDED
         assert eng.blocks.calls == {"b": 1, "c": 1}
         assert resumed.outputs == {"a": {"calls": 41}, "b": {"calls": 1}, "c": {"calls": 1}}
+    # And its log says so too: "b" back to pending before it ran again, nothing about "a"
+    log = [(ev["type"], ev.get("node_id")) for ev in store.events[run.id]]
+    assert log[:2] == [("node.interrupted", "b"), ("run.started", None)]
+    assert ("node.started", "a") not in log
+    assert log.index(("node.started", "b")) > 0
 
 
 async def test_max_concurrency_queues_runs_in_order(tmp_path: Path) -> None:
