@@ -46,10 +46,12 @@ class Relay:
         workflows: Workflows,
         on_room: Callable[[], None],
         on_joined: Callable[[], None] = lambda: None,
+        on_following: Callable[[], None] = lambda: None,
         owner: UUID | None = None,
     ) -> None:
         self._owner = owner
         self._on_joined = on_joined
+        self._on_following = on_following
         self._store = store
         self._bus = bus
         self._mailboxes = mailboxes
@@ -123,6 +125,8 @@ class Relay:
                         room = True
                     case notices.Joined():
                         self._on_joined()
+                    case notices.Following():
+                        self._on_following()
         if resync:
             self._waiters.wake_all()
             # What workflow channels missed is not read back: their subscribers re-sync.

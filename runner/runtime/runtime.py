@@ -102,6 +102,7 @@ class Runtime:
             workflows=self.workflows,
             on_room=lambda: self.claims.wake(waiting=True),
             on_joined=notifier.joined if notifier is not None else lambda: None,
+            on_following=notifier.following if notifier is not None else lambda: None,
             owner=services.owner,
         )
         self._listener = listener

@@ -24,15 +24,17 @@ RECONNECT_FIRST_DELAY_S = 0.05
 RECONNECT_MAX_DELAY_S = 2.0
 # How often an idle connection is checked (a server that went away without a word).
 CHECK_S = 5.0
+# How often whether this process follows runs is looked at (and told when it changed).
+ADVERTISE_S = 0.05
 # How long other processes may take to notice a new listener (see notifier.OTHERS_CHECK_S),
 # with a margin.
 LOOK_AGAIN_S = 1.5
 
 
-def listener_name(origin: str) -> str:
+def listener_name(origin: str, *, following: bool = False) -> str:
     """The application_name of a process's listening connection: how the others know it
-    is there (runner/store/notifier.py)."""
-    return f"weft-listener {origin}"
+    is there, and whether it follows runs (runner/store/notifier.py)."""
+    return f"weft-listener {origin}" + (" following" if following else "")
 
 
 class Listener:
@@ -47,6 +49,7 @@ class Listener:
         self._on_connected: Callable[[], None] = lambda: None
         self._follows: Callable[[], bool] = lambda: True
         self._tg: anyio.abc.TaskGroup | None = None
+        self._advertised = False
 
     def attach(
         self,
@@ -68,6 +71,22 @@ class Listener:
         _origin, items = notices.parse(text, events=self._follows())
         if items:
             self._on_notices(False, items)
+
+    async def _advertise(self, conn: asyncpg.Connection) -> None:
+        """Let the others see whether this process follows runs: they send event wake-ups
+        only to processes that do (one that starts says so at once)."""
+        following = self._follows()
+        if following == self._advertised:
+            return
+        name = listener_name(self._origin, following=following)
+        await conn.execute(self._queries["set_application_name"], name)
+        self._advertised = following
+        if following:
+            told = notices.payloads(self._origin, [notices.Following()])[0]
+            await conn.execute(self._queries["notify"], [told])
+            # What the others committed before they heard it is read from the logs.
+            self._recheck_after(0.3)
+            self._recheck_after(1.0)
 
     def _recheck_after(self, delay_s: float) -> None:
         if self._tg is not None:
@@ -99,6 +118,7 @@ class Listener:
                 # Tell the others (they send nothing while nobody else listens).
                 hello = notices.payloads(self._origin, [notices.Joined()])[0]
                 await conn.execute(self._queries["notify"], [hello])
+                self._advertised = False
                 delay = RECONNECT_FIRST_DELAY_S
                 self._on_connected()
                 # Processes that looked for listeners before this one came wake it from
@@ -107,11 +127,16 @@ class Listener:
                 if not started:
                     started = True
                     task_status.started()
+                checked = anyio.current_time()
                 while not lost.is_set():
-                    with anyio.move_on_after(CHECK_S):
+                    with anyio.move_on_after(ADVERTISE_S):
                         await lost.wait()
-                    if not lost.is_set():
+                    if lost.is_set():
+                        break
+                    await self._advertise(conn)
+                    if anyio.current_time() - checked > CHECK_S:
                         await conn.execute(self._queries["ping"])
+                        checked = anyio.current_time()
             except TRANSIENT_ERRORS as exc:
                 log.warning("listener_reconnecting", error=repr(exc), delay_s=delay)
             finally:

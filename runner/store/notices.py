@@ -83,7 +83,25 @@ class Joined:
         return "H"
 
 
-Notice = EventsAppended | RunCreated | WorkflowChanged | CancelRequested | RoomFreed | Joined
+@dataclass(frozen=True, slots=True)
+class Following:
+    """A process now follows runs (a subscriber, a remote wait): send it event wake-ups."""
+
+    def entry(self) -> str:
+        return "F"
+
+
+Notice = (
+    EventsAppended | RunCreated | WorkflowChanged | CancelRequested | RoomFreed | Joined
+    | Following
+)  # fmt: skip
+
+
+def for_followers(notice: Notice) -> bool:
+    """Whether only a process that follows runs needs the notice (the others skip it)."""
+    return isinstance(notice, EventsAppended) or (
+        isinstance(notice, RunCreated) and not notice.waiting
+    )
 
 
 def payloads(origin: str, notices: Iterable[Notice]) -> list[str]:
@@ -132,6 +150,8 @@ def parse(payload: str, *, events: bool = True) -> tuple[str, list[Notice]]:
                     notices.append(RoomFreed(UUID(workflow)))
                 case "H", []:
                     notices.append(Joined())
+                case "F", []:
+                    notices.append(Following())
         except ValueError:
             continue
     return origin, notices

@@ -19,7 +19,6 @@ import structlog
 
 from runner.store import notices
 from runner.store.db import TRANSIENT_ERRORS, Connection, Database
-from runner.store.listener import listener_name
 
 log = structlog.get_logger(__name__)
 
@@ -39,23 +38,29 @@ class Notifier:
         self._queued: list[notices.Notice] = []
         self._wakeup = anyio.Event()
         self._conn: Connection | None = None
-        self._others = True
+        # Whether another process listens, and whether one follows runs (as last seen).
+        self._listen = True
+        self._follow = True
         self._checked_at = -OTHERS_CHECK_S
 
     def joined(self) -> None:
         """Another process started listening: send from now on."""
-        self._others = True
-        self._checked_at = anyio.current_time()
+        self._listen = True
+
+    def following(self) -> None:
+        """Another process started following runs: send event wake-ups from now on."""
+        self._listen = self._follow = True
 
     @property
     def wanted(self) -> bool:
-        """Whether another process listens (as last seen)."""
-        return self._others
+        """Whether another process follows runs (as last seen): event wake-ups are sent."""
+        return self._follow
 
     def tell(self, items: list[notices.Notice]) -> None:
-        """Send these soon, if another process listens."""
-        if items and self._others:
-            self._queued.extend(items)
+        """Send these soon, those that another process needs."""
+        needed = [n for n in items if (self._follow if notices.for_followers(n) else self._listen)]
+        if needed:
+            self._queued.extend(needed)
             self._wakeup.set()
 
     async def serve(
@@ -64,14 +69,13 @@ class Notifier:
         task_status.started()
         try:
             while True:
-                with anyio.move_on_after(OTHERS_CHECK_S) as timer:
+                with anyio.move_on_after(OTHERS_CHECK_S):
                     await self._wakeup.wait()
-                if timer.cancelled_caught:
-                    await self._look_for_others()
-                    continue
+                await self._look_for_others()
                 self._wakeup = anyio.Event()
                 items, self._queued = self._queued, []
-                await self._send(notices.payloads(self.origin, items))
+                if items:
+                    await self._send(notices.payloads(self.origin, items))
         finally:
             if self._conn is not None:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -83,17 +87,18 @@ class Notifier:
         return self._conn
 
     async def _look_for_others(self) -> None:
-        """Whether another process listens (a check each OTHERS_CHECK_S while idle)."""
+        """Whether another process listens, and follows runs (a look each OTHERS_CHECK_S;
+        a process that starts either says so at once)."""
         if anyio.current_time() - self._checked_at < OTHERS_CHECK_S:
             return
         try:
-            name = listener_name(self.origin)
-            others = await (await self._connection()).fetch_val("other_listeners", name)
+            row = await (await self._connection()).fetch_one("other_listeners", self.origin)
         except TRANSIENT_ERRORS:
             self._conn = None
-            self._others = True  # unknown: keep telling
+            self._listen = self._follow = True  # unknown: keep telling
             return
-        self._others = bool(others)
+        assert row is not None
+        self._listen, self._follow = bool(row["listening"]), bool(row["following"])
         self._checked_at = anyio.current_time()
 
     async def _send(self, payloads: list[str]) -> None:

@@ -31,9 +31,15 @@ WITH old AS (
 SELECT max(finished_at) FROM old
 
 -- name: other_listeners
--- How many other weft processes listen for wake-ups on this database ($1 this process's
--- listener's application_name).
-SELECT count(*) FROM pg_stat_activity
+-- How many other weft processes listen for wake-ups on this database, and how many of them
+-- follow runs ($1 this process's origin; see runner/store/listener.py for the names).
+SELECT count(*) AS listening,
+       count(*) FILTER (WHERE application_name LIKE '% following') AS following
+FROM pg_stat_activity
 WHERE datname = current_database()
   AND application_name LIKE 'weft-listener %'
-  AND application_name <> $1
+  AND application_name NOT LIKE 'weft-listener ' || $1 || '%'
+
+-- name: set_application_name
+-- Name this session ($1 the name: how other processes see a listener, see listener.py).
+SELECT set_config('application_name', $1, false)
