@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 from runner.models import NodeRun, Run, RunSnapshotRows
-from runner.store.notices import Notice
 
 
 class MemoryEventLog:
@@ -22,9 +21,6 @@ class MemoryEventLog:
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
         raise NotImplementedError
-
-    async def notify(self, *items: Notice) -> None:
-        """No other process to wake."""
 
     async def last_event_seq(self, run_id: UUID) -> int:
         events = self.events.get(run_id)

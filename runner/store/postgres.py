@@ -289,9 +289,6 @@ class PostgresStore:
         payloads = self._payloads(notices.CancelRequested(run_id, workflow_id))
         await self.db.execute("request_cancel", run_id, payloads)
 
-    async def notify(self, *items: notices.Notice) -> None:
-        await self.db.execute("notify", self._payloads(*items))
-
     # -- node runs -------------------------------------------------------------------------
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:

@@ -28,7 +28,6 @@ from runner.models import (
     Workflow,
 )
 from runner.store.db import RawJson
-from runner.store.notices import Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +160,6 @@ class Store(Protocol):
     ) -> list[Event] | None: ...
 
     async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None: ...
-
-    async def notify(self, *items: Notice) -> None: ...
 
     async def prune_events(
         self, *, cutoff: datetime, limit: int, cursor: datetime
