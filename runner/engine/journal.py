@@ -126,8 +126,8 @@ class Journal:
 
     async def cancel_stored(self, run: Run, *, owner: UUID) -> Run | None:
         """Cancel a run that executes nowhere (queued here, or only in the database, its
-        lease lapsed): the run as cancelled; None when it had finished already or a live
-        process other than `owner` holds it."""
+        lease lapsed): the run as cancelled. None when it had finished already, or when a
+        live process other than `owner` holds it: that process is asked to cancel it."""
         finished_at = now()
 
         def events(seq: int, unfinished: list[str]) -> list[Event]:
@@ -147,6 +147,8 @@ class Journal:
                 events=events,
             )
         if made is None:
+            # Held elsewhere (or finished meanwhile, and then this asks nothing).
+            await self._store.request_cancel(self.run_id, self.workflow_id)
             return None
         self._seq = made[-1].seq
         for event in made:

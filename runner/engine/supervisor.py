@@ -235,8 +235,6 @@ class Supervisor:
         services = self._services
         try:
             ended = await self._journal(run).cancel_stored(run, owner=services.owner)
-            if ended is None:
-                await services.store.request_cancel(run.id, run.workflow_id)
         except Exception:
             log.exception("run_cancel_not_recorded", run_id=str(run.id))
         await self._notify_finished(RunEnded(run.id, ended))

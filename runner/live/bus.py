@@ -53,7 +53,6 @@ class Subscription:
         self.lagged = False
         self.going_away = False
         self.start_seq = channel.seq
-        self.channel_finished = channel.finished
         self.last_seq = 0
 
     def offer(self, event: Event) -> None:
@@ -109,7 +108,6 @@ class _Channel:
     seq: int = 0
     log: deque[Event] = field(default_factory=deque)
     subscribers: set[Subscription] = field(default_factory=set)
-    finished: bool = False
     first_seq: int = 1
     workflow_id: UUID | None = None  # a run channel's workflow
 
@@ -122,9 +120,7 @@ class _Channel:
             for event in self.log:
                 if event.seq > after:
                     sub.offer(event)
-        if self.finished:
-            sub.end()
-        elif not sub.lagged:
+        if not sub.lagged:
             self.subscribers.add(sub)
         return sub
 
@@ -172,7 +168,6 @@ class EventBus:
             self._last.popitem(last=False)
         channel = self._runs.get(run_id)
         if channel is not None:
-            channel.seq = event.seq
             for sub in list(channel.subscribers):
                 sub.offer(event)
             if finished:
@@ -187,8 +182,7 @@ class EventBus:
         the log)."""
         channel = self._runs.get(run_id)
         if channel is None:
-            channel = _Channel(seq=self._last.get(run_id, 0), workflow_id=workflow_id)
-            self._runs[run_id] = channel
+            channel = self._runs[run_id] = _Channel(workflow_id=workflow_id)
         sub = Subscription(channel, self._buffer, lambda: self._unsubscribed(run_id))
         channel.subscribers.add(sub)
         return self._refuse_if_closed(sub)

@@ -179,6 +179,6 @@ def _snapshot_event(snapshot: RunSnapshotRows, seq: int) -> Event:
 
 
 def run_finished(run: Run, seq: int) -> Event:
-    """The run.finished of a stored run whose events are no longer in memory."""
+    """The run.finished of a stored run whose logged events were pruned."""
     duration_ms = run.duration_ms(datetime.now(UTC))
     return Event(RunFinished(run.status, run.finished_at, duration_ms, run.error), run.id, seq)

@@ -180,8 +180,7 @@ class Runs:
             if cancelled is not None:
                 self._waiters.run_finished(run.id, cancelled)  # a ?wait here, say
                 return cancelled
-            # Held by another live process (or it finished meanwhile): ask it.
-            await self._store.request_cancel(run.id, run.workflow_id)
+            # Held by another live process, which was asked: wait for its answer.
         with anyio.move_on_after(CANCEL_WAIT_S):
             return await self._waiters.wait_run_finished(run_id)
         return await self._store.get_run(run_id)

@@ -80,7 +80,7 @@ class Runtime:
             accepting=lambda: self.accepting,
             on_cancel_asked=self._cancel_asked,
             event_retention_s=event_retention_s,
-            room=lambda: self.claims.room(),
+            room=self.claims.room,
         )
         self.workflows = Workflows(self.store, registry, services.events, self.mailboxes)
         self.runs = Runs(
