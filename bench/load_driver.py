@@ -1,7 +1,10 @@
-"""The webhook load driver, run in its own process (`python -m bench.load_driver`):
-`concurrency` closed-loop workers POST to a hook for a warm-up, then `repetitions`
-back-to-back windows; each window reports completed requests/s and p50/p99 latency.
-A non-2xx answer or a transport error is an error (not in the latencies)."""
+"""The load driver, run in its own process (`python -m bench.load_driver`).
+
+Closed loop (the default): `concurrency` workers POST to a URL for a warm-up, then
+`repetitions` back-to-back windows; each window reports completed requests/s and p50/p99
+latency. Burst (`--burst N`): N connections are opened, then one POST is sent on each at
+once; it reports N divided by the seconds from the first sent to the last answered (with
+`?wait`, the last run finished). A non-2xx answer or a transport error is an error."""
 
 from __future__ import annotations
 
@@ -40,15 +43,7 @@ async def drive(
     """Load `url` and cut what completed into `repetitions` windows of `window_s` seconds."""
     completed: list[tuple[float, float, bool]] = []  # (finished at, latency s, ok)
     error_kinds: Counter[str] = Counter()
-    target = urlsplit(url)
-    host, port = target.hostname or "127.0.0.1", target.port or 80
-    path = target.path + (f"?{target.query}" if target.query else "")
-    # HTTP/1.1 by hand on one keep-alive connection per worker: an HTTP client library cost
-    # the driver half a core at 900 req/s, a core the server under test needed.
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
-    ).encode() + BODY
+    host, port, request = post_request(url)
     measure_from = time.perf_counter() + warmup_s
     stop_at = measure_from + repetitions * window_s
 
@@ -97,6 +92,45 @@ async def drive(
     return windows, dict(error_kinds)
 
 
+def post_request(url: str, body: bytes = BODY) -> tuple[str, int, bytes]:
+    """(host, port, the bytes of one POST of `body` to `url`)."""
+    target = urlsplit(url)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
+    path = target.path + (f"?{target.query}" if target.query else "")
+    # HTTP/1.1 by hand on one keep-alive connection per worker: an HTTP client library cost
+    # the driver half a core at 900 req/s, a core the server under test needed.
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    return host, port, request
+
+
+async def burst(url: str, count: int) -> tuple[float, int]:
+    """POST `count` times at once, one per connection opened beforehand; returns (answers/s
+    from the first sent to the last answered, errors). The body is `{}`: a run's default."""
+    host, port, request = post_request(url, b"{}")
+    connections = [await asyncio.open_connection(host, port) for _ in range(count)]
+    errors = 0
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal errors
+        writer.write(request)
+        try:
+            with anyio.fail_after(REQUEST_TIMEOUT_S):
+                status = await read_response(reader)
+            errors += not 200 <= status < 300
+        except (OSError, EOFError, ValueError, TimeoutError):
+            errors += 1
+        writer.close()
+
+    began = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for reader, writer in connections:
+            tg.start_soon(one, reader, writer)
+    return count / (time.perf_counter() - began), errors
+
+
 async def read_response(reader: asyncio.StreamReader) -> int:
     """Read one HTTP/1.1 response (its body by Content-Length or chunked); its status."""
     status_line = await reader.readline()
@@ -143,6 +177,16 @@ async def run_driver(
     return [Window(**w) for w in data["windows"]], dict(data["error_kinds"])
 
 
+async def run_burst(url: str, count: int) -> tuple[float, int]:
+    """`burst` in a child process (see run_driver); returns (answers/s, errors)."""
+    command = [sys.executable, "-m", "bench.load_driver", url, f"--burst={count}"]
+    result = await anyio.run_process(command, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"the load driver failed:\n{result.stderr.decode(errors='replace')}")
+    data = json.loads(result.stdout)
+    return float(data["per_s"]), int(data["errors"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load_driver", description=__doc__)
     parser.add_argument("url", help="the full URL to POST to, e.g. http://…/hooks/x?wait=30")
@@ -150,7 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--window", type=float, default=1.0, help="seconds per repetition")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds before the first")
+    parser.add_argument("--burst", type=int, default=0, help="POST this many at once, once")
     args = parser.parse_args(argv)
+    if args.burst:
+        per_s, errors = anyio.run(burst, args.url, args.burst, backend_options={"use_uvloop": True})
+        json.dump({"per_s": per_s, "errors": errors}, sys.stdout)
+        return
     windows, error_kinds = anyio.run(
         drive,
         args.url,
