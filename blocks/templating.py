@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import nodes as ast
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 from markupsafe import Markup
 
 # A value that is one whole expression keeps its native type ({{ upstream.a.data }} → a dict);
@@ -19,6 +23,69 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _JSON_STARTS = frozenset('{["-0123456789tfn')
 
 
+MAX_KEYS_SHOWN = 12
+
+
+class TemplateError(ValueError):
+    """A templated param could not be rendered; the message names the param and the cause."""
+
+
+class NodeOutputs(Mapping[str, Any]):
+    """`nodes` in a template: the outputs of the node's ancestors that have one, resolved
+    from the run's state when read (never copied into the node's input)."""
+
+    __slots__ = ("_outputs", "_visible")
+
+    def __init__(self, visible: frozenset[str], outputs: Mapping[str, Any]) -> None:
+        self._visible = visible
+        self._outputs = outputs
+
+    def __getitem__(self, node_id: str) -> Any:
+        if node_id not in self._visible:
+            raise KeyError(node_id)
+        return self._outputs[node_id]
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._visible and node_id in self._outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n in self._outputs if n in self._visible)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+NO_NODES = NodeOutputs(frozenset(), {})
+
+
+class _Missing(StrictUndefined):
+    """StrictUndefined whose message says what was missing and what was there instead."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint or self._undefined_obj is missing:
+            return str(super()._undefined_message)
+        owner, name = self._undefined_obj, self._undefined_name
+        if isinstance(owner, NodeOutputs):
+            return (
+                f"nodes.{name} is undefined: not an ancestor of this node with an output "
+                f"(those here: {_names(owner)})"
+            )
+        if isinstance(owner, Mapping):
+            return f"{name!r} is undefined here (the keys there: {_names(owner)})"
+        if isinstance(owner, list):
+            return f"no item {name!r} in a list of {len(owner)}"
+        return f"{name!r} is undefined on a {type(owner).__name__}"
+
+
+def _names(mapping: Mapping[Any, Any]) -> str:
+    keys = [str(k) for k in mapping]
+    shown = ", ".join(keys[:MAX_KEYS_SHOWN]) or "none"
+    return shown + (f", … ({len(keys)} in all)" if len(keys) > MAX_KEYS_SHOWN else "")
+
+
 class _JsonSandbox(ImmutableSandboxedEnvironment):
     """The sandbox, with dot access reading JSON keys before dict methods.
 
@@ -26,12 +93,28 @@ class _JsonSandbox(ImmutableSandboxedEnvironment):
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, dict) and attribute in obj:
-            return obj[attribute]
+        if isinstance(obj, Mapping):
+            if attribute in obj:
+                return obj[attribute]
+            if isinstance(obj, NodeOutputs):  # no dict methods on `nodes`
+                return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
 
-_env = _JsonSandbox(undefined=StrictUndefined, autoescape=False)
+def _dumps(value: Any, **kwargs: Any) -> str:
+    # `| tojson` of something undefined names what is missing, not a JSON encoder's TypeError.
+    def default(obj: Any) -> Any:
+        if isinstance(obj, StrictUndefined):
+            obj._fail_with_undefined_error()
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    return json.dumps(value, default=default, **kwargs)
+
+
+_env = _JsonSandbox(undefined=_Missing, autoescape=False)
+_env.policies["json.dumps_function"] = _dumps
 
 
 def is_template(value: object) -> bool:
@@ -65,15 +148,31 @@ def _plain_text(source: str) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def render_value(value: Any, context: dict[str, Any]) -> Any:
-    """Render every template found in a JSON-like value, recursively."""
+def render_value(value: Any, context: dict[str, Any], path: str = "") -> Any:
+    """Render every template found in a JSON-like value, recursively.
+
+    A template that fails raises TemplateError naming `path` (e.g. "params.url") and why.
+    """
     if isinstance(value, str):
-        return render_string(value, context) if is_template(value) else value
+        if not is_template(value):
+            return value
+        try:
+            return render_string(value, context)
+        except Exception as exc:
+            raise TemplateError(f"{path or 'template'}: {_why(exc)}") from None
     if isinstance(value, dict):
-        return {k: render_value(v, context) for k, v in value.items()}
+        return {k: render_value(v, context, f"{path}.{k}" if path else k) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, context) for v in value]
+        return [render_value(v, context, f"{path}.{i}") for i, v in enumerate(value)]
     return value
+
+
+def _why(exc: Exception) -> str:
+    from jinja2.exceptions import UndefinedError
+
+    if isinstance(exc, UndefinedError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
@@ -106,6 +205,34 @@ def syntax_error(source: str, *, expression: bool = False) -> str | None:
     except TemplateSyntaxError as exc:
         return f"line {exc.lineno}: {exc.message}"
     return None
+
+
+def node_references(source: str, *, expression: bool = False) -> tuple[set[str], bool]:
+    """The node ids a template (or a bare expression) reads as `nodes.<id>` or
+    `nodes['<id>']`, and whether it also uses `nodes` in a way that names none (a loop, a
+    variable key). A template that does not compile references nothing."""
+    match = _WHOLE_EXPRESSION.match(source)
+    if expression and match is None:
+        source = "{{ " + source + " }}"
+    try:
+        tree = _env.parse(source)
+    except TemplateSyntaxError:
+        return set(), False
+    named: set[str] = set()
+    static = 0
+    for node in tree.find_all((ast.Getattr, ast.Getitem)):
+        assert isinstance(node, ast.Getattr | ast.Getitem)
+        target = node.node
+        if not (isinstance(target, ast.Name) and target.name == "nodes"):
+            continue
+        if isinstance(node, ast.Getattr):
+            named.add(node.attr)
+            static += 1
+        elif isinstance(node.arg, ast.Const) and isinstance(node.arg.value, str):
+            named.add(node.arg.value)
+            static += 1
+    uses = sum(1 for n in tree.find_all(ast.Name) if getattr(n, "name", None) == "nodes")
+    return named, uses > static
 
 
 def _unwrap(value: Any) -> Any:

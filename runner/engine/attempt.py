@@ -8,7 +8,7 @@ AttemptListener (the node's journal), and the result comes back as a value.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -17,7 +17,7 @@ import anyio
 import orjson
 
 from blocks.context import ArtifactStore, RunContext
-from blocks.templating import render_value
+from blocks.templating import NO_NODES, render_value
 from runner.graph.plan import PlanNode
 from runner.json_values import without_nul
 
@@ -67,27 +67,36 @@ def encode_output(output: Any) -> tuple[dict[str, Any], bytes]:
 
 @dataclass(frozen=True, slots=True)
 class NodeInput:
-    """A node ready to run: its validated params, its input and that input as JSON text."""
+    """A node ready to run: its validated params, what its block is given (`value`), and
+    what is stored as its input (`encoded`: params, upstream and trigger, never `nodes`,
+    which a 100-node chain would store 100² times)."""
 
     params: Any
     value: dict[str, Any]
     encoded: str
 
 
-def prepare(node: PlanNode, upstream: dict[str, Any], trigger: Any) -> NodeInput:
-    """Render the node's params over its upstream and trigger, and validate them.
+def prepare(
+    node: PlanNode,
+    upstream: dict[str, Any],
+    trigger: Any,
+    nodes: Mapping[str, Any] = NO_NODES,
+) -> NodeInput:
+    """Render the node's params over its upstream, trigger and ancestors, and validate them.
 
     Raises what rendering or validation raises: a node error no retry can mend.
     """
-    context = {"upstream": upstream, "trigger": trigger}
+    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes}
     rendered = {
-        key: value if key in node.block.raw_params else render_value(value, context)
+        key: value
+        if key in node.block.raw_params
+        else render_value(value, context, f"params.{key}")
         for key, value in node.params.items()
     }
     params = node.block.params_model.model_validate(rendered)
-    value = {"params": params.model_dump(mode="json"), "upstream": upstream, "trigger": trigger}
-    encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    return NodeInput(params, value, encoded)
+    stored = {"params": params.model_dump(mode="json"), "upstream": upstream, "trigger": trigger}
+    encoded = orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS).decode()
+    return NodeInput(params, {**stored, "nodes": nodes}, encoded)
 
 
 @dataclass(frozen=True, slots=True)

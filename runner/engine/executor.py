@@ -188,7 +188,12 @@ class RunExecutor:
     def _assign(self, node_id: str) -> Assignment:
         self.state.mark_running(node_id)
         scope = self._scopes[node_id] = anyio.CancelScope()
-        return Assignment(self.plan.nodes[node_id], scope, self.state.upstream(node_id))
+        return Assignment(
+            self.plan.nodes[node_id],
+            scope,
+            self.state.upstream(node_id),
+            self.state.visible(node_id),
+        )
 
     def _cancel_running(self) -> None:
         for scope in self._scopes.values():
@@ -287,7 +292,9 @@ class RunExecutor:
         result: Result | None = None
         with assignment.scope:
             try:
-                node_input = prepare(node, assignment.upstream, self.run.trigger_payload)
+                node_input = prepare(
+                    node, assignment.upstream, self.run.trigger_payload, assignment.nodes
+                )
             except Exception as exc:  # a template or params error: retrying cannot help
                 result = Failed(error_info(exc), 1, started_at)
             else:

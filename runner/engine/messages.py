@@ -7,6 +7,7 @@ each of its node tasks), delivered synchronously (see runner/engine/executor.py)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -88,11 +89,13 @@ class StopRun:
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """A node for a task to run: its plan node, its cancel scope and its parents' outputs."""
+    """A node for a task to run: its plan node, its cancel scope, its parents' outputs and
+    its view of its ancestors' (`nodes`)."""
 
     node: PlanNode
     scope: anyio.CancelScope
     upstream: dict[str, Any]
+    nodes: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

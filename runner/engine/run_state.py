@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from blocks.templating import NO_NODES, NodeOutputs
 from runner.graph.plan import ExecutionPlan, PlanEdge
 from runner.models import FINISHED_NODE_STATUSES, NodeStatus
 
@@ -68,6 +69,11 @@ class RunState:
             for p in self.plan.nodes[node_id].parents
             if self.status[p] is NodeStatus.SUCCEEDED
         }
+
+    def visible(self, node_id: str) -> NodeOutputs:
+        """`nodes` for the node's templates: its ancestors' outputs, read when used."""
+        sees = self.plan.nodes[node_id].sees
+        return NodeOutputs(sees, self.outputs) if sees else NO_NODES
 
     # -- events ----------------------------------------------------------------------------
 

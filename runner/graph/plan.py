@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from blocks.registry import Block, BlockRegistry
 from runner.errors import InvalidGraphError
+from runner.graph.references import ancestors, mentions_nodes
 from runner.graph.shape import Graph, NodePolicy, split_params
 from runner.graph.validation import problems_from_validation, validate_graph
 
@@ -54,6 +55,9 @@ class PlanNode:
     incoming: tuple[PlanEdge, ...]
     outgoing: tuple[PlanEdge, ...]
     policy: NodePolicy
+    # The nodes whose outputs its templates may read as `nodes.<id>`: its ancestors, when
+    # its params mention `nodes` at all (else none: no graph walk for the common node).
+    sees: frozenset[str] = frozenset()
 
     @property
     def timeout_s(self) -> float:
@@ -90,6 +94,7 @@ def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> Execut
     for e in edges:
         incoming[e.target].append(e)
         outgoing[e.source].append(e)
+    parents = {n: [e.source for e in incoming[n]] for n in node_ids}
     nodes = {}
     for n in graph.nodes:
         block = registry.get(n.type)
@@ -103,6 +108,7 @@ def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> Execut
             tuple(incoming[n.id]),
             tuple(outgoing[n.id]),
             NodePolicy.model_validate(policy),
+            ancestors(n.id, parents) if mentions_nodes(n.params) else frozenset(),
         )
     order = topological_order(node_ids, [(e.source, e.target) for e in edges])
     return ExecutionPlan(nodes, tuple(order))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from blocks.registry import BlockRegistry
 from blocks.templating import is_template, syntax_error
 from runner.errors import Problem
+from runner.graph.references import ancestors, read_nodes
 from runner.graph.shape import Graph, Node, NodePolicy, split_params
 
 
@@ -70,7 +71,9 @@ def validate_graph(graph: Graph, registry: BlockRegistry) -> list[Problem]:
                         field="port",
                     )
                 )
-    cycle = _find_cycle(list(nodes), _proper_edges(graph, nodes))
+    proper = _proper_edges(graph, nodes)
+    problems.extend(_reference_problems(nodes, proper, registry))
+    cycle = _find_cycle(list(nodes), proper)
     if cycle:
         problems.append(
             Problem(
@@ -131,6 +134,41 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
                     f"node {node.id!r}: params.{location}: {error['msg']}",
                     node_id=node.id,
                     field=f"params.{location}" if location else "params",
+                )
+            )
+    return problems
+
+
+def _reference_problems(
+    nodes: dict[str, Node], edges: list[tuple[str, str]], registry: BlockRegistry
+) -> list[Problem]:
+    """`nodes.<id>` in a template must name an ancestor: only those have run before it."""
+    parents: dict[str, list[str]] = {}
+    for a, b in edges:
+        parents.setdefault(b, []).append(a)
+    problems = []
+    for node in nodes.values():
+        block = registry.get(node.type)
+        if block is None or "nodes" not in str(node.params):
+            continue
+        named, _ = read_nodes(node.params, block.raw_params)
+        if not named:
+            continue
+        upstream = ancestors(node.id, parents)
+        for path, ref in named:
+            if ref in upstream:
+                continue
+            why = (
+                f"there is no node {ref!r}"
+                if ref not in nodes
+                else f"{ref!r} is not upstream of {node.id!r}, so it has not run before it"
+            )
+            problems.append(
+                Problem(
+                    "invalid_reference",
+                    f"node {node.id!r}: params.{path}: nodes.{ref}: {why}",
+                    node_id=node.id,
+                    field=f"params.{path}",
                 )
             )
     return problems

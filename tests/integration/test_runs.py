@@ -191,7 +191,7 @@ async def test_template_error_fails_the_node_with_its_type(weft: WeftServer) -> 
     assert run["error"] == {
         "node_id": "t",
         "type": "UndefinedError",
-        "message": "'dict object' has no attribute 'missing'",
+        "message": "'missing' is undefined here (the keys there: present)",
     }
 
 

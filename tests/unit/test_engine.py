@@ -424,3 +424,30 @@ async def test_async_durability_starts_children_before_the_commit(tmp_path: Path
         assert run.status is RunStatus.SUCCEEDED
         assert writer.commits - before == 1
         assert sync_commits == 3
+
+
+async def test_a_node_reads_any_ancestor_and_stores_only_its_own_input(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [
+                n("start", "start"),
+                n("a"),
+                n("b"),
+                n(
+                    "t",
+                    "transform",
+                    template='{"first": {{ nodes.start.data.x }}, '
+                    '"mid": {{ nodes.a.calls }}, "parent": {{ upstream.b.calls }}}',
+                ),
+                n("late", "if", condition="nodes.t.result.first == 7"),
+            ],
+            [e("start", "a"), e("a", "b"), e("b", "t"), e("t", "late")],
+        )
+        run = await eng.finished(await eng.start(wf, {"x": 7}))
+        assert run.status is RunStatus.SUCCEEDED, run.error
+        assert run.outputs["t"] == {"result": {"first": 7, "mid": 1, "parent": 1}}
+        assert run.outputs["late"]["port"] == "true"
+        stored = {r.node_id: r for r in await eng.store.list_node_runs(run.id)}
+        # `nodes` is resolved when read, never copied into the stored input.
+        assert set(stored["t"].input) == {"params", "upstream", "trigger"}
+        assert set(stored["t"].input["upstream"]) == {"b"}

@@ -394,3 +394,42 @@ def test_problem_to_json_leaves_out_what_is_unknown() -> None:
         "edge_id": "e",
         "field": "to",
     }
+
+
+# -- nodes.<id>: any ancestor's output ---------------------------------------------------------
+
+
+def test_a_template_may_read_any_ancestor_but_no_other_node(registry: BlockRegistry) -> None:
+    # Given a chain a → b → c and a side node s, with templates reading `nodes`
+    g = graph(
+        [
+            node("a", "start"),
+            node("b", "transform", template="{{ nodes.a.data }}"),
+            node("c", "transform", template="{{ nodes.a.data }} {{ nodes['b'].result }}"),
+            node("s", "transform", template="{{ nodes.c.result }} {{ nodes.ghost }}"),
+            node("d", "if", condition="nodes.s.result == 1"),
+        ],
+        [edge("e1", "a", "b"), edge("e2", "b", "c"), edge("e3", "a", "s"), edge("e4", "s", "d")],
+    )
+    # Then only the references to non-ancestors are problems, each naming node and param
+    problems = validate_graph(g, registry)
+    assert [(p.code, p.node_id, p.field) for p in problems] == [
+        ("invalid_reference", "s", "params.template"),
+        ("invalid_reference", "s", "params.template"),
+    ]
+    assert "nodes.c: 'c' is not upstream of 's'" in problems[0].message
+    assert "nodes.ghost: there is no node 'ghost'" in problems[1].message
+
+
+def test_the_plan_gives_the_ancestors_only_to_nodes_that_read_them(
+    registry: BlockRegistry,
+) -> None:
+    plan = build_plan(
+        graph(
+            [node("a", "start"), node("b"), node("c", "transform", template="{{ nodes.a }}")],
+            [edge("e1", "a", "b"), edge("e2", "b", "c")],
+        ),
+        registry,
+    )
+    assert plan.nodes["c"].sees == frozenset({"a", "b"})
+    assert plan.nodes["b"].sees == frozenset()

@@ -9,8 +9,11 @@ import pytest
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
 from blocks.templating import (
+    NodeOutputs,
+    TemplateError,
     evaluate,
     is_template,
+    node_references,
     parse_json_or_text,
     render_string,
     render_value,
@@ -117,7 +120,7 @@ def test_is_template() -> None:
     ],
 )
 def test_missing_key_raises(context: dict[str, Any], source: str) -> None:
-    with pytest.raises(UndefinedError):
+    with pytest.raises(TemplateError, match="is undefined"):
         render_value(source, context)
 
 
@@ -134,8 +137,10 @@ def test_missing_key_raises(context: dict[str, Any], source: str) -> None:
     ],
 )
 def test_sandbox_refuses_attribute_escapes(context: dict[str, Any], source: str) -> None:
-    with pytest.raises(SecurityError):
+    with pytest.raises(TemplateError, match="SecurityError"):
         render_value(source, context)
+    with pytest.raises(SecurityError):
+        render_string(source, context)
 
 
 @pytest.mark.parametrize(
@@ -150,7 +155,7 @@ def test_sandbox_refuses_attribute_escapes(context: dict[str, Any], source: str)
 )
 def test_sandbox_refuses_mutation(context: dict[str, Any], source: str) -> None:
     with pytest.raises(SecurityError):
-        render_value(source, context)
+        render_string(source, context)
     assert context["trigger"] == {
         "n": 3,
         "name": "Ada",
@@ -288,3 +293,66 @@ def test_syntax_error_reports_a_later_line() -> None:
 def test_render_string_of_a_broken_template_raises() -> None:
     with pytest.raises(TemplateSyntaxError):
         render_string("Hello {{ name", {"name": "x"})
+
+
+# -- what is missing, said plainly -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        # A JSON encoder's TypeError about StrictUndefined told the user nothing.
+        (
+            "{{ upstream.fetch.data.subtitle | tojson }}",
+            "params.x: 'subtitle' is undefined here (the keys there: title, rows)",
+        ),
+        (
+            "{{ upstream.shape.result }}",
+            "params.x: 'shape' is undefined here (the keys there: fetch)",
+        ),
+        ("a {{ trigger.tags[5] }}", "params.x: no item 5 in a list of 2"),
+        ("{{ nope }}", "params.x: 'nope' is undefined"),
+        (
+            "{{ nodes.late.data }}",
+            "params.x: nodes.late is undefined: not an ancestor of this node with an output "
+            "(those here: early)",
+        ),
+    ],
+)
+def test_an_undefined_name_is_reported_as_the_missing_name(
+    context: dict[str, Any], source: str, message: str
+) -> None:
+    context["nodes"] = NodeOutputs(frozenset({"early"}), {"early": {"v": 1}, "late": {"v": 2}})
+    with pytest.raises(TemplateError) as caught:
+        render_value(source, context, "params.x")
+    assert str(caught.value) == message
+
+
+def test_nodes_reads_only_the_visible_outputs_and_serialises_as_json() -> None:
+    nodes = NodeOutputs(frozenset({"a", "b"}), {"a": {"v": 1}, "c": {"v": 3}})
+    context = {"nodes": nodes}
+    assert render_value("{{ nodes.a.v }}", context) == 1
+    assert render_value("{{ nodes['a'].v + 1 }}", context) == 2
+    assert render_value("{{ nodes | tojson }}", context) == '{"a": {"v": 1}}'
+    assert "b" not in nodes
+    assert "c" not in nodes
+    assert list(nodes) == ["a"]
+    assert len(nodes) == 1
+    # No dict methods on `nodes`: a node may be called "items".
+    with pytest.raises(TemplateError, match=r"nodes\.items is undefined"):
+        render_value("{{ nodes.items }}", context)
+
+
+@pytest.mark.parametrize(
+    ("source", "expression", "named", "dynamic"),
+    [
+        ("{{ nodes.a.x }} and {{ nodes['b'].y }}", False, {"a", "b"}, False),
+        ("{% for k in nodes %}{{ k }}{% endfor %}", False, set(), True),
+        ("{{ nodes[trigger.k] }} {{ nodes.c }}", False, {"c"}, True),
+        ("nodes.c.ok and upstream.x", True, {"c"}, False),
+        ("{{ upstream.nodes }}", False, set(), False),
+        ("{{ broken", False, set(), False),
+    ],
+)
+def test_node_references(source: str, expression: bool, named: set[str], dynamic: bool) -> None:
+    assert node_references(source, expression=expression) == (named, dynamic)

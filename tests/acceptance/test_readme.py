@@ -1,0 +1,44 @@
+"""The README's examples, run as written against a real server (`localhost:8000` pointed at
+it, external URLs at a local peer): they cannot break unnoticed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.readme import Session, section
+from tests.support import WeftServer, json_response, read_body, serve_asgi
+
+pytestmark = pytest.mark.anyio
+
+
+async def todos(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """jsonplaceholder's /todos/{n}, as the curl session calls it."""
+    if scope["type"] != "http":
+        return
+    await read_body(receive)
+    n = int(scope["path"].rsplit("/", 1)[-1])
+    body = {"userId": 1, "id": n, "title": f"todo number {n}", "completed": False}
+    await json_response(send, 200, json.dumps(body).encode())
+
+
+async def test_the_curl_session_runs_as_written(weft: WeftServer) -> None:
+    async with serve_asgi(todos) as peer:
+        session = Session(weft.url, replace={"https://jsonplaceholder.typicode.com": peer})
+        await anyio_run_all(session, section("A curl session"))
+        assert session.workflow_id is not None
+        assert len(session.run_ids) == 2  # the run and the webhook's
+        runs = [await weft.wait(run_id) for run_id in session.run_ids]
+    for todo, run in zip((1, 2), runs, strict=True):
+        assert run["status"] == "succeeded", run["error"]
+        # summarise reads shape's output two nodes up (nodes.shape), not its parent's
+        assert run["outputs"]["summarise"]["text"] == f"SUMMARISE: TODO NUMBER {todo}"
+        assert run["outputs"]["save"]["size"] > 0
+
+
+async def anyio_run_all(session: Session, text: str) -> list[Any]:
+    """`session.run_all` in a worker thread: the server answers on this event loop."""
+    return await anyio.to_thread.run_sync(session.run_all, text)
