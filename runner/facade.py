@@ -15,7 +15,7 @@ import anyio.abc
 from blocks.registry import Block
 from runner.artifacts.artifacts import Artifacts
 from runner.errors import DatabaseUnavailableError, WeftError
-from runner.graph.shape import Graph
+from runner.graph.shape import Graph, NodePolicy
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
 from runner.models import Artifact, Durability, LogLine, NodeRun, Run, Workflow
@@ -71,6 +71,11 @@ class Weft:
     def blocks(self) -> list[Block]:
         """The registered block types (the editor's palette)."""
         return list(self._runtime.registry)
+
+    def node_policy_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the params every node accepts beside its block's own."""
+        schema: dict[str, Any] = NodePolicy.model_json_schema()
+        return schema
 
     # -- workflows -------------------------------------------------------------------------
 

@@ -199,8 +199,16 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemResult:
+    """A finished item of a for_each node: its output, or its error."""
+
+    output: Any
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeRun:
-    """One node's run within a run."""
+    """One node's run within a run; `items` is (done, total) for a for_each node."""
 
     node_id: str
     node_type: str
@@ -211,6 +219,7 @@ class NodeRun:
     input: Any
     output: Any
     error: dict[str, Any] | None
+    items: tuple[int, int] | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> NodeRun:
@@ -224,6 +233,7 @@ class NodeRun:
             input=row["input"],
             output=row["output"],
             error=row["error"],
+            items=None if row["items_total"] is None else (row["items_done"], row["items_total"]),
         )
 
     @property
@@ -243,6 +253,9 @@ class NodeRun:
             "input": self.input,
             "output": self.output,
             "error": self.error,
+            "items": None
+            if self.items is None
+            else {"done": self.items[0], "total": self.items[1]},
         }
 
 

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     weft_max_output_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Node outputs over this are stored as artifacts."
     )
+    weft_max_items: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="A for_each node runs at most this many items; a longer list fails it.",
+    )
     weft_event_buffer: int = Field(
         default=256, ge=1, le=100_000, description="Events buffered per live subscriber."
     )

@@ -115,7 +115,10 @@ async def open_system(
                 openai_base_url=settings.openai_base_url,
                 openai_model=settings.openai_model,
             ),
-            limits=RunLimits(max_output_bytes=settings.weft_max_output_bytes),
+            limits=RunLimits(
+                max_output_bytes=settings.weft_max_output_bytes,
+                max_items=settings.weft_max_items,
+            ),
             # Leases are held in the name of this instance (a dyno, host:port): a restart
             # of the same instance takes back its runs at once instead of waiting for them.
             owner=uuid5(LEASE_NAMESPACE, instance) if instance else uuid4(),

@@ -46,7 +46,8 @@ async def list_blocks() -> Response:
                     "ports": list(b.ports) if b.ports else None,
                 }
                 for b in weft().blocks()
-            ]
+            ],
+            "node_policy_schema": weft().node_policy_schema(),
         }
     )
 

@@ -150,6 +150,11 @@ class RunBatchOut(BaseModel):
     items: list[RunOut] = Field(description="The new runs, in the order they were asked for.")
 
 
+class ItemsOut(BaseModel):
+    done: int = Field(description="Items finished (succeeded or failed).")
+    total: int
+
+
 class NodeRunOut(BaseModel):
     node_id: str
     node_type: str
@@ -161,6 +166,9 @@ class NodeRunOut(BaseModel):
     input: Any = None
     output: Any = None
     error: dict[str, Any] | None = None
+    items: ItemsOut | None = Field(
+        default=None, description="A for_each node's progress; null for other nodes."
+    )
 
 
 class NodeRunList(BaseModel):
@@ -193,6 +201,10 @@ class BlockOut(BaseModel):
 
 class BlockList(BaseModel):
     items: list[BlockOut]
+    node_policy_schema: dict[str, Any] = Field(
+        description="Params every node accepts beside its block's own (retries, timeout_s, "
+        "on_error, for_each, concurrency), as JSON Schema."
+    )
 
 
 class ValidationOut(BaseModel):

@@ -81,12 +81,14 @@ def prepare(
     upstream: dict[str, Any],
     trigger: Any,
     nodes: Mapping[str, Any] = NO_NODES,
+    loop: dict[str, Any] | None = None,
 ) -> NodeInput:
-    """Render the node's params over its upstream, trigger and ancestors, and validate them.
+    """Render the node's params over its upstream, trigger and ancestors (and, for one item
+    of a for_each node, `loop`: its `item` and `index`), and validate them.
 
     Raises what rendering or validation raises: a node error no retry can mend.
     """
-    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes}
+    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes, **(loop or {})}
     rendered = {
         key: value
         if key in node.block.raw_params
@@ -95,8 +97,9 @@ def prepare(
     }
     params = node.block.params_model.model_validate(rendered)
     stored = {"params": params.model_dump(mode="json"), "upstream": upstream, "trigger": trigger}
-    encoded = orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS).decode()
-    return NodeInput(params, {**stored, "nodes": nodes}, encoded)
+    # An item's input is not stored (its node's is: the list, once).
+    encoded = "" if loop else orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS).decode()
+    return NodeInput(params, {**stored, "nodes": nodes, **(loop or {})}, encoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,8 @@ class OutputCap:
 
     max_bytes: int
     artifacts: ArtifactStore
+    # Told apart in the artifact's path: an item's output (".3") from its node's.
+    suffix: str = ""
 
 
 async def perform(
@@ -168,12 +173,25 @@ async def perform(
             listener.retrying(attempt, policy.retries + 1, exc, delay)
             await anyio.sleep(delay)
             continue
-        if len(encoded) > cap.max_bytes:
-            with anyio.CancelScope(shield=True):  # the attempt succeeded: keep its output
-                size = len(encoded)
-                output, encoded = await _as_artifact(node, context(attempt), encoded, cap)
-            listener.output_capped(size, cap.max_bytes, output["artifact_id"])
+        output, encoded = await within_cap(node, context(attempt), output, encoded, cap, listener)
         return Succeeded(output, encoded, attempt, started_at, now())
+
+
+async def within_cap(
+    node: PlanNode,
+    ctx: RunContext,
+    output: dict[str, Any],
+    encoded: bytes,
+    cap: OutputCap,
+    listener: AttemptListener,
+) -> tuple[dict[str, Any], bytes]:
+    """The output, or (over the cap) a reference to the artifact that now holds it."""
+    if len(encoded) <= cap.max_bytes:
+        return output, encoded
+    with anyio.CancelScope(shield=True):  # the work succeeded: keep its output
+        capped, capped_encoded = await _as_artifact(node, ctx, encoded, cap)
+    listener.output_capped(len(encoded), cap.max_bytes, capped["artifact_id"])
+    return capped, capped_encoded
 
 
 async def _attempt(
@@ -194,7 +212,7 @@ async def _as_artifact(
     stored = await cap.artifacts.put(
         run_id=ctx.run_id,
         node_id=node.id,
-        path=f"weft-outputs/{ctx.run_id}/{node.id}.json",
+        path=f"weft-outputs/{ctx.run_id}/{node.id}{cap.suffix}.json",
         data=encoded,
         content_type="application/json",
     )

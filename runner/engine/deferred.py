@@ -17,7 +17,7 @@ import anyio.abc
 
 from runner.live.events import Event
 from runner.models import LogRecord
-from runner.store.protocol import NodeEnd, NodeStart, RunEnd, RunWriter
+from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd, RunWriter
 
 
 class DeferredWriter:
@@ -35,6 +35,9 @@ class DeferredWriter:
 
     def node_ended_soon(self, end: NodeEnd) -> None:
         self._held.append(lambda: self._writer.node_ended_soon(end))
+
+    def item_ended(self, end: ItemEnd) -> None:
+        self._held.append(lambda: self._writer.item_ended(end))
 
     def log(self, record: LogRecord) -> None:
         self._held.append(lambda: self._writer.log(record))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import anyio
@@ -29,6 +30,7 @@ from anyio.abc import TaskGroup
 from blocks.context import ArtifactStore, BlockSettings, RunContext
 from runner.engine.attempt import Failed, OutputCap, Result, error_info, now, perform, prepare
 from runner.engine.deferred import DeferredWriter
+from runner.engine.items import DEFAULT_MAX_ITEMS, perform_items, render_items
 from runner.engine.journal import Journal
 from runner.engine.messages import (
     Assignment,
@@ -41,7 +43,7 @@ from runner.engine.messages import (
 )
 from runner.engine.node_log import NodeListener, NodeLog
 from runner.engine.run_state import RunState, Step
-from runner.graph.plan import ExecutionPlan
+from runner.graph.plan import ExecutionPlan, PlanNode
 from runner.live.bus import EventBus
 from runner.models import (
     CANCELLED_ERROR,
@@ -60,6 +62,7 @@ class RunLimits:
     """Per-run limits from the settings."""
 
     max_output_bytes: int = 1024 * 1024
+    max_items: int = DEFAULT_MAX_ITEMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,19 @@ class RunExecutor:
             case NodeOutput(node_id=node_id, output=output):
                 self._scopes.pop(node_id, None)
                 return self._start_ready(self.state.mark_succeeded(node_id, output), inline=True)
+            case NodeFailure(node_id=node_id, error=error, handled=True):
+                self._scopes.pop(node_id, None)
+                on_error = self.plan.nodes[node_id].policy.on_error
+                self.journal.log(
+                    None,
+                    "warning",
+                    f"node {node_id} failed: {error['type']}: {error['message']} "
+                    f"(on_error {on_error}: the run goes on)",
+                    {"node_id": node_id},
+                )
+                return self._start_ready(
+                    self.state.mark_handled(node_id, {"error": error}), inline=True
+                )
             case NodeFailure(node_id=node_id, error=error):
                 self._scopes.pop(node_id, None)
                 first = not self.state.failing
@@ -210,8 +226,9 @@ class RunExecutor:
         self.journal.resume_from(await store.last_event_seq(self.run.id))
         done, reset = 0, 0
         for node in await store.list_node_runs(self.run.id):
-            if node.status is NodeStatus.SUCCEEDED:
-                self.state.restore(node.node_id, NodeStatus.SUCCEEDED, node.output)
+            handled = node.status is NodeStatus.FAILED and node.output is not None
+            if node.status is NodeStatus.SUCCEEDED or handled:
+                self.state.restore(node.node_id, node.status, node.output)
                 done += 1
             elif node.status is not NodeStatus.PENDING:
                 # It runs again: pending, in the rows and in the log alike.
@@ -283,6 +300,49 @@ class RunExecutor:
         while assignment is not None:
             assignment = self.deliver(await self._run_node(assignment))
 
+    def _context(self, node: PlanNode, params: Any, attempt: int, log: NodeLog) -> RunContext:
+        return RunContext(
+            run_id=self.run.id,
+            workflow_id=self.run.workflow_id,
+            node_id=node.id,
+            attempt=attempt,
+            timeout_s=node.timeout_s,
+            params=params,
+            http=self.services.http,
+            artifacts=self.services.artifacts,
+            log=log,
+            settings=self.services.block_settings,
+        )
+
+    async def _run_items(
+        self, assignment: Assignment, log: NodeLog, started_at: datetime
+    ) -> tuple[Result, str | None]:
+        """A for_each node: its block once per item (runner/engine/items.py)."""
+        node = assignment.node
+        try:
+            items = render_items(
+                node,
+                assignment.upstream,
+                self.run.trigger_payload,
+                assignment.nodes,
+                max_items=self.services.limits.max_items,
+            )
+        except Exception as exc:  # the list could not be made: retrying cannot help
+            return Failed(error_info(exc), 1, started_at), None
+        encoded_input = items.stored_input(node)
+        self.journal.node_started(node.id, node.type, 1, started_at, encoded_input)
+        finished = await self.services.store.list_node_items(self.run.id, node.id)
+        result = await perform_items(
+            node,
+            items,
+            finished=finished,
+            journal=self.journal,
+            context=lambda params, attempt: self._context(node, params, attempt, log),
+            cap=self._cap,
+            started_at=started_at,
+        )
+        return result, encoded_input
+
     async def _run_node(self, assignment: Assignment) -> NodeOutput | NodeFailure | NodeStopped:
         """Run one node's attempts and record how they ended (its success is committed
         before the report, when children wait on it)."""
@@ -290,45 +350,41 @@ class RunExecutor:
         started_at = now()
         encoded_input: str | None = None
         result: Result | None = None
+        log = NodeLog(self.journal, node.id)
         with assignment.scope:
-            try:
-                node_input = prepare(
-                    node, assignment.upstream, self.run.trigger_payload, assignment.nodes
-                )
-            except Exception as exc:  # a template or params error: retrying cannot help
-                result = Failed(error_info(exc), 1, started_at)
+            if node.policy.for_each is not None:
+                result, encoded_input = await self._run_items(assignment, log, started_at)
             else:
-                encoded_input = node_input.encoded
-                log = NodeLog(self.journal, node.id)
-                result = await perform(
-                    node,
-                    node_input,
-                    context=lambda attempt: RunContext(
-                        run_id=self.run.id,
-                        workflow_id=self.run.workflow_id,
-                        node_id=node.id,
-                        attempt=attempt,
-                        timeout_s=node.timeout_s,
-                        params=node_input.params,
-                        http=self.services.http,
-                        artifacts=self.services.artifacts,
-                        log=log,
-                        settings=self.services.block_settings,
-                    ),
-                    cap=self._cap,
-                    listener=NodeListener(self.journal, node, node_input.encoded),
-                )
+                try:
+                    node_input = prepare(
+                        node, assignment.upstream, self.run.trigger_payload, assignment.nodes
+                    )
+                except Exception as exc:  # a template or params error: retrying cannot help
+                    result = Failed(error_info(exc), 1, started_at)
+                else:
+                    encoded_input = node_input.encoded
+                    result = await perform(
+                        node,
+                        node_input,
+                        context=lambda attempt: self._context(
+                            node, node_input.params, attempt, log
+                        ),
+                        cap=self._cap,
+                        listener=NodeListener(self.journal, node, node_input.encoded),
+                    )
         if result is None:  # its scope was cancelled before it could finish
             return NodeStopped(node.id, started_at)
         if isinstance(result, Failed):
+            handled = node.policy.handles_errors
             await self.journal.node_failed(
                 node.id,
                 error=result.error,
                 attempt=result.attempt,
                 input=encoded_input,
                 started_at=result.started_at,
+                handled=node.policy.on_error if handled else None,
             )
-            return NodeFailure(node.id, result.error)
+            return NodeFailure(node.id, result.error, handled)
         assert encoded_input is not None
         await self.journal.node_succeeded(
             node.id,

@@ -26,6 +26,7 @@ from runner.live.events import (
     NodeCancelled,
     NodeFailed,
     NodeInterrupted,
+    NodeItemEnded,
     NodeLogged,
     NodeSkipped,
     NodeStarted,
@@ -38,7 +39,7 @@ from runner.live.events import (
 )
 from runner.models import CANCELLED_ERROR, LogRecord, NodeStatus, Run, RunStatus, duration_ms
 from runner.store.db import RawJson
-from runner.store.protocol import NodeEnd, NodeStart, RunEnd, RunWriter, Store
+from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd, RunWriter, Store
 
 # Final writes after a cancellation still get this long, shielded.
 FINAL_WRITE_GRACE_S = 5.0
@@ -219,7 +220,11 @@ class Journal:
         attempt: int,
         input: str | None,
         started_at: datetime,
+        handled: str | None = None,
     ) -> None:
+        """A node's failure, always committed before returning. `handled` is the on_error
+        that lets the run go on: the node's output is then {"error": error}, which its
+        children read (and a resumed run restores)."""
         finished_at = now()
         end = NodeEnd(
             self.run_id,
@@ -228,12 +233,39 @@ class Journal:
             started_at=started_at,
             finished_at=finished_at,
             input=None if input is None else RawJson(input),
+            output=None if handled is None else RawJson(orjson.dumps({"error": error}).decode()),
             error=error,
             attempt=attempt,
         )
-        self._publish(NodeFailed(node_id, duration_ms(started_at, finished_at) or 0, error))
+        took = duration_ms(started_at, finished_at) or 0
+        self._publish(NodeFailed(node_id, took, error, handled))
         with anyio.CancelScope(shield=True):
             await self._writer.node_ended(end)
+
+    def item_ended(
+        self,
+        node_id: str,
+        index: int,
+        *,
+        encoded: bytes | None,
+        error: dict[str, Any] | None,
+        done: int,
+        total: int,
+    ) -> None:
+        """An item of a for_each node finished (its JSON output, or its error): with the next
+        commit, so a resumed run runs only the items left."""
+        self._writer.item_ended(
+            ItemEnd(
+                self.run_id,
+                node_id,
+                index,
+                None if encoded is None else RawJson(encoded.decode()),
+                error,
+                now(),
+            )
+        )
+        status = NodeStatus.FAILED if error is not None else NodeStatus.SUCCEEDED
+        self._publish(NodeItemEnded(node_id, index, str(status), done, total))
 
     def nodes_skipped(self, node_ids: list[str]) -> None:
         # Not awaited: a resumed run decides the same skips again from its successes.

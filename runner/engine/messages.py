@@ -108,10 +108,12 @@ class NodeOutput:
 
 @dataclass(frozen=True, slots=True)
 class NodeFailure:
-    """A node failed after its retries (its failure is committed)."""
+    """A node failed after its retries (its failure is committed); `handled` when its
+    on_error lets the run go on."""
 
     node_id: str
     error: dict[str, Any]
+    handled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from blocks.templating import NO_NODES, NodeOutputs
 from runner.graph.plan import ExecutionPlan, PlanEdge
+from runner.graph.shape import ERROR_PORT, OnError
 from runner.models import FINISHED_NODE_STATUSES, NodeStatus
 
 TERMINAL = FINISHED_NODE_STATUSES
@@ -32,6 +33,8 @@ class RunState:
         self.status: dict[str, NodeStatus] = dict.fromkeys(plan.nodes, NodeStatus.PENDING)
         self.outputs: dict[str, Any] = {}
         self.failed_node: str | None = None
+        # Nodes that failed under on_error continue or branch: their run goes on.
+        self.handled: set[str] = set()
         self._running = 0
         self._terminal = 0
 
@@ -63,12 +66,8 @@ class RunState:
         return 100 * self._terminal // len(self.status) if self.status else 100
 
     def upstream(self, node_id: str) -> dict[str, Any]:
-        """Outputs of the node's parents that succeeded, by parent id."""
-        return {
-            p: self.outputs[p]
-            for p in self.plan.nodes[node_id].parents
-            if self.status[p] is NodeStatus.SUCCEEDED
-        }
+        """Outputs of the node's parents that succeeded (or failed, handled), by parent id."""
+        return {p: self.outputs[p] for p in self.plan.nodes[node_id].parents if p in self.outputs}
 
     def visible(self, node_id: str) -> NodeOutputs:
         """`nodes` for the node's templates: its ancestors' outputs, read when used."""
@@ -88,10 +87,12 @@ class RunState:
         return step
 
     def restore(self, node_id: str, status: NodeStatus, output: Any = None) -> None:
-        """Load a node's state committed by an earlier attempt at this run (resume)."""
+        """Load a node's state committed by an earlier attempt at this run (resume): a
+        success, or a failure its on_error handled (its output is its error)."""
         self._set(node_id, status)
-        if status is NodeStatus.SUCCEEDED:
-            self.outputs[node_id] = output
+        if status is NodeStatus.FAILED:
+            self.handled.add(node_id)
+        self.outputs[node_id] = output
 
     def mark_running(self, node_id: str) -> None:
         self._set(node_id, NodeStatus.RUNNING)
@@ -105,9 +106,21 @@ class RunState:
         return step
 
     def mark_failed(self, node_id: str) -> None:
+        """A failure that fails the run (on_error fail)."""
         self._set(node_id, NodeStatus.FAILED)
         if self.failed_node is None:
             self.failed_node = node_id
+
+    def mark_handled(self, node_id: str, output: dict[str, Any]) -> Step:
+        """A failure its on_error handles: recorded failed, `output` ({"error": …}) for its
+        children; its edges are taken as on_error says."""
+        self.outputs[node_id] = output
+        self.handled.add(node_id)
+        self._set(node_id, NodeStatus.FAILED)
+        step = Step()
+        if not self.failing:
+            self._release_children(node_id, step)
+        return step
 
     def mark_cancelled(self, node_id: str) -> None:
         self._set(node_id, NodeStatus.CANCELLED)
@@ -145,9 +158,15 @@ class RunState:
             self._terminal += 1
 
     def _edge_taken(self, edge: PlanEdge) -> bool:
+        source = self.plan.nodes[edge.source]
+        on_error = source.policy.on_error
+        failed = edge.source in self.handled
+        if on_error is OnError.BRANCH and edge.port == ERROR_PORT:
+            return failed
+        if failed:  # as if it had succeeded, but a branching block chose no port
+            return on_error is OnError.CONTINUE and (not source.block.branching or not edge.port)
         if self.status[edge.source] is not NodeStatus.SUCCEEDED:
             return False
-        source = self.plan.nodes[edge.source]
         if not source.block.branching or edge.port is None:
             return True
         output = self.outputs.get(edge.source)

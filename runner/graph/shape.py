@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+from blocks.templating import is_template, syntax_error
 
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
 
@@ -40,7 +43,20 @@ class Graph(BaseModel):
         return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
-POLICY_KEYS = frozenset({"retries", "retry_backoff", "timeout_s"})
+POLICY_KEYS = frozenset(
+    {"retries", "retry_backoff", "timeout_s", "on_error", "for_each", "concurrency"}
+)
+MAX_ITEM_CONCURRENCY = 100
+# The port of the edges an `on_error: branch` node takes when it fails.
+ERROR_PORT = "error"
+
+
+class OnError(StrEnum):
+    """What a node's failure (after its retries) does to its run."""
+
+    FAIL = "fail"  # fail-fast: the run fails
+    CONTINUE = "continue"  # recorded failed; its children run on its {"error"} output
+    BRANCH = "branch"  # its "error" port edges are taken, the others are not
 
 
 class NodePolicy(BaseModel):
@@ -60,6 +76,44 @@ class NodePolicy(BaseModel):
         le=86_400,
         description="Seconds an attempt may take; the block's default when omitted.",
     )
+    on_error: OnError = Field(
+        default=OnError.FAIL,
+        description='On failure: "fail" the run (default); "continue" with the output '
+        '{"error": {type, message}}; or "branch": take the edges with port "error" only.',
+    )
+
+    for_each: Annotated[
+        Any, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array"}, {"type": "null"}]})
+    ] = Field(
+        default=None,
+        description="Run the block once per item of this list (a template that renders to "
+        "one, e.g. `{{ upstream.fetch.data }}`); `item` and `index` are in its templates; "
+        'its output is {"items": [output per item], "count": n}.',
+    )
+    concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=MAX_ITEM_CONCURRENCY,
+        description="With for_each: how many items run at once.",
+    )
+
+    @field_validator("for_each")
+    @classmethod
+    def _a_list_or_a_template(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | list):
+            raise ValueError("must be a list, or a template that renders to one")
+        if isinstance(value, str):
+            if not is_template(value):
+                raise ValueError("must be a list, or a template that renders to one")
+            error = syntax_error(value)
+            if error is not None:
+                raise ValueError(f"template does not compile: {error}")
+        return value
+
+    @property
+    def handles_errors(self) -> bool:
+        """Whether the node's failure leaves its run going."""
+        return self.on_error is not OnError.FAIL
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

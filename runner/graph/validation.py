@@ -15,7 +15,7 @@ from blocks.registry import BlockRegistry
 from blocks.templating import is_template, syntax_error
 from runner.errors import Problem
 from runner.graph.references import ancestors, read_nodes
-from runner.graph.shape import Graph, Node, NodePolicy, split_params
+from runner.graph.shape import ERROR_PORT, Graph, Node, NodePolicy, OnError, split_params
 
 
 def validate_graph(graph: Graph, registry: BlockRegistry) -> list[Problem]:
@@ -60,7 +60,18 @@ def validate_graph(graph: Graph, registry: BlockRegistry) -> list[Problem]:
     for edge in graph.edges:
         source = nodes.get(edge.from_node)
         block = registry.get(source.type) if source is not None else None
-        if edge.port is not None and block is not None and block.ports is not None:
+        if edge.port == ERROR_PORT and source is not None and block is not None:
+            if _on_error(source) is not OnError.BRANCH:
+                problems.append(
+                    Problem(
+                        "unknown_port",
+                        f"edge {edge.id!r}: port {ERROR_PORT!r} is taken only from a node "
+                        f'with "on_error": "branch" ({source.id!r} has not)',
+                        edge_id=edge.id,
+                        field="port",
+                    )
+                )
+        elif edge.port is not None and block is not None and block.ports is not None:
             if edge.port not in block.ports:
                 problems.append(
                     Problem(
@@ -137,6 +148,13 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _on_error(node: Node) -> OnError | None:
+    try:
+        return OnError(node.params.get("on_error", OnError.FAIL))
+    except ValueError:  # reported with the node's policy
+        return None
 
 
 def _reference_problems(

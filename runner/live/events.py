@@ -161,10 +161,32 @@ class NodeFailed:
     node_id: str
     duration_ms: int
     error: dict[str, Any]
+    # The on_error ("continue", "branch") that lets the run go on, else None (omitted).
+    handled: str | None = None
 
     def fields(self) -> dict[str, Any]:
-        return {"node_id": self.node_id, "status": "failed", "duration_ms": self.duration_ms,
-                "error": self.error}  # fmt: skip
+        fields = {"node_id": self.node_id, "status": "failed", "duration_ms": self.duration_ms,
+                  "error": self.error}  # fmt: skip
+        if self.handled is not None:
+            fields["handled"] = self.handled
+        return fields
+
+
+@dataclass(frozen=True, slots=True)
+class NodeItemEnded:
+    """One item of a for_each node finished: its index, how it ended, and the node's
+    progress (`done` of `total` items)."""
+
+    TYPE: ClassVar[str] = "node.item"
+    node_id: str
+    index: int
+    status: str
+    done: int
+    total: int
+
+    def fields(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "index": self.index, "status": self.status,
+                "done": self.done, "total": self.total}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,12 +284,13 @@ class Recorded:
 RunEventBody = (
     RunStarted | RunProgress | RunPaused | RunFinished
     | NodeStarted | NodeLogged | NodeSucceeded | NodeFailed | NodeSkipped | NodeCancelled
-    | NodeInterrupted | Recorded
+    | NodeInterrupted | NodeItemEnded | Recorded
 )  # fmt: skip
 EventBody = RunEventBody | RunCreated | WorkflowUpdated | RunSnapshot | WorkflowSnapshot | Lagged
 
-# node.log and progress are for the run's own channel; the workflow channel carries status.
-WORKFLOW_SKIPPED = frozenset({NodeLogged.TYPE, RunProgress.TYPE})
+# node.log and progress (the run's, an item's) are for the run's own channel; the workflow
+# channel carries status.
+WORKFLOW_SKIPPED = frozenset({NodeLogged.TYPE, RunProgress.TYPE, NodeItemEnded.TYPE})
 ENVELOPE = frozenset({"type", "run_id", "seq", "ts"})
 
 

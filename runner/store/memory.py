@@ -27,6 +27,7 @@ from runner.models import (
     Artifact,
     Durability,
     Hook,
+    ItemResult,
     LogLine,
     NodeRun,
     NodeStatus,
@@ -64,6 +65,7 @@ class MemoryStore(MemoryEventLog):
         self.nodes: dict[UUID, dict[str, NodeRun]] = {}
         self.logs: list[tuple[UUID, LogLine]] = []  # with the run each line belongs to
         self.events: dict[UUID, list[dict[str, Any]]] = {}  # each run's event log
+        self.items: dict[tuple[UUID, str], dict[int, ItemResult]] = {}
         self.cancels_requested: set[UUID] = set()
         self.artifacts: dict[UUID, Artifact] = {}
         self.leases: dict[UUID, _Lease] = {}
@@ -350,7 +352,16 @@ class MemoryStore(MemoryEventLog):
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
         await self.get_run(run_id)
-        return list(self.nodes.get(run_id, {}).values())
+        nodes = list(self.nodes.get(run_id, {}).values())
+        for i, node in enumerate(nodes):  # a for_each node's (done, total) items
+            listed = node.input.get("for_each") if isinstance(node.input, dict) else None
+            if isinstance(listed, list):
+                done = len(self.items.get((run_id, node.node_id), {}))
+                nodes[i] = dataclasses.replace(node, items=(done, len(listed)))
+        return nodes
+
+    async def list_node_items(self, run_id: UUID, node_id: str) -> dict[int, ItemResult]:
+        return dict(self.items.get((run_id, node_id), {}))
 
     async def list_logs(
         self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None

@@ -13,9 +13,9 @@ import anyio.abc
 import anyio.lowlevel
 
 from runner.live.events import Event
-from runner.models import LogLine, LogRecord, NodeStatus, RunStatus
+from runner.models import ItemResult, LogLine, LogRecord, NodeStatus, RunStatus
 from runner.store.memory import MemoryStore, as_stored
-from runner.store.protocol import NodeEnd, NodeStart, RunEnd
+from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd
 
 
 class MemoryWriter:
@@ -63,6 +63,10 @@ class MemoryWriter:
             error=as_stored(end.error),
             attempt=node.attempt if end.attempt is None else end.attempt,
         )
+
+    def item_ended(self, end: ItemEnd) -> None:
+        items = self._store.items.setdefault((end.run_id, end.node_id), {})
+        items.setdefault(end.idx, ItemResult(as_stored(end.output), as_stored(end.error)))
 
     def log(self, record: LogRecord) -> None:
         line = LogLine(

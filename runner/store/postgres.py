@@ -23,6 +23,7 @@ from runner.models import (
     Artifact,
     Durability,
     Hook,
+    ItemResult,
     LogLine,
     NodeRun,
     Row,
@@ -297,6 +298,11 @@ class PostgresStore:
         if not rows:
             raise RunNotFoundError(f"no run {run_id}")
         return [NodeRun.from_row(r) for r in rows if r["node_id"] is not None]
+
+    async def list_node_items(self, run_id: UUID, node_id: str) -> dict[int, ItemResult]:
+        """The finished items of a for_each node, by index."""
+        rows = await self.db.fetch_all("list_node_items", run_id, node_id)
+        return {r["idx"]: ItemResult(r["output"], r["error"]) for r in rows}
 
     # -- the event log --------------------------------------------------------------------
 

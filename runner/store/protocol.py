@@ -20,6 +20,7 @@ from runner.models import (
     Artifact,
     Durability,
     Hook,
+    ItemResult,
     LogLine,
     LogRecord,
     NodeRun,
@@ -55,6 +56,18 @@ class NodeEnd:
     output: RawJson | None = None
     error: dict[str, Any] | None = None
     attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemEnd:
+    """One item of a for_each node finished: its output, or its error."""
+
+    run_id: UUID
+    node_id: str
+    idx: int
+    output: RawJson | None
+    error: dict[str, Any] | None
+    finished_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +190,8 @@ class Store(Protocol):
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]: ...
 
+    async def list_node_items(self, run_id: UUID, node_id: str) -> dict[int, ItemResult]: ...
+
     async def list_logs(
         self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None
     ) -> list[LogLine]: ...
@@ -206,6 +221,8 @@ class RunWriter(Protocol):
     def node_started(self, start: NodeStart) -> None: ...
 
     def node_ended_soon(self, end: NodeEnd) -> None: ...
+
+    def item_ended(self, end: ItemEnd) -> None: ...
 
     def log(self, record: LogRecord) -> None: ...
 

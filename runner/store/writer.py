@@ -16,11 +16,9 @@ sees what a crash would undo.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 from uuid import UUID
 
 import anyio
@@ -28,10 +26,11 @@ import structlog
 
 from runner.live.events import Event
 from runner.models import LogRecord
-from runner.store.db import TRANSIENT_ERRORS, Connection, Database, RawJson
-from runner.store.event_rows import EventColumns, appended, event_columns
+from runner.store.batch import Batch, NodeEndColumns, Pending
+from runner.store.db import TRANSIENT_ERRORS, Connection, Database
+from runner.store.event_rows import appended, event_columns
 from runner.store.notifier import Notifier
-from runner.store.protocol import NodeEnd, NodeStart, RunEnd
+from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd
 
 log = structlog.get_logger(__name__)
 
@@ -43,147 +42,6 @@ EVENT_FLUSH_S = 0.01
 
 class WriterClosedError(RuntimeError):
     """The writer has stopped; the write was not made (the run is resumed later)."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    """An awaited write: set once its batch has committed (or failed)."""
-
-    done: anyio.Event = field(default_factory=anyio.Event)
-    error: BaseException | None = None
-
-
-C = TypeVar("C")
-
-
-def columns_of(kind: type[C], rows: Iterable[Any]) -> C:
-    """Rows as one array per field of `kind` (what `unnest` joins back into rows): aligned
-    by construction, each column named after the records' attribute it holds."""
-    rows = list(rows)
-    fields: tuple[str, ...] = kind._fields  # type: ignore[attr-defined]
-    return kind(*([getattr(row, name) for row in rows] for name in fields))
-
-
-class RunStartColumns(NamedTuple):
-    run_id: list[UUID]
-    started_at: list[datetime]
-
-
-class NodeStartColumns(NamedTuple):
-    run_id: list[UUID]
-    node_id: list[str]
-    started_at: list[datetime]
-    input: list[RawJson | None]
-    attempt: list[int]
-
-
-class NodeEndColumns(NamedTuple):
-    run_id: list[UUID]
-    node_id: list[str]
-    status: list[str]
-    started_at: list[datetime | None]
-    finished_at: list[datetime | None]
-    input: list[RawJson | None]
-    output: list[RawJson | None]
-    error: list[dict[str, Any] | None]
-    attempt: list[int | None]
-
-
-class LogColumns(NamedTuple):
-    run_id: list[UUID]
-    node_id: list[str | None]
-    ts: list[datetime]
-    level: list[str]
-    message: list[str]
-    data: list[dict[str, Any] | None]
-
-
-class RunEndColumns(NamedTuple):
-    run_id: list[UUID]
-    status: list[str]
-    outputs: list[dict[str, Any] | None]
-    error: list[dict[str, Any] | None]
-    finished_at: list[datetime]
-    event_seq: list[int]
-    started_at: list[datetime | None]
-
-
-class BatchColumns(NamedTuple):
-    """write_batch's arguments by part, in the statement's order ($1 … $33)."""
-
-    run_starts: RunStartColumns
-    node_starts: NodeStartColumns
-    node_ends: NodeEndColumns
-    logs: LogColumns
-    run_ends: RunEndColumns
-    events: EventColumns
-
-    def arguments(self) -> list[list[Any]]:
-        return [column for part in self for column in part]
-
-
-@dataclass(slots=True)
-class _Batch:
-    run_starts: dict[UUID, datetime] = field(default_factory=dict)
-    node_starts: dict[tuple[UUID, str], NodeStart] = field(default_factory=dict)
-    node_ends: dict[tuple[UUID, str], NodeEnd] = field(default_factory=dict)
-    logs: list[LogRecord] = field(default_factory=list)
-    run_ends: dict[UUID, RunEnd] = field(default_factory=dict)
-    events: list[tuple[Event, UUID]] = field(default_factory=list)
-    waiters: list[_Pending] = field(default_factory=list)
-    # Who awaits which row: a row that fails on its own fails only its awaiter.
-    owners: dict[tuple[Any, ...], _Pending] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return (
-            len(self.run_starts)
-            + len(self.node_starts)
-            + len(self.node_ends)
-            + len(self.logs)
-            + len(self.run_ends)
-            + len(self.events)
-        )
-
-    def run_ids(self) -> set[UUID]:
-        """The runs this batch writes to."""
-        return {
-            *self.run_starts,
-            *(k[0] for k in self.node_starts),
-            *(k[0] for k in self.node_ends),
-            *(r.run_id for r in self.logs),
-            *self.run_ends,
-        }
-
-    def only_node_ends(self) -> bool:
-        """True when the batch is node ends and events alone (once starts are folded into
-        the ends)."""
-        return not (
-            self.run_starts
-            or self.logs
-            or self.run_ends
-            or any(key not in self.node_ends for key in self.node_starts)
-        )
-
-    def columns(self) -> BatchColumns:
-        """The write_batch statement's arguments, with overlapping writes folded: a row is
-        updated once per statement."""
-        for key in self.node_ends:
-            self.node_starts.pop(key, None)  # the end carries the start's fields
-        run_starts = dict(self.run_starts)
-        run_ends = []
-        for run_id, end in self.run_ends.items():
-            started = run_starts.pop(run_id, None)
-            if started is not None and end.started_at is None:
-                end = dataclasses.replace(end, started_at=started)
-            run_ends.append(end)
-        return BatchColumns(
-            RunStartColumns(list(run_starts), list(run_starts.values())),
-            columns_of(NodeStartColumns, self.node_starts.values()),
-            columns_of(NodeEndColumns, self.node_ends.values()),
-            columns_of(LogColumns, self.logs),
-            columns_of(RunEndColumns, run_ends),
-            event_columns(self.events),
-        )
 
 
 class Writer:
@@ -204,7 +62,7 @@ class Writer:
         self._last_write = 0.0
         # The writer's own connection: runs never wait for a pooled one behind requests.
         self._conn: Connection | None = None
-        self._batch = _Batch()
+        self._batch = Batch()
         self._wakeup = anyio.Event()
         self._closed = False
 
@@ -219,6 +77,10 @@ class Writer:
     def node_ended_soon(self, end: NodeEnd) -> None:
         """Queue a node's end without waiting for it (nothing depends on its commit yet)."""
         self._batch.node_ends[(end.run_id, end.node_id)] = end
+
+    def item_ended(self, end: ItemEnd) -> None:
+        """Queue a for_each item's result (with the next commit; nothing waits on it)."""
+        self._batch.items.append(end)
 
     def log(self, record: LogRecord) -> None:
         self._batch.logs.append(record)
@@ -250,14 +112,14 @@ class Writer:
         """Return once everything queued so far is committed."""
         await self._commit(self._await())
 
-    def _await(self) -> _Pending:
+    def _await(self) -> Pending:
         if self._closed:
             raise WriterClosedError()
-        pending = _Pending()
+        pending = Pending()
         self._batch.waiters.append(pending)
         return pending
 
-    async def _commit(self, pending: _Pending) -> None:
+    async def _commit(self, pending: Pending) -> None:
         self._wakeup.set()
         await pending.done.wait()
         if pending.error is not None:
@@ -275,7 +137,7 @@ class Writer:
                 while True:
                     await self._wakeup.wait()
                     self._last_write = anyio.current_time()
-                    batch, self._batch = self._batch, _Batch()
+                    batch, self._batch = self._batch, Batch()
                     self._wakeup = anyio.Event()
                     with anyio.CancelScope(shield=True):
                         await self._write(batch)
@@ -302,7 +164,7 @@ class Writer:
             if len(self._batch):
                 self._wakeup.set()
 
-    async def _write(self, batch: _Batch) -> None:
+    async def _write(self, batch: Batch) -> None:
         if len(batch):
             try:
                 await self._execute(batch)
@@ -313,7 +175,7 @@ class Writer:
         for pending in batch.waiters:
             pending.done.set()
 
-    def _published(self, batch: _Batch) -> None:
+    def _published(self, batch: Batch) -> None:
         """Committed: tell this process's subscribers, and wake the other processes."""
         if self._publish is not None:
             for event, workflow_id in batch.events:
@@ -321,7 +183,7 @@ class Writer:
         if self._notifier is not None and self._notifier.wanted:
             self._notifier.tell(appended(batch.events))
 
-    async def _execute(self, batch: _Batch) -> None:
+    async def _execute(self, batch: Batch) -> None:
         delay = 0.05
         while True:
             try:
@@ -351,16 +213,17 @@ class Writer:
                 continue
             return
 
-    async def _write_apart(self, batch: _Batch, exc: Exception) -> None:
+    async def _write_apart(self, batch: Batch, exc: Exception) -> None:
         """A batch failed for a reason of its own: write each row alone, so that one bad
         row fails only the awaiter it belongs to."""
         log.warning("write_batch_failed_splitting", error=repr(exc), rows=len(batch))
-        parts: list[tuple[tuple[Any, ...] | None, _Batch]] = []
-        parts += [(None, _Batch(run_starts={k: v})) for k, v in batch.run_starts.items()]
-        parts += [(None, _Batch(node_starts={k: v})) for k, v in batch.node_starts.items()]
-        parts += [(("node", *k), _Batch(node_ends={k: v})) for k, v in batch.node_ends.items()]
-        parts += [(None, _Batch(logs=[r])) for r in batch.logs]
-        parts += [(("run", k), _Batch(run_ends={k: v})) for k, v in batch.run_ends.items()]
+        parts: list[tuple[tuple[Any, ...] | None, Batch]] = []
+        parts += [(None, Batch(run_starts={k: v})) for k, v in batch.run_starts.items()]
+        parts += [(None, Batch(node_starts={k: v})) for k, v in batch.node_starts.items()]
+        parts += [(("node", *k), Batch(node_ends={k: v})) for k, v in batch.node_ends.items()]
+        parts += [(None, Batch(logs=[r])) for r in batch.logs]
+        parts += [(None, Batch(items=[i])) for i in batch.items]
+        parts += [(("run", k), Batch(run_ends={k: v})) for k, v in batch.run_ends.items()]
         failed: set[UUID] = set()  # runs with a write that failed
         for owner_key, part in parts:
             try:
@@ -376,8 +239,8 @@ class Writer:
         events = [(e, w) for e, w in batch.events if e.run_id not in failed]
         if events:
             try:
-                await self._execute(_Batch(events=events))
-                self._published(_Batch(events=events))
+                await self._execute(Batch(events=events))
+                self._published(Batch(events=events))
             except Exception as events_exc:
                 log.error("write_failed", error=repr(events_exc))
         for pending in batch.waiters:

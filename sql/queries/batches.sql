@@ -7,7 +7,9 @@
 -- log lines ($17 run ids, $18 node ids, $19 ts, $20 levels, $21 messages, $22 data);
 -- runs finished ($23 ids, $24 statuses, $25 outputs, $26 errors, $27 finished_at,
 -- $28 event seqs, $29 started_at); and the events that report all this, one log row per
--- run ($30 run ids, $31 first seqs, $32 last seqs, $33 JSON arrays of events).
+-- run ($30 run ids, $31 first seqs, $32 last seqs, $33 JSON arrays of events); and the
+-- for_each items finished ($34 run ids, $35 node ids, $36 indexes, $37 outputs, $38 errors,
+-- $39 finished_at).
 WITH run_starts AS (
     -- Only a pending run starts; tested in SET, not WHERE, so that the run is found by its
     -- key rather than among every unfinished run (the partial index on status).
@@ -69,10 +71,17 @@ WITH run_starts AS (
     -- A retry of a batch that did commit (the connection dropped after) writes them once.
     ON CONFLICT (run_id, seq) DO NOTHING
     RETURNING run_id
+), new_items AS (
+    INSERT INTO node_items (run_id, node_id, idx, output, error, finished_at)
+    SELECT * FROM unnest($34::uuid[], $35::text[], $36::integer[], $37::jsonb[],
+                         $38::jsonb[], $39::timestamptz[])
+    ON CONFLICT (run_id, node_id, idx) DO NOTHING
+    RETURNING idx
 )
 SELECT (SELECT count(*) FROM run_starts) + (SELECT count(*) FROM node_starts)
      + (SELECT count(*) FROM node_ends) + (SELECT count(*) FROM new_logs)
      + (SELECT count(*) FROM run_ends) + (SELECT count(*) FROM new_events)
+     + (SELECT count(*) FROM new_items)
 
 -- name: write_node_ends
 -- A batch of node ends only (the common case on a run's critical path): write_batch's

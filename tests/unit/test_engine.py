@@ -30,7 +30,7 @@ from runner.runtime.runtime import Runtime
 from runner.store.db import RawJson
 from runner.store.memory import MemoryStore
 from runner.store.memory_writer import MemoryWriter
-from runner.store.protocol import NodeEnd
+from runner.store.protocol import ItemEnd, NodeEnd
 
 pytestmark = pytest.mark.anyio
 
@@ -49,6 +49,10 @@ class NoParams(BaseModel):
     pass
 
 
+class EchoParams(BaseModel):
+    value: Any
+
+
 @dataclass
 class Blocks:
     """Test blocks the test steers: gates it opens, counters it reads."""
@@ -56,6 +60,8 @@ class Blocks:
     entered: dict[str, anyio.Event] = field(default_factory=dict)
     gates: dict[str, anyio.Event] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def gate(self, name: str) -> anyio.Event:
         return self.gates.setdefault(name, anyio.Event())
@@ -94,6 +100,21 @@ class Blocks:
             self.calls[ctx.node_id] += 1
             return {"calls": self.calls[ctx.node_id]}
 
+        @registry.register("echo", EchoParams)
+        async def echo(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+            """Echoes its value after a moment; fails on "bad"; counts calls per value."""
+            value = ctx.params_as(EchoParams).value
+            self.calls[f"{ctx.node_id}:{value}"] += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await anyio.sleep(0.005)
+            finally:
+                self.in_flight -= 1
+            if value == "bad":
+                raise ValueError("bad item")
+            return {"value": value, "index": input["index"]}
+
         @registry.register("hang", NoParams)
         async def hang(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
             """Never returns by itself."""
@@ -131,7 +152,13 @@ class Engine:
         return {n.node_id: n.status for n in await self.store.list_node_runs(run_id)}
 
 
-def services(store: MemoryStore, events: EventBus, http: httpx.AsyncClient, root: Path) -> Any:
+def services(
+    store: MemoryStore,
+    events: EventBus,
+    http: httpx.AsyncClient,
+    root: Path,
+    limits: RunLimits | None = None,
+) -> Any:
     return RunServices(
         store=store,
         events=events,
@@ -139,19 +166,26 @@ def services(store: MemoryStore, events: EventBus, http: httpx.AsyncClient, root
         http=http,
         artifacts=Artifacts(LocalBlobStore(root), store),
         block_settings=BlockSettings(),
-        limits=RunLimits(),
+        limits=limits or RunLimits(),
     )
 
 
 @asynccontextmanager
 async def engine(
-    tmp_path: Path, store: MemoryStore | None = None, *, grace_s: float = 0.0
+    tmp_path: Path,
+    store: MemoryStore | None = None,
+    *,
+    grace_s: float = 0.0,
+    max_items: int = 10_000,
 ) -> AsyncIterator[Engine]:
     store = store or MemoryStore()
     events = EventBus()
     blocks = Blocks()
     async with httpx.AsyncClient() as http, anyio.create_task_group() as tg:
-        runtime = Runtime(services(store, events, http, tmp_path), blocks.registry(), store=store)
+        limits = RunLimits(max_items=max_items)
+        runtime = Runtime(
+            services(store, events, http, tmp_path, limits), blocks.registry(), store=store
+        )
         await tg.start(runtime.run)
         yield Engine(runtime, store, events, blocks)
         with anyio.fail_after(LIMIT_S):
@@ -451,3 +485,230 @@ async def test_a_node_reads_any_ancestor_and_stores_only_its_own_input(tmp_path:
         # `nodes` is resolved when read, never copied into the stored input.
         assert set(stored["t"].input) == {"params", "upstream", "trigger"}
         assert set(stored["t"].input["upstream"]) == {"b"}
+
+
+# -- on_error ----------------------------------------------------------------------------------
+
+
+async def test_on_error_continue_records_the_failure_and_runs_its_children(
+    tmp_path: Path,
+) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [
+                n("start", "start"),
+                n("bad", "boom", on_error="continue"),
+                n("after", "transform", template="{{ upstream.bad.error.message }}"),
+                n("side"),
+            ],
+            [e("start", "bad"), e("bad", "after"), e("start", "side")],
+        )
+        run = await eng.finished(await eng.start(wf))
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.error is None
+        assert await eng.nodes(run.id) == {
+            "start": NodeStatus.SUCCEEDED,
+            "bad": NodeStatus.FAILED,
+            "after": NodeStatus.SUCCEEDED,
+            "side": NodeStatus.SUCCEEDED,
+        }
+        error = {"type": "RuntimeError", "message": "boom"}
+        assert run.outputs["bad"] == {"error": error}
+        assert run.outputs["after"] == {"result": "boom"}
+        stored = {r.node_id: r for r in await eng.store.list_node_runs(run.id)}
+        assert stored["bad"].error == error
+        assert stored["bad"].output == {"error": error}
+        failed = [ev for ev in eng.store.events[run.id] if ev["type"] == "node.failed"]
+        assert failed == [failed[0] | {"node_id": "bad", "error": error, "handled": "continue"}]
+
+
+@pytest.mark.parametrize("fails", [True, False])
+async def test_on_error_branch_takes_the_error_port_only_when_the_node_fails(
+    tmp_path: Path, fails: bool
+) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [
+                n("start", "start"),
+                n("try", "flaky", failures=1 if fails else 0, on_error="branch"),
+                n("handler"),
+                n("then"),
+                n("join"),
+            ],
+            [
+                e("start", "try"),
+                e("try", "handler", "error"),
+                e("try", "then"),
+                e("handler", "join"),
+                e("then", "join"),
+            ],
+        )
+        run = await eng.finished(await eng.start(wf))
+        assert run.status is RunStatus.SUCCEEDED
+        taken, untaken = ("handler", "then") if fails else ("then", "handler")
+        statuses = await eng.nodes(run.id)
+        assert statuses["try"] is (NodeStatus.FAILED if fails else NodeStatus.SUCCEEDED)
+        assert statuses[taken] is NodeStatus.SUCCEEDED
+        assert statuses[untaken] is NodeStatus.SKIPPED
+        assert statuses["join"] is NodeStatus.SUCCEEDED
+
+
+async def test_an_unhandled_failure_still_fails_the_run_beside_a_handled_one(
+    tmp_path: Path,
+) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [n("start", "start"), n("ok", "boom", on_error="continue"), n("bad", "boom")],
+            [e("start", "ok"), e("ok", "bad")],
+        )
+        run = await eng.finished(await eng.start(wf))
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None
+        assert run.error["node_id"] == "bad"
+
+
+async def test_a_resumed_run_keeps_a_handled_failure(tmp_path: Path) -> None:
+    store = MemoryStore()
+    async with engine(tmp_path, store) as eng:
+        wf = await eng.workflow([n("a", "boom", on_error="continue"), n("b")], [e("a", "b")])
+    run, _ = await store.insert_run(
+        run_id=uuid4(),
+        workflow_id=wf,
+        trigger_type="manual",
+        trigger_payload={},
+        lease_owner=uuid4(),
+        lease_s=-1,
+    )
+    writer = MemoryWriter(store)
+    writer.run_started(run.id, run.created_at)
+    error = '{"error": {"type": "RuntimeError", "message": "earlier"}}'
+    writer.node_ended_soon(
+        NodeEnd(run.id, "a", NodeStatus.FAILED, output=RawJson(error), error={"type": "x"})
+    )
+    async with engine(tmp_path, store) as eng:
+        resumed = await eng.finished(run.id)
+        assert resumed.status is RunStatus.SUCCEEDED
+        assert eng.blocks.calls == {"b": 1}
+        assert resumed.outputs["a"] == {"error": {"type": "RuntimeError", "message": "earlier"}}
+
+
+# -- for_each ----------------------------------------------------------------------------------
+
+
+async def test_for_each_runs_the_block_per_item_in_order_within_its_concurrency(
+    tmp_path: Path,
+) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow(
+            [
+                n("start", "start"),
+                n(
+                    "each",
+                    "echo",
+                    value="{{ item.name }}-{{ index }}",
+                    for_each="{{ upstream.start.data.people }}",
+                    concurrency=3,
+                ),
+                n("after", "transform", template="{{ upstream.each.count }}"),
+            ],
+            [e("start", "each"), e("each", "after")],
+        )
+        people = [{"name": f"p{i}"} for i in range(10)]
+        run = await eng.finished(await eng.start(wf, {"people": people}))
+        assert run.status is RunStatus.SUCCEEDED, run.error
+        assert run.outputs["each"] == {
+            "items": [{"value": f"p{i}-{i}", "index": i} for i in range(10)],
+            "count": 10,
+        }
+        assert run.outputs["after"] == {"result": 10}
+        assert eng.blocks.most_in_flight == 3
+        # Each item is recorded and told as it finishes; the node shows k/n
+        items = [ev for ev in eng.store.events[run.id] if ev["type"] == "node.item"]
+        assert sorted(ev["index"] for ev in items) == list(range(10))
+        assert [ev["done"] for ev in items] == list(range(1, 11))
+        assert {ev["total"] for ev in items} == {10}
+        (node,) = [r for r in await eng.store.list_node_runs(run.id) if r.node_id == "each"]
+        assert node.items == (10, 10)
+        assert node.input["for_each"] == people
+
+
+async def test_a_failed_item_fails_the_node_unless_on_error_handles_it(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        values = ["a", "bad", "c"]
+        failing = await eng.workflow(
+            [n("each", "echo", value="{{ item }}", for_each=values, concurrency=1)], []
+        )
+        run = await eng.finished(await eng.start(failing))
+        assert run.status is RunStatus.FAILED
+        assert run.error == {
+            "type": "ValueError",
+            "message": "item 1: bad item",
+            "item": 1,
+            "node_id": "each",
+        }
+        assert eng.blocks.calls["each:c"] == 0  # fail-fast: nothing after the failure starts
+        handled = await eng.workflow(
+            [n("each", "echo", value="{{ item }}", for_each=values, on_error="continue")], []
+        )
+        run = await eng.finished(await eng.start(handled))
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.outputs["each"]["items"][1] == {
+            "error": {"type": "ValueError", "message": "bad item", "item": 1}
+        }
+        assert run.outputs["each"]["items"][2] == {"value": "c", "index": 2}
+
+
+@pytest.mark.parametrize(
+    ("for_each", "message"),
+    [
+        ("{{ trigger.n }}", "params.for_each gave int 3, not a list"),
+        ("{{ trigger.many }}", "params.for_each gave 6 items; a node runs at most 5"),
+        ("{{ trigger.nope }}", "params.for_each: 'nope' is undefined here"),
+    ],
+)
+async def test_a_for_each_that_is_no_list_it_may_run_fails_the_node_clearly(
+    tmp_path: Path, for_each: str, message: str
+) -> None:
+    async with engine(tmp_path, max_items=5) as eng:
+        wf = await eng.workflow([n("each", "echo", value=1, for_each=for_each)], [])
+        run = await eng.finished(await eng.start(wf, {"n": 3, "many": list(range(6))}))
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None
+        assert message in run.error["message"]
+
+
+async def test_a_resumed_for_each_runs_only_the_items_that_had_not_finished(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    async with engine(tmp_path, store) as eng:
+        wf = await eng.workflow(
+            [n("each", "echo", value="{{ item }}", for_each=["a", "b", "c", "d"])], []
+        )
+    # Given a run that another process left with items 0 and 2 committed, the node running
+    run, _ = await store.insert_run(
+        run_id=uuid4(),
+        workflow_id=wf,
+        trigger_type="manual",
+        trigger_payload={},
+        lease_owner=uuid4(),
+        lease_s=-1,
+    )
+    writer = MemoryWriter(store)
+    writer.run_started(run.id, run.created_at)
+    writer.node_ended_soon(NodeEnd(run.id, "each", NodeStatus.RUNNING))
+    for index in (0, 2):
+        writer.item_ended(
+            ItemEnd(run.id, "each", index, RawJson(f'{{"earlier": {index}}}'), None, run.created_at)
+        )
+    # When it is resumed, only items 1 and 3 run; the earlier outputs stand
+    async with engine(tmp_path, store) as eng:
+        resumed = await eng.finished(run.id)
+        assert resumed.status is RunStatus.SUCCEEDED
+        assert eng.blocks.calls == {"each:b": 1, "each:d": 1}
+        assert resumed.outputs["each"]["items"] == [
+            {"earlier": 0},
+            {"value": "b", "index": 1},
+            {"earlier": 2},
+            {"value": "d", "index": 3},
+        ]

@@ -433,3 +433,30 @@ def test_the_plan_gives_the_ancestors_only_to_nodes_that_read_them(
     )
     assert plan.nodes["c"].sees == frozenset({"a", "b"})
     assert plan.nodes["b"].sees == frozenset()
+
+
+def test_the_error_port_needs_on_error_branch(registry: BlockRegistry) -> None:
+    g = graph(
+        [
+            node("a", "start"),
+            node("b", "http.request", url="http://x", on_error="branch"),
+            node("c", "if", condition="true", on_error="branch"),
+            node("d", "http.request", url="http://x"),
+            node("h"),
+            node("bad_policy", seconds=0, on_error="retry"),
+        ],
+        [
+            edge("e1", "a", "b"),
+            edge("e2", "b", "h", "error"),
+            edge("e3", "a", "c"),
+            edge("e4", "c", "h", "error"),
+            edge("e5", "a", "d"),
+            edge("e6", "d", "h", "error"),
+        ],
+    )
+    problems = validate_graph(g, registry)
+    assert [(p.code, p.node_id, p.edge_id, p.field) for p in problems] == [
+        ("invalid_params", "bad_policy", None, "params.on_error"),
+        ("unknown_port", None, "e6", "port"),
+    ]
+    assert "'d' has not" in problems[1].message

@@ -11,17 +11,18 @@ import orjson
 from runner.live.events import Event, RunFinished, RunProgress
 from runner.models import LogRecord
 from runner.store import notices
+from runner.store.batch import Batch, NodeEndColumns
 from runner.store.db import RawJson
 from runner.store.event_rows import appended
+from runner.store.protocol import NodeEnd, NodeStart, RunEnd
 from runner.store.queries import load_queries
-from runner.store.writer import NodeEnd, NodeEndColumns, NodeStart, RunEnd, _Batch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_a_node_start_is_folded_into_its_end_in_the_same_batch() -> None:
     run = uuid4()
-    batch = _Batch()
+    batch = Batch()
     batch.node_starts[(run, "a")] = NodeStart(run, "a", T0, RawJson("{}"), 1)
     batch.node_starts[(run, "b")] = NodeStart(run, "b", T0, RawJson("{}"), 1)
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "succeeded", started_at=T0, finished_at=T0)
@@ -35,7 +36,7 @@ def test_a_node_start_is_folded_into_its_end_in_the_same_batch() -> None:
 
 def test_only_node_ends_once_starts_are_folded() -> None:
     run = uuid4()
-    batch = _Batch()
+    batch = Batch()
     batch.node_starts[(run, "a")] = NodeStart(run, "a", T0, None, 1)
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "succeeded", finished_at=T0)
     assert batch.only_node_ends()
@@ -45,7 +46,7 @@ def test_only_node_ends_once_starts_are_folded() -> None:
 
 def test_a_run_start_is_folded_into_its_end() -> None:
     started, other = uuid4(), uuid4()
-    batch = _Batch()
+    batch = Batch()
     batch.run_starts[started] = T0
     batch.run_starts[other] = T0
     batch.run_ends[started] = RunEnd(started, "succeeded", {}, None, T0 + timedelta(seconds=1), 3)
@@ -63,7 +64,7 @@ def placeholders(statement: str) -> int:
 
 def test_the_arguments_are_the_statements_parameters_in_order() -> None:
     run = uuid4()
-    batch = _Batch()
+    batch = Batch()
     batch.node_ends[(run, "a")] = NodeEnd(run, "a", "failed", error={"type": "X", "message": "m"})
     batch.logs += [LogRecord(run, None, T0, "info", f"line {i}", None) for i in range(3)]
     columns = batch.columns()
@@ -87,7 +88,7 @@ def test_the_arguments_are_the_statements_parameters_in_order() -> None:
 def test_events_are_one_log_row_per_run_and_wake_ups_under_the_payload_limit() -> None:
     runs = [uuid4() for _ in range(200)]
     workflow = uuid4()
-    batch = _Batch()
+    batch = Batch()
     for run in runs:
         batch.events += [(Event(RunProgress(i, i, 3), run, i), workflow) for i in (4, 5, 6)]
     batch.events.append((Event(RunFinished("succeeded", T0, 1, None), runs[0], 7), workflow))

@@ -1,0 +1,137 @@
+"""Data and control flow an editor's users expect (nodes.<id>, for_each, on_error), end to
+end through a real server and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.integration.test_runs import chain
+from tests.support import Hits, WeftServer, json_response, read_body, serve_asgi
+
+pytestmark = pytest.mark.anyio
+
+# Nothing listens on port 1: a call there fails the node (ConnectError).
+REFUSED = "http://127.0.0.1:1"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[str, Hits]]:
+    """GET /n/{k} answers {"k": k}."""
+    hits = Hits()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await read_body(receive)
+        hits.add(scope["path"])
+        k = scope["path"].rsplit("/", 1)[-1]
+        await json_response(send, 200, f'{{"k": "{k}"}}'.encode())
+
+    async with serve_asgi(app) as url:
+        yield url, hits
+
+
+async def test_for_each_over_http_with_its_items_stored_and_told(
+    weft: WeftServer, api: tuple[str, Hits]
+) -> None:
+    url, hits = api
+    workflow = await weft.create_workflow(
+        chain(
+            {"id": "start", "type": "start"},
+            {
+                "id": "each",
+                "type": "http.request",
+                "params": {
+                    "url": url + "/n/{{ item }}",
+                    "for_each": "{{ trigger.ks }}",
+                    "concurrency": 2,
+                },
+            },
+            {
+                "id": "sum",
+                "type": "transform",
+                "params": {
+                    "template": "{{ nodes.each['items'] | map(attribute='data.k') | join(',') }}"
+                },
+            },
+        )
+    )
+    run = await weft.run(workflow["id"], {"ks": ["a", "b", "c"]})
+    assert run["status"] == "succeeded", run["error"]
+    assert run["outputs"]["sum"] == {"result": "a,b,c"}
+    assert run["outputs"]["each"]["count"] == 3
+    assert [hits[f"/n/{k}"] for k in "abc"] == [1, 1, 1]
+    nodes = await weft.nodes(run["id"])
+    assert nodes["each"]["items"] == {"done": 3, "total": 3}
+    assert nodes["each"]["input"]["for_each"] == ["a", "b", "c"]
+    assert nodes["sum"]["items"] is None
+    async with weft.client.stream("GET", f"/runs/{run['id']}/events?after=0") as response:
+        text = (await response.aread()).decode()
+    assert text.count("event: node.item") == 3
+
+
+async def test_handled_failures_leave_the_run_succeeded_and_visible(weft: WeftServer) -> None:
+    def fetch(node_id: str, path: str, on_error: str) -> dict[str, Any]:
+        params = {"url": REFUSED + path, "on_error": on_error}
+        return {"id": node_id, "type": "http.request", "params": params}
+
+    def transform(node_id: str, template: str) -> dict[str, Any]:
+        return {"id": node_id, "type": "transform", "params": {"template": template}}
+
+    graph = {
+        "nodes": [
+            {"id": "start", "type": "start"},
+            fetch("soft", "/fail/1", "continue"),
+            fetch("try", "/fail/2", "branch"),
+            transform("recover", "{{ upstream.try.error.type }}"),
+            transform("happy", "never"),
+        ],
+        "edges": [
+            {"id": "e1", "from": "start", "to": "soft"},
+            {"id": "e2", "from": "soft", "to": "try"},
+            {"id": "e3", "from": "try", "to": "recover", "port": "error"},
+            {"id": "e4", "from": "try", "to": "happy"},
+        ],
+    }  # fmt: skip
+    workflow = await weft.create_workflow(graph)
+    run = await weft.run(workflow["id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert run["error"] is None
+    nodes = await weft.nodes(run["id"])
+    assert {k: v["status"] for k, v in nodes.items()} == {
+        "start": "succeeded",
+        "soft": "failed",
+        "try": "failed",
+        "recover": "succeeded",
+        "happy": "skipped",
+    }
+    assert nodes["soft"]["error"]["type"] == "ConnectError"
+    assert nodes["soft"]["output"] == {"error": nodes["soft"]["error"]}
+    assert run["outputs"]["recover"] == {"result": "ConnectError"}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"url": "http://x", "for_each": "not a template"}, "params.for_each"),
+        ({"url": "http://x", "for_each": 5}, "params.for_each"),
+        ({"url": "http://x", "concurrency": 0, "for_each": [1]}, "params.concurrency"),
+        ({"url": "http://x", "on_error": "ignore"}, "params.on_error"),
+        ({"url": "{{ nodes.later.data }}"}, "params.url"),
+    ],
+)
+async def test_bad_flow_params_are_a_422_naming_node_and_field(
+    weft: WeftServer, params: dict[str, Any], field: str
+) -> None:
+    graph = chain(
+        {"id": "start", "type": "start"},
+        {"id": "n", "type": "http.request", "params": params},
+        {"id": "later", "type": "start"},
+    )
+    response = await weft.client.post("/workflows", json={"name": "bad", "graph": graph})
+    assert response.status_code == 422, response.text
+    (detail,) = response.json()["error"]["details"]
+    assert (detail["node_id"], detail["field"]) == ("n", field)
