@@ -42,3 +42,18 @@ async def test_the_curl_session_runs_as_written(weft: WeftServer) -> None:
 async def anyio_run_all(session: Session, text: str) -> list[Any]:
     """`session.run_all` in a worker thread: the server answers on this event loop."""
     return await anyio.to_thread.run_sync(session.run_all, text)
+
+
+async def test_the_data_and_control_flow_examples_run_as_written(weft: WeftServer) -> None:
+    async with serve_asgi(todos) as peer:
+        session = Session(weft.url, replace={"https://jsonplaceholder.typicode.com": peer})
+        answers = await anyio_run_all(session, section("Data and control flow"))
+    titles, sorry = (a for a in answers if isinstance(a, dict) and "outputs" in a)
+    assert titles["status"] == "succeeded"
+    assert titles["outputs"]["titles"] == {
+        "result": ["todo number 1", "todo number 2", "todo number 3"]
+    }
+    assert titles["outputs"]["fetch"]["count"] == 3
+    assert sorry["status"] == "succeeded"
+    assert sorry["outputs"]["sorry"] == {"result": "sorry: ConnectError"}
+    assert "thanks" not in sorry["outputs"]
