@@ -18,7 +18,8 @@ from runner.errors import DatabaseUnavailableError, WeftError
 from runner.graph.shape import Graph, NodePolicy
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
-from runner.models import Artifact, Durability, LogLine, NodeRun, Run, Workflow
+from runner.models import Durability, Run, Workflow
+from runner.records import Artifact, LogLine, NodeRun
 from runner.runtime.mailboxes import RuntimeStatistics
 from runner.runtime.runtime import Runtime
 from runner.runtime.workflows import SIGNATURE_HEADER

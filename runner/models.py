@@ -120,6 +120,32 @@ class Workflow:
 
 
 @dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a run comes from: the run whose workflow.run node started it (and how deep it
+    is nested), or the run it re-runs (and the nodes it runs again)."""
+
+    parent_run_id: UUID | None = None
+    depth: int = 0
+    rerun_of: UUID | None = None
+    rerun_nodes: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_row(cls, row: Row, keys: set[str]) -> Lineage:
+        if "parent_run_id" not in keys:
+            return NO_LINEAGE
+        nodes = row["rerun_nodes"] if "rerun_nodes" in keys else None
+        return cls(
+            row["parent_run_id"],
+            row["depth"] if "depth" in keys else 0,
+            row["rerun_of"],
+            None if nodes is None else tuple(nodes),
+        )
+
+
+NO_LINEAGE = Lineage()
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """A run of a workflow, with the copy of the graph it executes."""
 
@@ -139,6 +165,7 @@ class Run:
     event_seq: int = 0
     lease_owner: UUID | None = None  # the process that holds it (executes or will)
     durability: Durability = Durability.SYNC
+    lineage: Lineage = NO_LINEAGE
 
     @classmethod
     def from_row(cls, row: Row) -> Run:
@@ -160,6 +187,7 @@ class Run:
             event_seq=row["event_seq"] if "event_seq" in keys else 0,
             lease_owner=row["lease_owner"] if "lease_owner" in keys else None,
             durability=Durability(row["durability"] if "durability" in keys else "sync"),
+            lineage=Lineage.from_row(row, keys),
         )
 
     def to_json(self, *, summary: bool = False) -> dict[str, Any]:
@@ -172,11 +200,13 @@ class Run:
             "status": str(self.status),
             "trigger_type": self.trigger_type,
             "created_at": self.created_at.isoformat(),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "duration_ms": duration_ms,
             "duration": None if duration_ms is None else human_duration(duration_ms),
             "error": self.error,
+            "parent_run_id": _str(self.lineage.parent_run_id),
+            "rerun_of": _str(self.lineage.rerun_of),
         }
         if not summary:
             data["trigger_payload"] = self.trigger_payload
@@ -199,144 +229,12 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemResult:
-    """A finished item of a for_each node: its output, or its error."""
-
-    output: Any
-    error: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRun:
-    """One node's run within a run; `items` is (done, total) for a for_each node."""
-
-    node_id: str
-    node_type: str
-    status: NodeStatus
-    attempt: int
-    started_at: datetime | None
-    finished_at: datetime | None
-    input: Any
-    output: Any
-    error: dict[str, Any] | None
-    items: tuple[int, int] | None = None
-
-    @classmethod
-    def from_row(cls, row: Row) -> NodeRun:
-        return cls(
-            node_id=row["node_id"],
-            node_type=row["node_type"],
-            status=NodeStatus(row["status"]),
-            attempt=row["attempt"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            input=row["input"],
-            output=row["output"],
-            error=row["error"],
-            items=None if row["items_total"] is None else (row["items_done"], row["items_total"]),
-        )
-
-    @property
-    def duration_ms(self) -> int | None:
-        return duration_ms(self.started_at, self.finished_at)
-
-    def to_json(self) -> dict[str, Any]:
-        """The node run as GET /runs/{id}/nodes shows it."""
-        return {
-            "node_id": self.node_id,
-            "node_type": self.node_type,
-            "status": str(self.status),
-            "attempt": self.attempt,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "duration_ms": self.duration_ms,
-            "input": self.input,
-            "output": self.output,
-            "error": self.error,
-            "items": None
-            if self.items is None
-            else {"done": self.items[0], "total": self.items[1]},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One log line of a run or of one of its nodes."""
-
-    id: int
-    node_id: str | None
-    ts: datetime
-    level: str
-    message: str
-    data: dict[str, Any] | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The line as GET /runs/{id}/logs shows it."""
-        return {
-            "id": self.id,
-            "node_id": self.node_id,
-            "ts": self.ts.isoformat(),
-            "level": self.level,
-            "message": self.message,
-            "data": self.data,
-        }
-
-    @classmethod
-    def from_row(cls, row: Row) -> LogLine:
-        return cls(
-            id=row["id"],
-            node_id=row["node_id"],
-            ts=row["ts"],
-            level=row["level"],
-            message=row["message"],
-            data=row["data"],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Artifact:
-    """A stored artifact's record."""
-
-    id: UUID
-    run_id: UUID
-    node_id: str
-    uri: str
-    size: int
-    content_type: str
-    created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Row) -> Artifact:
-        return cls(
-            id=row["id"],
-            run_id=row["run_id"],
-            node_id=row["node_id"],
-            uri=row["uri"],
-            size=row["size"],
-            content_type=row["content_type"],
-            created_at=row["created_at"],
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class Hook:
     """A webhook: its slug, the workflow it starts and the secret its calls are signed with."""
 
     slug: str
     workflow_id: UUID
     secret: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """A log line waiting to be written."""
-
-    run_id: UUID
-    node_id: str | None
-    ts: datetime
-    level: str
-    message: str
-    data: dict[str, Any] | None
 
 
 def human_duration(ms: int) -> str:
@@ -355,14 +253,10 @@ def human_duration(ms: int) -> str:
     return f"{minutes} min {secs} sec" if secs else f"{minutes} min"
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A time as ISO 8601, or None."""
     return None if value is None else value.isoformat()
 
 
-@dataclass(frozen=True, slots=True)
-class RunSnapshotRows:
-    """A run and its node runs as of the seq of the last event in its log."""
-
-    run: Run
-    nodes: list[NodeRun]
-    seq: int
+def _str(value: UUID | None) -> str | None:
+    return None if value is None else str(value)

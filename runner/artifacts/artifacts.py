@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 from blocks.context import StoredArtifact
 from runner.artifacts.blobs import BlobNotFoundError, BlobStore
 from runner.errors import ArtifactNotFoundError
-from runner.models import Artifact
+from runner.records import Artifact
 from runner.store.protocol import Store
 
 

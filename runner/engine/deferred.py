@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 
 from runner.live.events import Event
-from runner.models import LogRecord
+from runner.records import LogRecord
 from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd, RunWriter
 
 

@@ -36,7 +36,7 @@ from runner.engine.attempt import (
 from runner.engine.journal import Journal
 from runner.engine.node_log import NodeListener
 from runner.graph.plan import PlanNode
-from runner.models import ItemResult
+from runner.records import ItemResult
 
 DEFAULT_MAX_ITEMS = 10_000
 

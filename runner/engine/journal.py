@@ -37,7 +37,8 @@ from runner.live.events import (
     RunProgress,
     RunStarted,
 )
-from runner.models import CANCELLED_ERROR, LogRecord, NodeStatus, Run, RunStatus, duration_ms
+from runner.models import CANCELLED_ERROR, NodeStatus, Run, RunStatus, duration_ms
+from runner.records import LogRecord
 from runner.store.db import RawJson
 from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd, RunWriter, Store
 

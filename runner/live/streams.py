@@ -18,7 +18,8 @@ import anyio
 
 from runner.live.bus import EventBus, GoingAwayError, LaggedError, Subscription
 from runner.live.events import Event, Lagged, RunFinished, RunSnapshot, WorkflowSnapshot
-from runner.models import Run, RunSnapshotRows, Workflow
+from runner.models import Run, Workflow
+from runner.records import RunSnapshotRows
 
 # A stream yields events (published ones are shared by every subscriber and encoded once;
 # snapshots and `lagged` are made for it), or None (nothing new: a heartbeat's cue).

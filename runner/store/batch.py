@@ -14,7 +14,7 @@ from uuid import UUID
 import anyio
 
 from runner.live.events import Event
-from runner.models import LogRecord
+from runner.records import LogRecord
 from runner.store.db import RawJson
 from runner.store.event_rows import EventColumns, event_columns
 from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd

@@ -24,19 +24,19 @@ from runner.errors import (
 )
 from runner.live.events import Event
 from runner.models import (
-    Artifact,
+    NO_LINEAGE,
     Durability,
     Hook,
-    ItemResult,
-    LogLine,
-    NodeRun,
+    Lineage,
     NodeStatus,
     Run,
     RunStatus,
     Workflow,
 )
+from runner.records import Artifact, ItemResult, LogLine, NodeRun
 from runner.store.db import RawJson
 from runner.store.memory_events import MemoryEventLog
+from runner.store.memory_nodes import MemoryNodes
 
 
 def _now() -> datetime:
@@ -56,7 +56,7 @@ class _Lease:
     expires: datetime | None
 
 
-class MemoryStore(MemoryEventLog):
+class MemoryStore(MemoryNodes, MemoryEventLog):
     """Workflows, runs, node runs, logs and artifacts in dicts (the Store protocol)."""
 
     def __init__(self) -> None:
@@ -172,6 +172,8 @@ class MemoryStore(MemoryEventLog):
         idempotency_key: str | None = None,
         hook: Hook | None = None,
         take: bool = True,
+        lineage: Lineage = NO_LINEAGE,
+        graph: dict[str, Any] | None = None,
     ) -> tuple[Run, bool]:
         workflow = self.workflows.get(workflow_id)
         if hook is not None and (
@@ -188,8 +190,11 @@ class MemoryStore(MemoryEventLog):
                 return await self.get_run(earlier), False
             self._keys[(workflow_id, idempotency_key)] = run_id
         owner = lease_owner if take else None
+        if graph is not None:  # a re-run runs the graph its original ran
+            workflow = dataclasses.replace(workflow, graph=graph)
         run = self._new_run(run_id, workflow, trigger_type, trigger_payload, owner, lease_s)
-        return run, True
+        self.runs[run_id] = dataclasses.replace(self.runs[run_id], lineage=lineage)
+        return dataclasses.replace(run, lineage=lineage), True
 
     def _new_run(
         self,
@@ -344,35 +349,6 @@ class MemoryStore(MemoryEventLog):
 
     async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None:
         self.cancels_requested.add(run_id)
-
-    def set_node(self, run_id: UUID, node_id: str, **changes: Any) -> None:
-        nodes = self.nodes.get(run_id)
-        if nodes is not None and node_id in nodes:
-            nodes[node_id] = dataclasses.replace(nodes[node_id], **changes)
-
-    async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
-        await self.get_run(run_id)
-        nodes = list(self.nodes.get(run_id, {}).values())
-        for i, node in enumerate(nodes):  # a for_each node's (done, total) items
-            listed = node.input.get("for_each") if isinstance(node.input, dict) else None
-            if isinstance(listed, list):
-                done = len(self.items.get((run_id, node.node_id), {}))
-                nodes[i] = dataclasses.replace(node, items=(done, len(listed)))
-        return nodes
-
-    async def list_node_items(self, run_id: UUID, node_id: str) -> dict[int, ItemResult]:
-        return dict(self.items.get((run_id, node_id), {}))
-
-    async def list_logs(
-        self, run_id: UUID, *, after: int, limit: int, node_id: str | None = None
-    ) -> list[LogLine]:
-        await self.get_run(run_id)
-        lines = [
-            line
-            for owner, line in self.logs
-            if owner == run_id and line.id > after and node_id in (None, line.node_id)
-        ]
-        return lines[:limit]
 
     # -- artifacts -------------------------------------------------------------------------
 

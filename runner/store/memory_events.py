@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from runner.models import NodeRun, Run, RunSnapshotRows
+from runner.models import Run
+from runner.records import NodeRun, RunSnapshotRows
 
 
 class MemoryEventLog:

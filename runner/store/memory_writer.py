@@ -13,7 +13,8 @@ import anyio.abc
 import anyio.lowlevel
 
 from runner.live.events import Event
-from runner.models import ItemResult, LogLine, LogRecord, NodeStatus, RunStatus
+from runner.models import NodeStatus, RunStatus
+from runner.records import ItemResult, LogLine, LogRecord
 from runner.store.memory import MemoryStore, as_stored
 from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd
 

@@ -19,18 +19,8 @@ from runner.errors import (
     WorkflowNotFoundError,
 )
 from runner.live.events import Event
-from runner.models import (
-    Artifact,
-    Durability,
-    Hook,
-    ItemResult,
-    LogLine,
-    NodeRun,
-    Row,
-    Run,
-    RunSnapshotRows,
-    Workflow,
-)
+from runner.models import NO_LINEAGE, Durability, Hook, Lineage, Row, Run, Workflow
+from runner.records import Artifact, ItemResult, LogLine, NodeRun, RunSnapshotRows
 from runner.store import notices
 from runner.store.db import Database, RawJson, encode_json
 
@@ -149,6 +139,8 @@ class PostgresStore:
         idempotency_key: str | None = None,
         hook: Hook | None = None,
         take: bool = True,
+        lineage: Lineage = NO_LINEAGE,
+        graph: dict[str, Any] | None = None,
     ) -> tuple[Run, bool]:
         """The new run and True; or, for an idempotency key used before, that run and False.
 
@@ -172,6 +164,11 @@ class PostgresStore:
                 None if hook is None else hook.slug,
                 None if hook is None else hook.secret,
                 take,
+                lineage.parent_run_id,
+                lineage.depth,
+                lineage.rerun_of,
+                None if lineage.rerun_nodes is None else list(lineage.rerun_nodes),
+                graph,
             )
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc

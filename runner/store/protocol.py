@@ -16,18 +16,8 @@ from uuid import UUID
 import anyio.abc
 
 from runner.live.events import Event
-from runner.models import (
-    Artifact,
-    Durability,
-    Hook,
-    ItemResult,
-    LogLine,
-    LogRecord,
-    NodeRun,
-    Run,
-    RunSnapshotRows,
-    Workflow,
-)
+from runner.models import NO_LINEAGE, Durability, Hook, Lineage, Run, Workflow
+from runner.records import Artifact, ItemResult, LogLine, LogRecord, NodeRun, RunSnapshotRows
 from runner.store.db import RawJson
 
 
@@ -131,6 +121,8 @@ class Store(Protocol):
         idempotency_key: str | None = None,
         hook: Hook | None = None,
         take: bool = True,
+        lineage: Lineage = NO_LINEAGE,
+        graph: dict[str, Any] | None = None,
     ) -> tuple[Run, bool]: ...
 
     async def insert_runs(

@@ -25,7 +25,7 @@ import anyio
 import structlog
 
 from runner.live.events import Event
-from runner.models import LogRecord
+from runner.records import LogRecord
 from runner.store.batch import Batch, NodeEndColumns, Pending
 from runner.store.db import TRANSIENT_ERRORS, Connection, Database
 from runner.store.event_rows import appended, event_columns

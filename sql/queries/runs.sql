@@ -9,14 +9,17 @@
 -- held across processes: such runs are claimed with claim_pending_runs). With a slug, only while the workflow still has that slug and
 -- secret (a webhook call checked against a cached copy). No row when the workflow is gone
 -- (or its webhook changed), or when the idempotency key was used already for this workflow.
+-- Lineage: $11 the parent run (a workflow.run node's), $12 its nesting depth, $13 the run it
+-- re-runs, $14 the nodes that run again, $15 the graph to run (null: the workflow's own).
 WITH run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
-                      lease_owner, lease_expires, durability)
-    SELECT $1, w.id, $3, $4, w.graph, $5,
+                      lease_owner, lease_expires, durability, parent_run_id, depth, rerun_of,
+                      rerun_nodes)
+    SELECT $1, w.id, $3, $4, COALESCE($15::jsonb, w.graph), $5,
            CASE WHEN $10 AND w.max_concurrency IS NULL THEN $6::uuid END,
            CASE WHEN $10 AND w.max_concurrency IS NULL
                 THEN now() + make_interval(secs => $7) END,
-           w.durability
+           w.durability, $11::uuid, $12::integer, $13::uuid, $14::text[]
     FROM workflows w
     WHERE w.id = $2
       AND ($8::text IS NULL

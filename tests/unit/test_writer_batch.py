@@ -9,7 +9,7 @@ from uuid import uuid4
 import orjson
 
 from runner.live.events import Event, RunFinished, RunProgress
-from runner.models import LogRecord
+from runner.records import LogRecord
 from runner.store import notices
 from runner.store.batch import Batch, NodeEndColumns
 from runner.store.db import RawJson
