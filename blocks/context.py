@@ -40,6 +40,26 @@ class NodeLogger(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ChildRun:
+    """A finished run of another workflow, started by a block (workflow.run)."""
+
+    run_id: UUID
+    status: str
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+class SubWorkflows(Protocol):
+    """Runs other workflows for a block, as children of the block's run."""
+
+    async def run(self, workflow_id: UUID, payload: Any, *, key: str) -> ChildRun:
+        """Start a run of the workflow with `payload` as its trigger payload and wait for it
+        to finish. `key` names the call within the block's run: the same key gives the same
+        child (a resumed run waits for the child it started, it does not start another)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class RunContext:
     """Everything a block may use while it runs: ids, shared clients and its logger."""
 
@@ -53,6 +73,8 @@ class RunContext:
     artifacts: ArtifactStore
     log: NodeLogger
     settings: BlockSettings
+    # Other workflows, for workflow.run (None where runs cannot start runs).
+    workflows: SubWorkflows | None = None
 
     def params_as(self, model: type[P]) -> P:
         """The node's validated params, typed as the block's params model."""

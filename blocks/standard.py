@@ -7,9 +7,10 @@ from blocks.gcs import gcs_write
 from blocks.http import http_request
 from blocks.llm import llm_simple
 from blocks.registry import BlockRegistry
+from blocks.subworkflow import workflow_run
 from blocks.transform import transform
 
-STANDARD_BLOCKS = (start, http_request, gcs_write, llm_simple, transform, if_, delay)
+STANDARD_BLOCKS = (start, http_request, gcs_write, llm_simple, transform, if_, delay, workflow_run)
 
 
 def standard_registry() -> BlockRegistry:

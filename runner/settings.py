@@ -73,6 +73,13 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="A for_each node runs at most this many items; a longer list fails it.",
     )
+    weft_max_depth: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Runs started by workflow.run nest at most this deep (a workflow that "
+        "runs itself stops there).",
+    )
     weft_event_buffer: int = Field(
         default=256, ge=1, le=100_000, description="Events buffered per live subscriber."
     )

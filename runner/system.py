@@ -16,7 +16,7 @@ from blocks.registry import BlockRegistry
 from blocks.standard import standard_registry
 from runner.artifacts.artifacts import Artifacts
 from runner.artifacts.blobs import BlobStore, LocalBlobStore
-from runner.engine.executor import RunLimits, RunServices
+from runner.engine.services import RunLimits, RunServices
 from runner.facade import Weft
 from runner.live.bus import EventBus
 from runner.runtime.runtime import Runtime
@@ -130,6 +130,7 @@ async def open_system(
             lease_s=settings.weft_lease_s,
             max_runs=settings.weft_max_runs,
             event_retention_s=settings.weft_event_retention_s,
+            max_depth=settings.weft_max_depth,
             store=store,
             listener=Listener(url, origin=origin, queries=db.queries),
             notifier=notifier,

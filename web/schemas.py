@@ -131,6 +131,10 @@ class RunSummary(BaseModel):
     duration_ms: int | None
     duration: str | None = Field(description='Human duration, e.g. "1 min 30 sec".')
     error: dict[str, Any] | None = None
+    parent_run_id: UUID | None = Field(
+        default=None, description="The run whose workflow.run node started this one."
+    )
+    rerun_of: UUID | None = Field(default=None, description="The run this one re-runs.")
 
 
 class RunOut(RunSummary):

@@ -18,19 +18,16 @@ or go back to pending, and the run stays `running` for a later start to resume i
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
 
 import anyio
-import httpx
 from anyio.abc import TaskGroup
 
-from blocks.context import ArtifactStore, BlockSettings, RunContext
+from blocks.context import RunContext
 from runner.engine.attempt import Failed, OutputCap, Result, error_info, now, perform, prepare
 from runner.engine.deferred import DeferredWriter
-from runner.engine.items import DEFAULT_MAX_ITEMS, perform_items, render_items
+from runner.engine.items import perform_items, render_items
 from runner.engine.journal import Journal
 from runner.engine.messages import (
     Assignment,
@@ -43,8 +40,8 @@ from runner.engine.messages import (
 )
 from runner.engine.node_log import NodeListener, NodeLog
 from runner.engine.run_state import RunState, Step
+from runner.engine.services import RunServices
 from runner.graph.plan import ExecutionPlan, PlanNode
-from runner.live.bus import EventBus
 from runner.models import (
     CANCELLED_ERROR,
     Durability,
@@ -54,30 +51,6 @@ from runner.models import (
     duration_ms,
     human_duration,
 )
-from runner.store.protocol import RunWriter, Store
-
-
-@dataclass(frozen=True, slots=True)
-class RunLimits:
-    """Per-run limits from the settings."""
-
-    max_output_bytes: int = 1024 * 1024
-    max_items: int = DEFAULT_MAX_ITEMS
-
-
-@dataclass(frozen=True, slots=True)
-class RunServices:
-    """What runs need from the process: persistence, shared clients, settings."""
-
-    store: Store
-    events: EventBus
-    writer: RunWriter
-    http: httpx.AsyncClient
-    artifacts: ArtifactStore
-    block_settings: BlockSettings
-    limits: RunLimits = RunLimits()
-    # This process's name in run leases.
-    owner: UUID = dataclasses.field(default_factory=uuid4)
 
 
 class RunExecutor:
@@ -101,6 +74,8 @@ class RunExecutor:
         self._first_error: dict[str, object] | None = None
         self._stop = Stop.NONE
         self._tg: TaskGroup | None = None
+        children = services.children
+        self._children = None if children is None else children.of(run)
 
     def deliver(self, message: RunMessage) -> Assignment | None:
         """Apply a message to the run at once (see the module docstring); for a NodeOutput,
@@ -312,6 +287,7 @@ class RunExecutor:
             artifacts=self.services.artifacts,
             log=log,
             settings=self.services.block_settings,
+            workflows=self._children,
         )
 
     async def _run_items(

@@ -19,7 +19,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from blocks.registry import BlockRegistry
 from runner.engine.attempt import error_info, now
-from runner.engine.executor import RunExecutor, RunServices
+from runner.engine.executor import RunExecutor
 from runner.engine.journal import Journal
 from runner.engine.messages import (
     CancelRun,
@@ -32,6 +32,7 @@ from runner.engine.messages import (
     StopRun,
     SupervisorMessage,
 )
+from runner.engine.services import RunServices
 from runner.errors import InvalidGraphError, WorkflowNotFoundError
 from runner.graph.plan import ExecutionPlan, build_plan
 from runner.models import Run, RunStatus

@@ -12,8 +12,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from blocks.registry import BlockRegistry
-from runner.engine.executor import RunServices
 from runner.engine.messages import StartRun, SupervisorMessage
+from runner.engine.services import RunServices
 from runner.engine.supervisor import Supervisor
 from runner.errors import ShuttingDownError
 from runner.models import Run

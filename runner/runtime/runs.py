@@ -3,18 +3,24 @@ waited for."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid4
 
 import anyio
 
-from runner.engine.executor import RunServices
 from runner.engine.journal import Journal
 from runner.engine.messages import CancelRun, StartRun
-from runner.errors import HookChangedError, RunAlreadyFinishedError, ShuttingDownError
+from runner.engine.services import RunServices
+from runner.errors import (
+    HookChangedError,
+    RunAlreadyFinishedError,
+    RunNotFoundError,
+    ShuttingDownError,
+)
 from runner.live.events import RunCreated
-from runner.models import Hook, Run, RunStatus
+from runner.models import NO_LINEAGE, Hook, Lineage, Run, RunStatus
 from runner.runtime.claims import Claims
 from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes
@@ -61,8 +67,11 @@ class Runs:
         payload: Any,
         idempotency_key: str | None = None,
         hook: Hook | None = None,
+        lineage: Lineage = NO_LINEAGE,
+        graph: dict[str, Any] | None = None,
     ) -> tuple[Run, bool]:
-        """Store a pending run on the workflow's current graph and hand it to its supervisor.
+        """Store a pending run on the workflow's current graph (or `graph`, a re-run's) and
+        hand it to its supervisor.
 
         Returns the run and True; or, when `idempotency_key` was used before for this
         workflow, the run it started then and False (and nothing is started).
@@ -84,6 +93,8 @@ class Runs:
                 idempotency_key=idempotency_key,
                 hook=hook,
                 take=room > 0,
+                lineage=lineage,
+                graph=graph,
             )
             if created:
                 # A ?wait that follows cannot miss its end.
@@ -184,6 +195,13 @@ class Runs:
         with anyio.move_on_after(CANCEL_WAIT_S):
             return await self._waiters.wait_run_finished(run_id)
         return await self._store.get_run(run_id)
+
+    async def cancel_children(self, run_id: UUID) -> None:
+        """Cancel the unfinished runs that the run's workflow.run nodes started (and so on
+        down: a child's own end cancels its children)."""
+        for child in await self._store.list_unfinished_children(run_id):
+            with contextlib.suppress(RunAlreadyFinishedError, RunNotFoundError):
+                await self.cancel(child)
 
     async def wait_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
         """Wait until the run has finished (in this process); how it ended."""

@@ -4,6 +4,7 @@ shuts them down gracefully."""
 
 from __future__ import annotations
 
+import dataclasses
 from uuid import UUID
 
 import anyio
@@ -11,10 +12,11 @@ import anyio.abc
 import structlog
 
 from blocks.registry import BlockRegistry
-from runner.engine.executor import RunServices
 from runner.engine.journal import FINAL_WRITE_GRACE_S
 from runner.engine.messages import Drain, Interrupt
-from runner.models import Run
+from runner.engine.services import RunServices
+from runner.models import Run, RunStatus
+from runner.runtime.children import DEFAULT_MAX_DEPTH, ChildRuns
 from runner.runtime.claims import Claims
 from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes, RuntimeStatistics
@@ -46,11 +48,15 @@ class Runtime:
         lease_s: float = 30.0,
         max_runs: int = DEFAULT_MAX_RUNS,
         event_retention_s: float | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
         store: Store | None = None,
         listener: Listener | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self._notifier = notifier
+        # Runs that workflow.run nodes start go through self.runs, made below.
+        children = ChildRuns(max_depth)
+        services = dataclasses.replace(services, children=children)
         self.services = services
         # Requests use `store` (failing fast while the database is down: 503); runs use
         # services.store, which waits the outage out.
@@ -105,6 +111,8 @@ class Runtime:
             on_following=notifier.following if notifier is not None else lambda: None,
             owner=services.owner,
         )
+        children.attach(self.runs)
+        self._tg: anyio.abc.TaskGroup | None = None
         self._listener = listener
         if listener is not None:
             listener.attach(self.relay.received, self.relay.connected, self.relay.follows)
@@ -124,15 +132,20 @@ class Runtime:
             self._accepting = True
             tg.start_soon(self.leases.keep)
             tg.start_soon(self.claims.keep)
+            self._tg = tg
             task_status.started()
             try:
                 await anyio.sleep_forever()
             finally:
+                self._tg = None
                 self.mailboxes.serve_in(None)
                 self._accepting = False
 
     def _run_finished(self, run_id: UUID, run: Run | None, limited: UUID | None) -> None:
         self.waiters.run_finished(run_id, run)
+        if run is not None and run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            if self._tg is not None:  # its children go with it
+                self._tg.start_soon(self.runs.cancel_children, run_id)
         # Room for a waiting run here; a slot of its workflow's limit too, when it had one,
         # which every process may use.
         self.claims.wake(waiting=limited is not None)

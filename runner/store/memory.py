@@ -350,6 +350,13 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
     async def request_cancel(self, run_id: UUID, workflow_id: UUID) -> None:
         self.cancels_requested.add(run_id)
 
+    async def list_unfinished_children(self, run_id: UUID) -> list[UUID]:
+        return [
+            r.id
+            for r in self.runs.values()
+            if r.lineage.parent_run_id == run_id and not r.status.finished
+        ]
+
     # -- artifacts -------------------------------------------------------------------------
 
     async def insert_artifact(

@@ -287,6 +287,10 @@ class PostgresStore:
         payloads = self._payloads(notices.CancelRequested(run_id, workflow_id))
         await self.db.execute("request_cancel", run_id, payloads)
 
+    async def list_unfinished_children(self, run_id: UUID) -> list[UUID]:
+        """The pending or running runs that the run's workflow.run nodes started."""
+        return [r["id"] for r in await self.db.fetch_all("list_unfinished_children", run_id)]
+
     # -- node runs -------------------------------------------------------------------------
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:

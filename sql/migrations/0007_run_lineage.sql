@@ -8,3 +8,7 @@ ALTER TABLE runs ADD COLUMN rerun_of uuid;
 ALTER TABLE runs ADD COLUMN rerun_nodes text[];
 -- A parent's unfinished children are found to cancel them with it.
 CREATE INDEX runs_children ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+-- Runs started by a workflow.run node, and re-runs, say so.
+ALTER TABLE runs DROP CONSTRAINT runs_trigger_type_check;
+ALTER TABLE runs ADD CONSTRAINT runs_trigger_type_check
+    CHECK (trigger_type IN ('manual', 'webhook', 'workflow', 'rerun'));

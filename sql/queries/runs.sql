@@ -77,7 +77,7 @@ WHERE r.id = $1
 -- name: list_runs
 -- Runs newest first, after the cursor run $2 when given ($1 limit, $2 cursor run id or null).
 SELECT r.id, r.workflow_id, r.status, r.trigger_type, r.created_at, r.started_at,
-       r.finished_at, r.error
+       r.finished_at, r.error, r.parent_run_id, r.depth, r.rerun_of
 FROM runs r
 WHERE $2::uuid IS NULL
    OR (r.created_at, r.id) < (SELECT c.created_at, c.id FROM runs c WHERE c.id = $2)
@@ -87,7 +87,7 @@ LIMIT $1
 -- name: list_workflow_runs
 -- A workflow's runs newest first ($1 workflow id, $2 limit, $3 cursor run id or null).
 SELECT r.id, r.workflow_id, r.status, r.trigger_type, r.created_at, r.started_at,
-       r.finished_at, r.error
+       r.finished_at, r.error, r.parent_run_id, r.depth, r.rerun_of
 FROM runs r
 WHERE r.workflow_id = $1
   AND ($3::uuid IS NULL
@@ -214,3 +214,9 @@ SELECT pg_notify('weft', p) FROM asked, unnest($2::text[]) AS p
 -- name: notify
 -- Wake the other processes ($1 NOTIFY payloads).
 SELECT pg_notify('weft', p) FROM unnest($1::text[]) AS p
+
+-- name: list_unfinished_children
+-- The ids of the pending or running runs that a run's workflow.run nodes started ($1).
+SELECT id FROM runs
+WHERE parent_run_id = $1 AND status IN ('pending', 'running')
+ORDER BY created_at

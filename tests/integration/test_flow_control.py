@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_runs import chain
-from tests.support import Hits, WeftServer, json_response, read_body, serve_asgi
+from tests.support import Hits, WeftServer, json_response, read_body, serve_asgi, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -135,3 +135,59 @@ async def test_bad_flow_params_are_a_422_naming_node_and_field(
     assert response.status_code == 422, response.text
     (detail,) = response.json()["error"]["details"]
     assert (detail["node_id"], detail["field"]) == ("n", field)
+
+
+async def test_workflow_run_over_http_and_cancel_takes_the_child_along(weft: WeftServer) -> None:
+    child = await weft.create_workflow(
+        chain(
+            {"id": "start", "type": "start"},
+            {"id": "wait", "type": "delay", "params": {"seconds": "{{ trigger.wait }}"}},
+        )
+    )
+    parent = await weft.create_workflow(
+        chain(
+            {
+                "id": "call",
+                "type": "workflow.run",
+                "params": {"workflow_id": child["id"], "input": {"wait": "{{ trigger.wait }}"}},
+            }
+        )
+    )
+    # A quick child: its result is the node's output, and it names its parent
+    run = await weft.run(parent["id"], {"wait": 0})
+    assert run["status"] == "succeeded", run["error"]
+    out = run["outputs"]["call"]
+    assert out["status"] == "succeeded"
+    assert out["outputs"]["wait"] == {"slept": 0}
+    child_run = (await weft.client.get(f"/runs/{out['run_id']}")).json()
+    assert child_run["parent_run_id"] == run["id"]
+    assert child_run["trigger_type"] == "workflow"
+    listed = (await weft.client.get(f"/workflows/{child['id']}/runs")).json()["items"]
+    assert listed[0]["parent_run_id"] == run["id"]
+    # A slow one: cancelling the parent cancels the child
+    started = await weft.client.post(
+        f"/workflows/{parent['id']}/run", json={"start_input": {"wait": 60}}
+    )
+    parent_id = started.json()["id"]
+
+    async def child_running() -> bool:
+        runs = (await weft.client.get(f"/workflows/{child['id']}/runs")).json()["items"]
+        return any(r["parent_run_id"] == parent_id and r["status"] == "running" for r in runs)
+
+    await wait_until(child_running)
+    cancelled = await weft.client.post(f"/runs/{parent_id}/cancel")
+    assert cancelled.json()["status"] == "cancelled"
+    runs = (await weft.client.get(f"/workflows/{child['id']}/runs")).json()["items"]
+    (slow,) = [r for r in runs if r["parent_run_id"] == parent_id]
+    assert (await weft.wait(slow["id"]))["status"] == "cancelled"
+
+
+async def test_workflow_run_of_a_missing_workflow_fails_the_node_clearly(weft: WeftServer) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    parent = await weft.create_workflow(
+        chain({"id": "call", "type": "workflow.run", "params": {"workflow_id": missing}})
+    )
+    run = await weft.run(parent["id"])
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "WorkflowNotFoundError"
+    assert missing in run["error"]["message"]

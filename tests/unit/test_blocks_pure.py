@@ -16,7 +16,10 @@ from blocks.flow import DelayParams, IfParams
 from blocks.registry import Block, BlockRegistry, DuplicateBlockError, block
 from blocks.standard import standard_registry
 
-STANDARD_TYPES = {"start", "http.request", "gcs.write", "llm.simple", "transform", "if", "delay"}
+STANDARD_TYPES = {
+    "start", "http.request", "gcs.write", "llm.simple", "transform", "if", "delay",
+    "workflow.run",
+}  # fmt: skip
 
 
 class RecordingLog:
@@ -286,7 +289,7 @@ def test_duplicate_standard_block_raises() -> None:
 
 def test_standard_registry_has_exactly_the_standard_types() -> None:
     registry = standard_registry()
-    assert len(registry) == 7
+    assert len(registry) == 8
     assert {b.type for b in registry} == STANDARD_TYPES
     assert [b.type for b in registry] == sorted(STANDARD_TYPES)
     assert registry.get("nope") is None

@@ -22,10 +22,10 @@ from blocks.context import BlockSettings
 from blocks.registry import BlockRegistry
 from runner.artifacts.artifacts import Artifacts
 from runner.artifacts.blobs import LocalBlobStore
-from runner.engine.executor import RunLimits, RunServices
+from runner.engine.services import RunLimits, RunServices
 from runner.graph.shape import Graph
 from runner.live.bus import EventBus
-from runner.models import Durability, NodeStatus, Run, RunStatus
+from runner.models import Durability, Lineage, NodeStatus, Run, RunStatus
 from runner.runtime.runtime import Runtime
 from runner.store.db import RawJson
 from runner.store.memory import MemoryStore
@@ -712,3 +712,103 @@ async def test_a_resumed_for_each_runs_only_the_items_that_had_not_finished(
             {"earlier": 2},
             {"value": "d", "index": 3},
         ]
+
+
+# -- workflow.run ------------------------------------------------------------------------------
+
+
+async def test_workflow_run_starts_a_child_and_outputs_its_result(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        child = await eng.workflow(
+            [n("start", "start"), n("double", "transform", template="{{ trigger.x * 2 }}")],
+            [e("start", "double")],
+        )
+        parent = await eng.workflow(
+            [n("call", "workflow.run", workflow_id=str(child), input={"x": "{{ trigger.x }}"})],
+            [],
+        )
+        run = await eng.finished(await eng.start(parent, {"x": 21}))
+        assert run.status is RunStatus.SUCCEEDED, run.error
+        out = run.outputs["call"]
+        assert out["status"] == "succeeded"
+        assert out["outputs"]["double"] == {"result": 42}
+        child_run = await eng.store.get_run(UUID(out["run_id"]))
+        assert child_run.trigger_type == "workflow"
+        assert child_run.trigger_payload == {"x": 21}
+        assert child_run.lineage.parent_run_id == run.id
+        assert child_run.lineage.depth == 1
+
+
+async def test_a_failed_child_fails_the_node_with_its_error(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        child = await eng.workflow([n("bad", "boom")], [])
+        parent = await eng.workflow([n("call", "workflow.run", workflow_id=str(child))], [])
+        run = await eng.finished(await eng.start(parent))
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None
+        assert run.error["type"] == "ChildRunFailedError"
+        assert "failed: RuntimeError: boom" in run.error["message"]
+
+
+async def test_a_workflow_that_runs_itself_stops_at_the_max_depth(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        wf = await eng.workflow([n("again", "count")], [])
+        graph = Graph.model_validate(
+            {"nodes": [n("again", "workflow.run", workflow_id=str(wf))], "edges": []}
+        )
+        await eng.runtime.workflows.update(
+            wf, name="t", graph=graph, webhook_slug=None, webhook_secret=None, keep_secret=True
+        )
+        run = await eng.finished(await eng.start(wf))
+        assert run.status is RunStatus.FAILED
+        # Each level's node fails with its child; the deepest says why.
+        chain = [run]
+        runs = list(eng.store.runs.values())
+        while children := [r for r in runs if r.lineage.parent_run_id == chain[-1].id]:
+            chain.append(children[0])
+        assert [r.lineage.depth for r in chain] == [0, 1, 2, 3, 4, 5]
+        assert chain[-1].error is not None
+        assert chain[-1].error["type"] == "NestingTooDeepError"
+        assert "WEFT_MAX_DEPTH" in chain[-1].error["message"]
+
+
+async def test_cancelling_a_parent_cancels_its_child(tmp_path: Path) -> None:
+    async with engine(tmp_path) as eng:
+        child = await eng.workflow([n("wait", "gate", name="child")], [])
+        parent = await eng.workflow([n("call", "workflow.run", workflow_id=str(child))], [])
+        run_id = await eng.start(parent)
+        with anyio.fail_after(LIMIT_S):
+            await eng.blocks.entry("child").wait()
+        (child_run,) = [r for r in eng.store.runs.values() if r.workflow_id == child]
+        cancelled = await eng.runtime.runs.cancel(run_id)
+        assert cancelled.status is RunStatus.CANCELLED
+        ended = await eng.finished(child_run.id)
+        assert ended.status is RunStatus.CANCELLED
+
+
+async def test_a_resumed_parent_waits_for_the_child_it_started(tmp_path: Path) -> None:
+    store = MemoryStore()
+    async with engine(tmp_path, store) as eng:
+        child_wf = await eng.workflow([n("c")], [])
+        parent_wf = await eng.workflow([n("call", "workflow.run", workflow_id=str(child_wf))], [])
+    # Given a parent left by a dead process while its child (started, keyed) ran
+    parent, _ = await store.insert_run(
+        run_id=uuid4(), workflow_id=parent_wf, trigger_type="manual", trigger_payload={},
+        lease_owner=uuid4(), lease_s=-1,
+    )  # fmt: skip
+    child, _ = await store.insert_run(
+        run_id=uuid4(), workflow_id=child_wf, trigger_type="workflow", trigger_payload={},
+        lease_owner=uuid4(), lease_s=-1, idempotency_key=f"weft-child:{parent.id}:call#1",
+        lineage=Lineage(parent_run_id=parent.id, depth=1),
+    )  # fmt: skip
+    writer = MemoryWriter(store)
+    writer.run_started(parent.id, parent.created_at)
+    writer.node_ended_soon(NodeEnd(parent.id, "call", NodeStatus.RUNNING))
+    # When both are resumed, the parent's node waits for that child; no second one starts
+    async with engine(tmp_path, store) as eng:
+        resumed = await eng.finished(parent.id)
+        assert resumed.status is RunStatus.SUCCEEDED, resumed.error
+        assert resumed.outputs["call"]["run_id"] == str(child.id)
+        children = [r for r in store.runs.values() if r.workflow_id == child_wf]
+        assert [r.id for r in children] == [child.id]
+        assert eng.blocks.calls["c"] == 1

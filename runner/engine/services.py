@@ -1,0 +1,49 @@
+"""What runs need from their process (RunServices) and the limits they run within."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID, uuid4
+
+import httpx
+
+from blocks.context import ArtifactStore, BlockSettings, SubWorkflows
+from runner.engine.items import DEFAULT_MAX_ITEMS
+from runner.live.bus import EventBus
+from runner.models import Run
+from runner.store.protocol import RunWriter, Store
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """Per-run limits from the settings."""
+
+    max_output_bytes: int = 1024 * 1024
+    max_items: int = DEFAULT_MAX_ITEMS
+
+
+class ChildStarter(Protocol):
+    """Starts runs for a run's workflow.run nodes (runner/runtime/children.py)."""
+
+    def of(self, parent: Run) -> SubWorkflows:
+        """The SubWorkflows a block of `parent` sees."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunServices:
+    """What runs need from the process: persistence, shared clients, settings."""
+
+    store: Store
+    events: EventBus
+    writer: RunWriter
+    http: httpx.AsyncClient
+    artifacts: ArtifactStore
+    block_settings: BlockSettings
+    limits: RunLimits = RunLimits()
+    # This process's name in run leases.
+    owner: UUID = dataclasses.field(default_factory=uuid4)
+    # Starts the runs that workflow.run nodes ask for (set by the Runtime).
+    children: ChildStarter | None = None
