@@ -39,6 +39,12 @@ class ArtifactNotFoundError(NotFoundError):
     code = "artifact_not_found"
 
 
+class NodeNotFoundError(NotFoundError):
+    """The workflow has no such node."""
+
+    code = "node_not_found"
+
+
 class HookNotFoundError(NotFoundError):
     """No workflow has this webhook slug."""
 
@@ -73,6 +79,28 @@ class RunAlreadyFinishedError(ConflictError):
     """The run has already finished."""
 
     code = "run_finished"
+
+
+class RunNotFinishedError(ConflictError):
+    """The run has not finished yet."""
+
+    code = "run_not_finished"
+
+
+class NothingToRerunError(ConflictError):
+    """The run has no failed or cancelled node to run again; name one with `from`."""
+
+    code = "nothing_to_rerun"
+
+
+class InvalidRequestError(WeftError):
+    """The request is well formed but asks for what cannot be; `field` names what."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ShuttingDownError(WeftError):

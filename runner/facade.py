@@ -14,7 +14,8 @@ import anyio.abc
 
 from blocks.registry import Block
 from runner.artifacts.artifacts import Artifacts
-from runner.errors import DatabaseUnavailableError, WeftError
+from runner.engine.trial import TrialResult, try_node
+from runner.errors import DatabaseUnavailableError, NodeNotFoundError, WeftError
 from runner.graph.shape import Graph, NodePolicy
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
@@ -176,7 +177,40 @@ class Weft:
         return await self._runtime.runs.wait_finished(run_id, unfinished=unfinished)
 
     async def cancel_run(self, run_id: UUID) -> Run:
-        return await self._runtime.runs.cancel(run_id)
+        """Cancel a run, and the runs its workflow.run nodes started."""
+        run = await self._runtime.runs.cancel(run_id)
+        await self._runtime.runs.cancel_children(run_id)
+        return run
+
+    async def rerun(self, run_id: UUID, *, from_node: str | None) -> Run:
+        """A new run on the graph a finished run executed, from `from_node` (else from its
+        failed and cancelled nodes); the other nodes' outputs are copied."""
+        return await self._runtime.runs.rerun(run_id, from_node)
+
+    async def try_node(
+        self,
+        workflow_id: UUID,
+        node_id: str,
+        *,
+        upstream: dict[str, Any],
+        trigger: Any,
+        nodes: dict[str, Any],
+    ) -> TrialResult:
+        """Run one node of the workflow's current graph on its own, without a run."""
+        workflow = await self._store.get_workflow(workflow_id)
+        plan = self._runtime.workflows.validate_graph(Graph.model_validate(workflow.graph))
+        node = plan.nodes.get(node_id)
+        if node is None:
+            raise NodeNotFoundError(f"workflow {workflow_id} has no node {node_id!r}")
+        return await try_node(
+            node,
+            self._runtime.services,
+            workflow_id=workflow_id,
+            upstream=upstream,
+            trigger=trigger,
+            nodes=nodes,
+            artifacts=self._artifacts.without_rows(),
+        )
 
     async def get_run(self, run_id: UUID) -> Run:
         return await self._store.get_run(run_id)

@@ -16,6 +16,7 @@ from runner.errors import (
     DatabaseError,
     DatabaseUnavailableError,
     InvalidGraphError,
+    InvalidRequestError,
     NotFoundError,
     ShuttingDownError,
     UnauthorizedError,
@@ -60,6 +61,7 @@ WEFT_STATUSES: tuple[tuple[type[WeftError], int], ...] = (
     (ConflictError, 409),
     (UnauthorizedError, 401),
     (InvalidGraphError, 422),
+    (InvalidRequestError, 422),
     (ShuttingDownError, 503),
     (DatabaseUnavailableError, 503),
     (DatabaseError, 500),
@@ -86,6 +88,9 @@ def register_error_handlers(app: Quart) -> None:
                 f"the graph has {len(exc.problems)} problem(s)",
                 [p.to_json() for p in exc.problems],
             )
+        if isinstance(exc, InvalidRequestError) and exc.field is not None:
+            details = [{"field": exc.field, "message": str(exc)}]
+            return error_response(_weft_status(exc), exc.code, str(exc), details)
         if isinstance(exc, DatabaseUnavailableError):
             log.warning("database_unavailable", path=request.path, error=repr(exc.__cause__))
             message = "the database is not reachable; retry shortly"

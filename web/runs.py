@@ -5,10 +5,20 @@ from __future__ import annotations
 from uuid import UUID
 
 from quart import Blueprint, Response
-from quart_schema import document_response, validate_querystring
+from quart_schema import document_request, document_response, validate_querystring
 
+from web.bodies import read_model
 from web.context import weft
-from web.schemas import ErrorResponse, LogList, LogsPage, NodeRunList, RunList, RunOut, RunsPage
+from web.schemas import (
+    ErrorResponse,
+    LogList,
+    LogsPage,
+    NodeRunList,
+    RerunIn,
+    RunList,
+    RunOut,
+    RunsPage,
+)
 from web.views import json_response, page_of_runs
 
 blueprint = Blueprint("runs", __name__)
@@ -38,6 +48,20 @@ async def get_run(run_id: UUID) -> Response:
 async def cancel_run(run_id: UUID) -> Response:
     """Cancel a pending or running run (idempotent); 409 when it has already finished."""
     return json_response((await weft().cancel_run(run_id)).to_json())
+
+
+@blueprint.post("/runs/<uuid:run_id>/rerun")
+@document_request(RerunIn)
+@document_response(RunOut, 202)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 409)
+@document_response(ErrorResponse, 422)
+async def rerun(run_id: UUID) -> Response:
+    """Re-run a finished run on the graph it executed: `from` and everything downstream run
+    again, the other nodes succeed with their earlier outputs (copied, not executed)."""
+    body = await read_model(RerunIn, default=RerunIn())
+    run = await weft().rerun(run_id, from_node=body.from_node)
+    return json_response(run.to_json(), 202)
 
 
 @blueprint.get("/runs/<uuid:run_id>/nodes")

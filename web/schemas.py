@@ -110,6 +110,32 @@ class RunIn(BaseModel):
     start_input: Any = None
 
 
+class RerunIn(BaseModel):
+    """Re-runs a finished run: `from` and everything downstream of it run again (without
+    it, the run's failed and cancelled nodes and what is downstream of them)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_node: str | None = Field(default=None, alias="from", min_length=1, max_length=128)
+
+
+class NodeTestIn(BaseModel):
+    """The data a node is tried on: what its templates see as `upstream`, `trigger` and
+    `nodes` (each optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    upstream: dict[str, Any] = Field(default_factory=dict)
+    trigger: Any = Field(default_factory=dict)
+    nodes: dict[str, Any] = Field(default_factory=dict)
+
+
+class NodeTestOut(BaseModel):
+    status: str = Field(description="succeeded or failed")
+    output: Any = None
+    error: dict[str, Any] | None = None
+    logs: list[dict[str, Any]]
+    duration_ms: int
+
+
 MAX_BATCH_RUNS = 1000
 
 

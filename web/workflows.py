@@ -19,6 +19,8 @@ from web.context import weft
 from web.errors import ApiError
 from web.schemas import (
     ErrorResponse,
+    NodeTestIn,
+    NodeTestOut,
     OffsetPage,
     RunBatchIn,
     RunBatchOut,
@@ -159,3 +161,20 @@ async def list_workflow_runs(workflow_id: UUID, query_args: RunsPage) -> Respons
         limit=query_args.limit, before=query_args.before, workflow_id=workflow_id
     )
     return json_response(page_of_runs(runs, query_args.limit))
+
+
+@blueprint.post("/workflows/<uuid:workflow_id>/nodes/<node_id>/test")
+@document_request(NodeTestIn)
+@document_response(NodeTestOut, 200)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 422)
+async def test_node(workflow_id: UUID, node_id: str) -> Response:
+    """Run one node of the current graph on its own (an editor's "execute step"), over the
+    given `upstream`, `trigger` and `nodes`, without creating a run: 200 with its status,
+    output or error, log lines and duration. Its retries, timeout and output cap apply; what
+    the block writes elsewhere is written (a gcs.write puts its object in the bucket)."""
+    body = await read_model(NodeTestIn, default=NodeTestIn())
+    result = await weft().try_node(
+        workflow_id, node_id, upstream=body.upstream, trigger=body.trigger, nodes=body.nodes
+    )
+    return json_response(result.to_json())

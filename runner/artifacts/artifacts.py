@@ -32,6 +32,10 @@ class Artifacts:
         )
         return StoredArtifact(artifact.id, artifact.uri, artifact.size, artifact.content_type)
 
+    def without_rows(self) -> UnrecordedArtifacts:
+        """An ArtifactStore that writes the bytes but records no row (outside any run)."""
+        return UnrecordedArtifacts(self.blobs)
+
     async def read(self, artifact_id: UUID) -> tuple[Artifact, bytes]:
         artifact = await self._store.get_artifact(artifact_id)
         try:
@@ -41,3 +45,17 @@ class Artifacts:
                 f"artifact {artifact_id} is recorded but its content at {artifact.uri} is gone"
             ) from exc
         return artifact, data
+
+
+class UnrecordedArtifacts:
+    """Writes artifacts' bytes to the blob store without a row: for a node tried outside a
+    run (no run holds them, so GET /artifacts/{id} does not know them)."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+
+    async def put(
+        self, *, run_id: UUID, node_id: str, path: str, data: bytes, content_type: str
+    ) -> StoredArtifact:
+        uri = await self._blobs.write(path, data, content_type)
+        return StoredArtifact(uuid4(), uri, len(data), content_type)

@@ -39,6 +39,7 @@ from runner.engine.messages import (
     StopRun,
 )
 from runner.engine.node_log import NodeListener, NodeLog
+from runner.engine.reruns import copy_earlier_outputs
 from runner.engine.run_state import RunState, Step
 from runner.engine.services import RunServices
 from runner.graph.plan import ExecutionPlan, PlanNode
@@ -196,6 +197,10 @@ class RunExecutor:
             started_at = now()
             self.journal.run_started(started_at)
             self.journal.log(None, "info", "run started", {"trigger": self.run.trigger_type})
+            if self.run.lineage.rerun_of is not None:
+                await copy_earlier_outputs(
+                    self.run, self.plan, self.state, self.journal, self.services.store
+                )
             return started_at
         store = self.services.store
         self.journal.resume_from(await store.last_event_seq(self.run.id))

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import orjson
@@ -33,12 +33,26 @@ from runner.engine.attempt import (
     prepare,
     within_cap,
 )
-from runner.engine.journal import Journal
-from runner.engine.node_log import NodeListener
+from runner.engine.node_log import NodeListener, Recorder
 from runner.graph.plan import PlanNode
 from runner.records import ItemResult
 
 DEFAULT_MAX_ITEMS = 10_000
+
+
+class ItemRecorder(Recorder, Protocol):
+    """A Recorder that also records finished items (the run's Journal)."""
+
+    def item_ended(
+        self,
+        node_id: str,
+        index: int,
+        *,
+        encoded: bytes | None,
+        error: dict[str, Any] | None,
+        done: int,
+        total: int,
+    ) -> None: ...
 
 
 class ItemsError(ValueError):
@@ -98,7 +112,7 @@ class _ItemListener(NodeListener):
     """An item's attempts: its retries and capped outputs are logged; the node's start was
     recorded once, for all its items."""
 
-    def __init__(self, journal: Journal, node: PlanNode, index: int) -> None:
+    def __init__(self, journal: ItemRecorder, node: PlanNode, index: int) -> None:
         super().__init__(journal, node, "")
         self._index = index
 
@@ -120,7 +134,7 @@ async def perform_items(
     items: Items,
     *,
     finished: dict[int, ItemResult],
-    journal: Journal,
+    journal: ItemRecorder,
     context: Callable[[Any, int], RunContext],
     cap: OutputCap,
     started_at: datetime,

@@ -213,6 +213,21 @@ class Journal:
         else:
             self._writer.node_ended_soon(end)
 
+    def node_copied(self, node_id: str, *, output: Any, input: Any, source: UUID) -> None:
+        """A re-run's node that does not run again: succeeded with the output it had in the
+        run `source` (committed with the next batch: see executor._copy)."""
+        end = NodeEnd(
+            self.run_id,
+            node_id,
+            NodeStatus.SUCCEEDED,
+            finished_at=now(),
+            input=None if input is None else RawJson(orjson.dumps(input).decode()),
+            output=RawJson(orjson.dumps(output).decode()),
+            attempt=0,
+        )
+        self._writer.node_ended_soon(end)
+        self._publish(NodeSucceeded(node_id, 0, output, copied_from=str(source)))
+
     async def node_failed(
         self,
         node_id: str,

@@ -4,17 +4,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from runner.engine.attempt import error_info
-from runner.engine.journal import Journal
 from runner.graph.plan import PlanNode
+
+
+class Recorder(Protocol):
+    """Where a node's log lines and attempt starts go: its run's Journal, or a trial's
+    collector (runner/engine/trial.py)."""
+
+    def log(
+        self, node_id: str | None, level: str, message: str, data: dict[str, Any] | None = None
+    ) -> None: ...
+
+    def node_started(
+        self, node_id: str, node_type: str, attempt: int, started_at: datetime, input: str
+    ) -> None: ...
 
 
 class NodeLog:
     """The logger a block gets through its RunContext (the NodeLogger protocol)."""
 
-    def __init__(self, journal: Journal, node_id: str | None) -> None:
+    def __init__(self, journal: Recorder, node_id: str | None) -> None:
         self._journal = journal
         self._node_id = node_id
 
@@ -34,7 +46,7 @@ class NodeLog:
 class NodeListener:
     """Records a node's attempts in the journal (the AttemptListener of runner.engine.attempt)."""
 
-    def __init__(self, journal: Journal, node: PlanNode, encoded_input: str) -> None:
+    def __init__(self, journal: Recorder, node: PlanNode, encoded_input: str) -> None:
         self._journal = journal
         self._node = node
         self._input = encoded_input

@@ -112,3 +112,15 @@ def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> Execut
         )
     order = topological_order(node_ids, [(e.source, e.target) for e in edges])
     return ExecutionPlan(nodes, tuple(order))
+
+
+def downstream(plan: ExecutionPlan, node_ids: set[str]) -> set[str]:
+    """The nodes and every node reachable from them."""
+    found = set(node_ids)
+    stack = list(node_ids)
+    while stack:
+        for edge in plan.nodes[stack.pop()].outgoing:
+            if edge.target not in found:
+                found.add(edge.target)
+                stack.append(edge.target)
+    return found

@@ -149,10 +149,15 @@ class NodeSucceeded:
     node_id: str
     duration_ms: int
     output: Any
+    # A re-run's node not run again: the run its output is copied from (else omitted).
+    copied_from: str | None = None
 
     def fields(self) -> dict[str, Any]:
-        return {"node_id": self.node_id, "status": "succeeded", "duration_ms": self.duration_ms,
-                **bounded("output", self.output)}  # fmt: skip
+        fields = {"node_id": self.node_id, "status": "succeeded",
+                  "duration_ms": self.duration_ms, **bounded("output", self.output)}  # fmt: skip
+        if self.copied_from is not None:
+            fields["copied_from"] = self.copied_from
+        return fields
 
 
 @dataclass(frozen=True, slots=True)

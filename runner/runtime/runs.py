@@ -15,12 +15,17 @@ from runner.engine.messages import CancelRun, StartRun
 from runner.engine.services import RunServices
 from runner.errors import (
     HookChangedError,
+    InvalidRequestError,
+    NothingToRerunError,
     RunAlreadyFinishedError,
+    RunNotFinishedError,
     RunNotFoundError,
     ShuttingDownError,
 )
+from runner.graph.plan import downstream
+from runner.graph.shape import Graph
 from runner.live.events import RunCreated
-from runner.models import NO_LINEAGE, Hook, Lineage, Run, RunStatus
+from runner.models import NO_LINEAGE, Hook, Lineage, NodeStatus, Run, RunStatus
 from runner.runtime.claims import Claims
 from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes
@@ -168,6 +173,37 @@ class Runs:
                 payload=payload_value,
                 idempotency_key=idempotency_key,
             )
+
+    async def rerun(self, run_id: UUID, from_node: str | None = None) -> Run:
+        """A new run on the graph the finished run executed: `from_node` and everything
+        downstream of it run again (without it: the run's failed and cancelled nodes and
+        what is downstream of them); the others' outputs are copied when it starts."""
+        old = await self._store.get_run(run_id)
+        if not old.status.finished:
+            raise RunNotFinishedError(f"run {run_id} is {old.status}: re-run it once it ends")
+        assert old.graph is not None  # a run keeps the graph it ran
+        plan = self._workflows.validate_graph(Graph.model_validate(old.graph))
+        if from_node is not None:
+            if from_node not in plan.nodes:
+                raise InvalidRequestError(f"run {run_id} has no node {from_node!r}", "from")
+            again = downstream(plan, {from_node})
+        else:
+            stopped = (NodeStatus.FAILED, NodeStatus.CANCELLED)
+            nodes = await self._store.list_node_runs(run_id)
+            again = downstream(plan, {n.node_id for n in nodes if n.status in stopped})
+            if not again:
+                raise NothingToRerunError(
+                    f"run {run_id} has no failed or cancelled node: give `from` to run "
+                    "again from a node"
+                )
+        run, _ = await self.start(
+            old.workflow_id,
+            trigger_type="rerun",
+            payload=old.trigger_payload,
+            lineage=Lineage(rerun_of=old.id, rerun_nodes=tuple(sorted(again))),
+            graph=old.graph,
+        )
+        return run
 
     async def cancel(self, run_id: UUID) -> Run:
         """Cancel a pending or running run, whichever process holds it; idempotent; a
