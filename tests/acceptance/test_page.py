@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import (
     Browser,
+    FloatRect,
     Locator,
     Page,
     ViewportSize,
@@ -117,6 +119,70 @@ async def browser() -> AsyncIterator[Browser]:
 
 def node(page: Page, node_id: str) -> Locator:
     return page.locator(f'[data-testid="graph-node"][data-node-id="{node_id}"]')
+
+
+def chain(ids: list[str]) -> dict[str, Any]:
+    """One transform node per id, each the child of the one before: one layer per node."""
+    return {
+        "nodes": [{"id": i, "type": "transform", "params": {"template": i}} for i in ids],
+        "edges": [{"id": f"e{n}", "from": a, "to": b} for n, (a, b) in enumerate(pairwise(ids))],
+    }
+
+
+def grid(layers: int, rows: int) -> dict[str, Any]:
+    """layers x rows nodes: each layer's nodes are children of the node above-left of them."""
+    ids = [[f"n{layer}-{row}" for row in range(rows)] for layer in range(layers)]
+    return {
+        "nodes": [
+            {"id": i, "type": "transform", "params": {"template": i}} for col in ids for i in col
+        ],
+        "edges": [
+            {"id": f"e-{b}", "from": ids[layer - 1][max(0, row - 1)], "to": b}
+            for layer in range(1, layers)
+            for row, b in enumerate(ids[layer])
+        ],
+    }
+
+
+# The ids of the drawn nodes not wholly inside the graph view (or the view outside the window).
+NODES_OUTSIDE_VIEW = """() => {
+  const view = document.querySelector('[data-testid="graph"]').getBoundingClientRect();
+  const onScreen = view.width > 0 && view.height > 0 && view.left >= 0 && view.top >= 0
+    && view.right <= window.innerWidth && view.bottom <= window.innerHeight;
+  const inside = (r) => onScreen && r.width > 0 && r.height > 0 && r.left >= view.left
+    && r.right <= view.right && r.top >= view.top && r.bottom <= view.bottom;
+  return [...document.querySelectorAll('[data-testid="graph-node"]')]
+    .filter((n) => !inside(n.getBoundingClientRect())).map((n) => n.dataset.nodeId);
+}"""
+
+
+async def wait_graph_fits(page: Page, count: int) -> None:
+    """Every one of the `count` drawn nodes is wholly inside the graph view."""
+    await expect(page.get_by_test_id("graph-node")).to_have_count(count)
+    try:
+        await page.wait_for_function(f"() => ({NODES_OUTSIDE_VIEW})().length === 0")
+    finally:
+        outside = await page.evaluate(NODES_OUTSIDE_VIEW)
+        assert outside == [], f"{len(outside)} node(s) not in view: {outside[:10]}"
+
+
+async def box_of(locator: Locator) -> FloatRect:
+    box = await locator.bounding_box()
+    assert box is not None
+    return box
+
+
+def inside(inner: FloatRect, outer: FloatRect) -> bool:
+    return (
+        outer["x"] <= inner["x"]
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"]
+        and outer["y"] <= inner["y"]
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"]
+    )
+
+
+def same_box(a: FloatRect, b: FloatRect) -> bool:
+    return all(abs(a[k] - b[k]) < 1 for k in ("x", "y", "width", "height"))
 
 
 async def test_monitor_runs_a_workflow_live(
@@ -360,3 +426,185 @@ async def test_page_asks_for_the_api_token_and_runs_live(
         assert len(prompts) == 1
         assert "API token" in prompts[0]
         await page.close()
+
+
+async def test_graph_is_fitted_to_the_view_and_pans_and_zooms(
+    weft: WeftServer, browser: Browser, tmp_path: Path
+) -> None:
+    ids = ["start", "fetch", "parse", "enrich", "rank", "render", "publish-the-report"]
+    wide = await weft.create_workflow(chain(ids), name="seven layers")
+    hundred = await weft.create_workflow(grid(10, 10), name="a hundred nodes")
+    page = await browser.new_page(viewport=VIEWPORT)
+    crashes: list[str] = []
+    page.on("pageerror", lambda exc: crashes.append(str(exc)))
+    await page.goto(weft.url + "/")
+    await page.locator(f'[data-workflow-id="{wide["id"]}"]').click()
+
+    # Seven layers at 1280x800: scaled down until the whole graph, last node included, shows.
+    view = page.get_by_test_id("graph")
+    await wait_graph_fits(page, len(ids))
+    last = node(page, ids[-1])
+    assert inside(await box_of(last), await box_of(view))
+    await expect(view).to_have_attribute("data-fitted", "true")
+    fitted = {i: await box_of(node(page, i)) for i in (ids[0], ids[-1])}
+    fitted_level = await page.get_by_test_id("zoom-level").inner_text()
+    assert int(fitted_level.rstrip("%")) < 100
+    await page.screenshot(path=str(tmp_path / "fitted.png"))
+
+    # The wheel zooms in about the pointer: nodes grow and the last one leaves the view.
+    frame = await box_of(view)
+    centre = (frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+    await page.mouse.move(*centre)
+    await page.mouse.wheel(0, -400)
+    await expect(view).to_have_attribute("data-fitted", "false")
+    await expect(page.get_by_test_id("zoom-level")).not_to_have_text(fitted_level)
+    zoomed = await box_of(last)
+    assert zoomed["width"] > fitted[ids[-1]]["width"] * 1.5
+    assert not inside(zoomed, frame)
+    # The + button zooms further, about the centre; "Fit" shows the whole graph again.
+    await page.get_by_test_id("zoom-in").click()
+    await page.wait_for_function(
+        "([id, width]) => document.querySelector(`[data-node-id='${id}']`)"
+        ".getBoundingClientRect().width > width",
+        arg=[ids[-1], zoomed["width"] * 1.2],
+    )
+    await page.get_by_test_id("zoom-fit").click()
+    await expect(view).to_have_attribute("data-fitted", "true")
+    await expect(page.get_by_test_id("zoom-level")).to_have_text(fitted_level)
+    for node_id, box in fitted.items():
+        assert same_box(await box_of(node(page, node_id)), box), node_id
+    # The - button zooms out of the fitted view; everything still shows.
+    await page.get_by_test_id("zoom-out").click()
+    await expect(view).to_have_attribute("data-fitted", "false")
+    await wait_graph_fits(page, len(ids))
+    assert (await box_of(last))["width"] < fitted[ids[-1]]["width"]
+
+    # Dragging pans, even when it starts on a node, and does not select that node.
+    await page.get_by_test_id("zoom-fit").click()
+    middle = await box_of(node(page, "enrich"))
+    start = (middle["x"] + middle["width"] / 2, middle["y"] + middle["height"] / 2)
+    await page.mouse.move(*start)
+    await page.mouse.down()
+    await page.mouse.move(start[0] + 90, start[1] + 40, steps=6)
+    await page.mouse.up()
+    await expect(view).to_have_attribute("data-fitted", "false")
+    moved = await box_of(node(page, "enrich"))
+    assert abs(moved["x"] - middle["x"] - 90) < 1.5
+    assert abs(moved["y"] - middle["y"] - 40) < 1.5
+    await expect(page.get_by_test_id("node-panel")).to_have_attribute("data-node-id", "")
+    # A click (no drag) still selects; "0" with the graph focused fits it again.
+    await node(page, "enrich").click()
+    await expect(page.get_by_test_id("node-panel")).to_have_attribute("data-node-id", "enrich")
+    await page.keyboard.press("0")
+    await expect(view).to_have_attribute("data-fitted", "true")
+    assert same_box(await box_of(last), fitted[ids[-1]])
+
+    # A hundred nodes (ten layers of ten) fit too: every node's box is inside the view.
+    await page.locator(f'[data-workflow-id="{hundred["id"]}"]').click()
+    await expect(page.get_by_test_id("workflow-name")).to_have_text("a hundred nodes")
+    await wait_graph_fits(page, 100)
+    await page.screenshot(path=str(tmp_path / "hundred.png"))
+    assert crashes == []
+    await page.close()
+
+
+# Every "k/n items" text a graph node shows, as the page changes them.
+RECORD_ITEMS = """() => {
+  const seen = new Set();
+  window.__items = seen;
+  new MutationObserver(() => {
+    for (const tag of document.querySelectorAll('[data-testid="node-items"]')) {
+      seen.add(tag.textContent);
+    }
+  }).observe(document.querySelector('[data-testid="graph-svg"]'), {
+    subtree: true, childList: true,
+  });
+}"""
+
+
+async def test_for_each_progress_and_handled_failures_show(
+    weft: WeftServer, browser: Browser, tmp_path: Path
+) -> None:
+    graph: dict[str, Any] = {
+        "nodes": [
+            {"id": "start", "type": "start"},
+            # One item at a time, so that the page sees the count go up live.
+            {
+                "id": "each",
+                "type": "delay",
+                "params": {"seconds": 0.15, "for_each": [1, 2, 3], "concurrency": 1},
+            },
+            {
+                "id": "shout",
+                "type": "transform",
+                "params": {"for_each": [1, 2, 3], "template": "{{ item }}"},
+            },
+            {
+                "id": "boom",
+                "type": "http.request",
+                "params": {"url": "http://127.0.0.1:1/nothing-here", "on_error": "continue"},
+            },
+            {
+                "id": "after",
+                "type": "transform",
+                "params": {"template": "{{ upstream.boom.error.type }}"},
+            },
+        ],
+        "edges": [
+            {"id": "e1", "from": "start", "to": "each"},
+            {"id": "e2", "from": "start", "to": "shout"},
+            {"id": "e3", "from": "start", "to": "boom"},
+            {"id": "e4", "from": "boom", "to": "after"},
+        ],
+    }
+    workflow = await weft.create_workflow(graph, name="items and handled")
+    page = await browser.new_page(viewport=VIEWPORT)
+    crashes: list[str] = []
+    page.on("pageerror", lambda exc: crashes.append(str(exc)))
+    await page.goto(weft.url + "/")
+    await page.locator(f'[data-workflow-id="{workflow["id"]}"]').click()
+    await expect(page.get_by_test_id("graph-node")).to_have_count(len(graph["nodes"]))
+    await expect(page.get_by_test_id("node-items")).to_have_count(0)
+    await page.evaluate(RECORD_ITEMS)
+    await page.get_by_test_id("run-button").click()
+
+    await expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "succeeded")
+    run_id = page.url.rsplit("/", 1)[1]
+    server_nodes = await weft.nodes(run_id)
+    assert server_nodes["each"]["items"] == {"done": 3, "total": 3}
+    assert server_nodes["boom"]["status"] == "failed"
+
+    async def check_page() -> None:
+        # for_each nodes: "3/3 items" on the node.
+        for node_id in ("each", "shout"):
+            await expect(node(page, node_id)).to_have_attribute("data-status", "succeeded")
+            await expect(node(page, node_id).get_by_test_id("node-items")).to_have_text("3/3 items")
+        # The handled failure: failed (red) in a run that succeeded, and marked handled.
+        boom = node(page, "boom")
+        await expect(boom).to_have_attribute("data-status", "failed")
+        await expect(boom).to_have_attribute("data-handled", "continue")
+        await expect(boom.get_by_test_id("node-handled")).to_have_text("handled")
+        await expect(boom.locator(".box")).to_have_css("stroke", "rgb(220, 38, 38)")
+        await expect(node(page, "after")).to_have_attribute("data-status", "succeeded")
+        await expect(page.get_by_test_id("node-handled")).to_have_count(1)
+        # The same in the node's details.
+        await boom.click()
+        await expect(page.get_by_test_id("node-panel-status")).to_have_text("failed")
+        await expect(page.get_by_test_id("node-panel-handled")).to_be_visible()
+        await expect(page.get_by_test_id("node-error")).to_contain_text("ConnectError")
+        await expect(page.get_by_test_id("node-panel-items")).to_be_hidden()
+        await node(page, "each").click()
+        await expect(page.get_by_test_id("node-panel-items")).to_have_text("3/3 items")
+        await expect(page.get_by_test_id("node-panel-handled")).to_be_hidden()
+
+    # Live: the count went up item by item (node.item events), then the final state shows.
+    await check_page()
+    seen = await page.evaluate("() => [...window.__items]")
+    assert {"1/3 items", "2/3 items"} & set(seen), seen
+    await page.screenshot(path=str(tmp_path / "items.png"))
+    # A past run, from the REST API only (no node.failed event to say "handled"): the same.
+    await page.reload()
+    await expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "succeeded")
+    await check_page()
+    assert crashes == []
+    await page.close()

@@ -22,8 +22,17 @@ const NODE_H = 56;
 const GAP_X = 60;
 const GAP_Y = 22;
 const PAD = 18;
-const MIN_SCALE = 0.75;
 const SVG_NS = "http://www.w3.org/2000/svg";
+
+// The graph view: fitted to show the whole graph (never enlarged past MAX_FIT), then panned
+// by dragging and zoomed by the wheel, the zoom tools or the keyboard (+, -, 0, arrows).
+const FIT_MARGIN = 12; // px kept free around a fitted drawing
+const MAX_FIT = 1;
+const MAX_ZOOM = 4;
+const ZOOM_STEP = 1.25;
+const DRAG_PX = 4; // a press that moves less than this is a click, not a pan
+const KEEP_VISIBLE_PX = 48; // panning never pushes the drawing out of sight
+const KEY_PAN_PX = 60;
 
 // ---------------------------------------------------------------------------------------
 // small helpers
@@ -192,6 +201,7 @@ const state = {
   detailsSeq: 0,
   detailsTimer: null,
   serverFiltersLogs: true,
+  itemsFrame: 0, // a repaint for node.item events is scheduled
 };
 
 function setMode(mode) {
@@ -317,6 +327,7 @@ async function openWorkflow(workflowId, seq) {
   }
   if (seq !== state.routeSeq) return; // another route won meanwhile
   state.workflow = workflow;
+  state.selectedNode = null; // a node of the workflow shown before
   state.history = [];
   clearRun();
   hideNotice();
@@ -466,16 +477,35 @@ function takenPort(nodeId) {
   return output && typeof output === "object" && typeof output.port === "string" ? output.port : null;
 }
 
+/** A for_each node's progress, `{done, total}`, or null (from GET /runs/{id}/nodes or node.item). */
+function itemsOf(nodeRun) {
+  const items = nodeRun?.items;
+  if (!items || typeof items !== "object") return null;
+  const done = Number(items.done);
+  const total = Number(items.total);
+  return Number.isFinite(done) && Number.isFinite(total) && total >= 0 ? { done, total } : null;
+}
+
+/** How a failed node's failure was handled ("continue", "branch"), or null when it was not:
+ * its node.failed event says so (`handled`); GET /runs/{id}/nodes shows it by the output a
+ * handled failure keeps ({"error": …}; an unhandled one has none), as does a run that
+ * succeeded in spite of it. */
+function handledOf(nodeId) {
+  const nodeRun = state.run ? state.nodes.get(nodeId) : null;
+  if (nodeRun?.status !== "failed") return null;
+  if (typeof nodeRun.handled === "string" && nodeRun.handled) return nodeRun.handled;
+  const kept = nodeRun.output !== null && nodeRun.output !== undefined;
+  if (!kept && state.run.status !== "succeeded") return null;
+  const declared = graphNode(nodeId)?.params?.on_error;
+  return declared === "continue" || declared === "branch" ? declared : "on_error";
+}
+
 function drawGraph() {
   const graph = state.workflow?.graph;
   const box = $("graph-svg");
   const { nodes, edges, pos, width, height } = layout(graph);
   $("graph-empty").hidden = nodes.length > 0;
   box.style.display = nodes.length ? "" : "none";
-  box.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  box.dataset.width = String(width);
-  box.dataset.height = String(height);
-  fitGraph();
 
   const defs = svg(
     "defs",
@@ -554,22 +584,213 @@ function drawGraph() {
     });
     nodeLayer.append(group);
   }
-  box.replaceChildren(defs, edgeLayer, nodeLayer);
+  box.replaceChildren(defs, svg("g", { class: "viewport", "data-testid": "graph-viewport" }, edgeLayer, nodeLayer));
+  // A new drawing (another graph, or this one changed) is fitted; a redraw of the same one
+  // (another run shown) keeps the view the user panned and zoomed to.
+  const key = JSON.stringify([width, height, Array.from(pos), edges.map((e) => [e.from, e.to, e.port ?? null])]);
+  Object.assign(view, { width: nodes.length ? width : 0, height });
+  if (key !== view.key) {
+    view.key = key;
+    view.fitted = true;
+  }
+  if (view.fitted) fitGraph();
+  else applyView();
   paintStatuses();
 }
 
-/** Shrinks the drawing to fit its card, never below MIN_SCALE (text stays readable: a larger
- * graph scrolls) and never above 1. */
+// ---------------------------------------------------------------------------------------
+// the graph view: fit, zoom, pan
+
+const view = {
+  width: 0, // the drawing's size in SVG user units (0: nothing drawn)
+  height: 0,
+  key: "", // what was drawn: a different key is a different drawing, fitted anew
+  k: 1, // scale, then translation in px: screen = drawing × k + t
+  tx: 0,
+  ty: 0,
+  fitted: true, // showing the whole graph; refitted when the view is resized
+};
+
+function viewSize() {
+  const box = $("graph");
+  return { w: box.clientWidth, h: box.clientHeight };
+}
+
+/** The scale that shows the whole drawing with a margin (never above MAX_FIT). */
+function fitScale() {
+  const { w, h } = viewSize();
+  if (!view.width || !w || !h) return 1;
+  const k = Math.min(MAX_FIT, (w - 2 * FIT_MARGIN) / view.width, (h - 2 * FIT_MARGIN) / view.height);
+  return Math.max(k, 0.001);
+}
+
+/** Scales the drawing to show it whole, centred. Without a size yet (the view is hidden) it
+ * stays marked as fitted: the resize observer fits it when it shows. */
 function fitGraph() {
-  const box = $("graph-svg");
-  const scroller = $("graph");
-  const width = Number(box.dataset.width);
-  const height = Number(box.dataset.height);
-  if (!width || !height || !scroller.clientWidth) return;
-  const fit = Math.min(1, (scroller.clientWidth - 24) / width, (scroller.clientHeight - 24) / height);
-  const scale = Math.max(MIN_SCALE, fit);
-  box.style.width = `${Math.floor(width * scale)}px`;
-  box.style.height = `${Math.floor(height * scale)}px`;
+  view.fitted = true;
+  const { w, h } = viewSize();
+  if (!view.width || !w || !h) return;
+  view.k = fitScale();
+  view.tx = (w - view.width * view.k) / 2;
+  view.ty = (h - view.height * view.k) / 2;
+  applyView();
+}
+
+/** Keeps at least KEEP_VISIBLE_PX of the drawing on screen on each axis. */
+function clampView() {
+  const { w, h } = viewSize();
+  if (!w || !h) return;
+  const clamp = (t, size, room) => {
+    const keep = Math.min(KEEP_VISIBLE_PX, size, room);
+    return Math.min(room - keep, Math.max(keep - size, t));
+  };
+  view.tx = clamp(view.tx, view.width * view.k, w);
+  view.ty = clamp(view.ty, view.height * view.k, h);
+}
+
+function applyView() {
+  const layer = $("graph-svg").querySelector(".viewport");
+  if (layer) layer.setAttribute("transform", `translate(${view.tx} ${view.ty}) scale(${view.k})`);
+  const box = $("graph");
+  box.dataset.fitted = String(view.fitted);
+  box.dataset.scale = view.k.toFixed(4);
+  $("zoom-level").textContent = `${Math.round(view.k * 100)}%`;
+}
+
+/** Zooms by `factor` about the point (px, py) of the view, which stays put. */
+function zoomBy(factor, px, py) {
+  if (!view.width) return;
+  const min = Math.min(0.25, fitScale() / 2);
+  const k = Math.min(MAX_ZOOM, Math.max(min, view.k * factor));
+  if (k === view.k) return;
+  view.tx = px - ((px - view.tx) * k) / view.k;
+  view.ty = py - ((py - view.ty) * k) / view.k;
+  view.k = k;
+  view.fitted = false;
+  clampView();
+  applyView();
+}
+
+function zoomAtCentre(factor) {
+  const { w, h } = viewSize();
+  zoomBy(factor, w / 2, h / 2);
+}
+
+function panBy(dx, dy) {
+  if (!view.width) return;
+  view.tx += dx;
+  view.ty += dy;
+  view.fitted = false;
+  clampView();
+  applyView();
+}
+
+function onViewResized() {
+  if (view.fitted) fitGraph();
+  else {
+    clampView();
+    applyView();
+  }
+}
+
+/** Dragging anywhere in the view pans (a press that does not move stays a click on a node);
+ * the wheel zooms about the pointer; +, -, 0 and the arrows work when the graph has focus. */
+function wireGraphView() {
+  const box = $("graph");
+  let drag = null;
+  let swallowClick = false;
+  box.addEventListener("pointerdown", (ev) => {
+    if (ev.button !== 0 || !view.width) return;
+    drag = { id: ev.pointerId, x: ev.clientX, y: ev.clientY, tx: view.tx, ty: view.ty, moved: false };
+  });
+  box.addEventListener("pointermove", (ev) => {
+    if (!drag || ev.pointerId !== drag.id) return;
+    const dx = ev.clientX - drag.x;
+    const dy = ev.clientY - drag.y;
+    if (!drag.moved) {
+      if (Math.hypot(dx, dy) < DRAG_PX) return;
+      drag.moved = true;
+      box.setPointerCapture(ev.pointerId);
+      box.classList.add("panning");
+    }
+    view.tx = drag.tx + dx;
+    view.ty = drag.ty + dy;
+    view.fitted = false;
+    clampView();
+    applyView();
+  });
+  const endDrag = (ev) => {
+    if (!drag || ev.pointerId !== drag.id) return;
+    if (drag.moved) {
+      // The click that ends a drag is not a click on the node under the pointer.
+      swallowClick = true;
+      setTimeout(() => {
+        swallowClick = false;
+      }, 0);
+      box.classList.remove("panning");
+    }
+    drag = null;
+  };
+  box.addEventListener("pointerup", endDrag);
+  box.addEventListener("pointercancel", endDrag);
+  box.addEventListener(
+    "click",
+    (ev) => {
+      if (!swallowClick) return;
+      swallowClick = false;
+      ev.stopPropagation();
+      ev.preventDefault();
+    },
+    true,
+  );
+  box.addEventListener(
+    "wheel",
+    (ev) => {
+      if (!view.width) return;
+      ev.preventDefault();
+      const unit = ev.deltaMode === 1 ? 16 : ev.deltaMode === 2 ? viewSize().h : 1;
+      if (Math.abs(ev.deltaX) > Math.abs(ev.deltaY) && !ev.ctrlKey) {
+        panBy(-ev.deltaX * unit, 0); // a sideways swipe pans
+        return;
+      }
+      // A pinch on a touchpad arrives as a wheel with ctrlKey and small deltas.
+      const factor = Math.exp(-ev.deltaY * unit * (ev.ctrlKey ? 0.01 : 0.002));
+      const rect = box.getBoundingClientRect();
+      zoomBy(factor, ev.clientX - rect.left - box.clientLeft, ev.clientY - rect.top - box.clientTop);
+    },
+    { passive: false },
+  );
+  box.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const keys = {
+      "+": () => zoomAtCentre(ZOOM_STEP),
+      "=": () => zoomAtCentre(ZOOM_STEP),
+      "-": () => zoomAtCentre(1 / ZOOM_STEP),
+      _: () => zoomAtCentre(1 / ZOOM_STEP),
+      0: fitGraph,
+      ArrowLeft: () => panBy(KEY_PAN_PX, 0),
+      ArrowRight: () => panBy(-KEY_PAN_PX, 0),
+      ArrowUp: () => panBy(0, KEY_PAN_PX),
+      ArrowDown: () => panBy(0, -KEY_PAN_PX),
+    };
+    const action = keys[ev.key];
+    if (!action) return;
+    ev.preventDefault();
+    action();
+  });
+  // A node reached with the keyboard (Tab) is brought into view.
+  box.addEventListener("focusin", (ev) => {
+    const group = ev.target.closest?.(".g-node");
+    if (!group || !group.matches(":focus-visible")) return;
+    const r = group.getBoundingClientRect();
+    const v = box.getBoundingClientRect();
+    if (r.left >= v.left && r.right <= v.right && r.top >= v.top && r.bottom <= v.bottom) return;
+    panBy(v.left + v.width / 2 - (r.left + r.width / 2), v.top + v.height / 2 - (r.top + r.height / 2));
+  });
+  $("zoom-in").addEventListener("click", () => zoomAtCentre(ZOOM_STEP));
+  $("zoom-out").addEventListener("click", () => zoomAtCentre(1 / ZOOM_STEP));
+  $("zoom-fit").addEventListener("click", fitGraph);
+  new ResizeObserver(onViewResized).observe(box);
 }
 
 /** Colours the drawn nodes from state.nodes and marks untaken branch edges. */
@@ -580,11 +801,58 @@ function paintStatuses() {
     if (group.dataset.status !== status) group.dataset.status = status;
     group.querySelector(".nstatus").textContent = status === "none" ? "" : status;
     group.classList.toggle("selected", id === state.selectedNode);
+    paintTags(group, itemsOf(state.run ? state.nodes.get(id) : null), handledOf(id));
   }
   for (const group of document.querySelectorAll('[data-testid="graph-edge"]')) {
     const port = group.dataset.port;
     const taken = port === undefined ? null : takenPort(group.dataset.from);
     group.classList.toggle("untaken", taken !== null && taken !== port);
+  }
+}
+
+/** Tags on a node's top edge ("handled", "k/n items", right-aligned) and, for a for_each node,
+ * a progress bar along its bottom. Redrawn only when they change. */
+function paintTags(group, items, handled) {
+  const key = `${items ? `${items.done}/${items.total}` : ""}|${handled ?? ""}`;
+  if (group.__tags === key) return;
+  group.__tags = key;
+  if (handled) group.dataset.handled = handled;
+  else delete group.dataset.handled;
+  for (const old of group.querySelectorAll(".tags, .items-bar")) old.remove();
+  const tags = [];
+  if (items) tags.push({ kind: "items", text: `${items.done}/${items.total} items`, title: `${items.done} of ${items.total} items finished` });
+  if (handled) {
+    const how = handled === "on_error" ? "its on_error" : `on_error "${handled}"`;
+    tags.push({ kind: "handled", text: "handled", title: `failed, and handled by ${how}: the run went on` });
+  }
+  if (!tags.length) return;
+  const layer = svg("g", { class: "tags" });
+  let right = NODE_W - 8;
+  for (const tag of tags) {
+    const w = tag.text.length * 6.1 + 12; // 10px monospace
+    layer.append(
+      svg(
+        "g",
+        { class: `tag tag-${tag.kind}` },
+        svg("title", { text: tag.title }),
+        svg("rect", { x: right - w, y: -8, width: w, height: 16, rx: 8 }),
+        svg("text", { x: right - w / 2, y: 3.5, "text-anchor": "middle", "data-testid": `node-${tag.kind}`, text: tag.text }),
+      ),
+    );
+    right -= w + 4;
+  }
+  group.append(layer);
+  if (items) {
+    const full = NODE_W - 22;
+    const share = items.total > 0 ? Math.min(1, items.done / items.total) : 1;
+    group.append(
+      svg(
+        "g",
+        { class: "items-bar" },
+        svg("rect", { class: "items-track", x: 12, y: NODE_H - 7, width: full, height: 3, rx: 1.5 }),
+        svg("rect", { class: "items-fill", x: 12, y: NODE_H - 7, width: full * share, height: 3, rx: 1.5 }),
+      ),
+    );
   }
 }
 
@@ -644,9 +912,17 @@ function setRun(run) {
 
 function applySnapshot(run, nodes) {
   const before = statusOf(state.selectedNode);
+  const previous = state.run?.id === run.id ? state.nodes : new Map();
   setRun({ ...run });
-  state.nodes = new Map((nodes || []).map((n) => [n.node_id, n]));
+  state.nodes = new Map((nodes || []).map((n) => [n.node_id, keepHandled(previous.get(n.node_id), n)]));
   afterRunChange(before);
+}
+
+/** A node record from the REST API does not say how its failure was handled; the node.failed
+ * event did: keep that. */
+function keepHandled(live, fresh) {
+  if (fresh.handled !== undefined || !live?.handled || live.status !== fresh.status) return fresh;
+  return { ...fresh, handled: live.handled };
 }
 
 function updateRun(fields) {
@@ -667,6 +943,19 @@ function updateNode(nodeId, fields) {
   const prev = state.nodes.get(nodeId) || { node_id: nodeId, node_type: fields.node_type ?? null };
   state.nodes.set(nodeId, { ...prev, ...fields });
   afterRunChange(before);
+}
+
+/** A for_each node's count, from node.item events: a node may have thousands of items, so
+ * the page is repainted once a frame, not once an item. */
+function setItems(nodeId, items) {
+  const prev = state.nodes.get(nodeId) || { node_id: nodeId, node_type: null };
+  state.nodes.set(nodeId, { ...prev, items });
+  if (state.itemsFrame) return;
+  state.itemsFrame = requestAnimationFrame(() => {
+    state.itemsFrame = 0;
+    paintStatuses();
+    renderDetailsHead();
+  });
 }
 
 function statusOf(nodeId) {
@@ -941,7 +1230,14 @@ class RunFollower extends SocketFollower {
           status: message.status ?? "failed",
           duration_ms: message.duration_ms,
           error: message.error,
+          handled: message.handled ?? null,
         });
+        break;
+      case "node.item":
+        // An item of a for_each node finished (its status is the item's, not the node's).
+        if (message.node_id && typeof message.done === "number" && typeof message.total === "number") {
+          setItems(message.node_id, { done: message.done, total: message.total });
+        }
         break;
       case "node.skipped":
         updateNode(message.node_id, { status: message.status ?? "skipped" });
@@ -1234,6 +1530,14 @@ function renderDetailsHead() {
   const badge = $("node-panel-status");
   badge.dataset.status = status;
   badge.textContent = status === "none" ? (state.run ? "not in this run" : "no run") : status;
+  const handled = handledOf(nodeId);
+  const handledPill = $("node-panel-handled");
+  handledPill.hidden = !handled;
+  handledPill.title = handled ? `failed, and handled by ${handled === "on_error" ? "its on_error" : `on_error "${handled}"`}: the run went on` : "";
+  const items = itemsOf(nodeRun);
+  const itemsPill = $("node-panel-items");
+  itemsPill.hidden = !items;
+  itemsPill.textContent = items ? `${items.done}/${items.total} items` : "";
   const timing = [];
   if (nodeRun?.attempt > 1) timing.push(`attempt ${nodeRun.attempt}`);
   if (nodeRun?.started_at) timing.push(`started ${formatTime(nodeRun.started_at)}`);
@@ -1304,7 +1608,7 @@ async function loadDetails() {
   if (nodeRun) {
     // The REST answer is the full record (events may carry only a preview of the output).
     const live = state.nodes.get(nodeId);
-    if (!live || FINAL_NODE.has(nodeRun.status) || live.status === nodeRun.status) state.nodes.set(nodeId, nodeRun);
+    if (!live || FINAL_NODE.has(nodeRun.status) || live.status === nodeRun.status) state.nodes.set(nodeId, keepHandled(live, nodeRun));
     renderDetailsHead();
     paintStatuses();
   }
@@ -1482,7 +1786,7 @@ function wire() {
   $("graph-json").addEventListener("input", markDirty);
   $("editor-name").addEventListener("input", markDirty);
   window.addEventListener("hashchange", route);
-  new ResizeObserver(() => fitGraph()).observe($("graph"));
+  wireGraphView();
 }
 
 async function main() {
