@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from anyio.lowlevel import RunVar
 from pydantic import BaseModel
 
-from blocks.context import RunContext
+from blocks.context import NodeLogger, RunContext
 
 BlockFn = Callable[[dict[str, Any], RunContext], Awaitable[dict[str, Any]]]
+# A blocking block's function: plain `def`, run in a worker thread.
+BlockingFn = Callable[[dict[str, Any], RunContext], dict[str, Any]]
+
+# Worker threads that blocking blocks share (beside anyio's default pool, which serves
+# the rest of the process): enough to keep a few CPU-heavy nodes going on a small dyno.
+BLOCKING_THREADS = 8
 
 # How long one attempt of a node may take unless its params or its block say otherwise.
 DEFAULT_TIMEOUT_S = 300.0
@@ -37,6 +49,7 @@ class Block:
     raw_params: frozenset[str] = frozenset()
     ports: tuple[str, ...] | None = None
     default_timeout_s: float = DEFAULT_TIMEOUT_S
+    blocking: bool = False
 
     @property
     def branching(self) -> bool:
@@ -55,25 +68,73 @@ def block(
     raw_params: Iterable[str] = (),
     ports: tuple[str, ...] | None = None,
     default_timeout_s: float = DEFAULT_TIMEOUT_S,
-) -> Callable[[BlockFn], Block]:
+    blocking: bool = False,
+) -> Callable[[Callable[..., Any]], Block]:
     """Declare a block: turns `async def run(input, ctx) -> dict` into a `Block`.
 
-    The declared block is registered by adding it to a BlockRegistry, so no registry is
-    global and tests can build their own.
+    With `blocking=True` the function is a plain `def` that may block or compute for long:
+    it runs in a worker thread, so the event loop (every other run, every request) never
+    waits for it. Its `ctx.log` may be used from that thread. A timeout or cancel stops
+    waiting for it; the thread itself runs to its end (Python cannot stop a thread).
+
+    The declared block is registered by adding it to a BlockRegistry (or by naming its
+    module in WEFT_BLOCKS), so no registry is global and tests can build their own.
     """
 
-    def decorate(fn: BlockFn) -> Block:
+    def decorate(fn: Callable[..., Any]) -> Block:
+        if blocking == inspect.iscoroutinefunction(fn):
+            need = "a plain `def`" if blocking else "an `async def` (or pass blocking=True)"
+            raise TypeError(f"block {type_name!r}: {fn.__name__} must be {need}")
         return Block(
             type=type_name,
             params_model=params,
-            fn=fn,
+            fn=_in_a_thread(fn) if blocking else fn,
             description=(fn.__doc__ or "").strip().split("\n")[0],
             raw_params=frozenset(raw_params),
             ports=ports,
             default_timeout_s=default_timeout_s,
+            blocking=blocking,
         )
 
     return decorate
+
+
+# One limiter per event loop (a RunVar), made on first use.
+_blocking_threads: RunVar[anyio.CapacityLimiter] = RunVar("weft_blocking_threads")
+
+
+def _in_a_thread(fn: BlockingFn) -> BlockFn:
+    async def run(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        try:
+            limiter = _blocking_threads.get()
+        except LookupError:
+            limiter = anyio.CapacityLimiter(BLOCKING_THREADS)
+            _blocking_threads.set(limiter)
+        threaded = dataclasses.replace(ctx, log=_LoopLog(ctx.log))
+        return await anyio.to_thread.run_sync(
+            fn, input, threaded, abandon_on_cancel=True, limiter=limiter
+        )
+
+    return run
+
+
+class _LoopLog:
+    """A NodeLogger usable from a worker thread: each line is handed to the event loop."""
+
+    def __init__(self, log: NodeLogger) -> None:
+        self._log = log
+
+    def debug(self, message: str, **data: Any) -> None:
+        anyio.from_thread.run_sync(lambda: self._log.debug(message, **data))
+
+    def info(self, message: str, **data: Any) -> None:
+        anyio.from_thread.run_sync(lambda: self._log.info(message, **data))
+
+    def warning(self, message: str, **data: Any) -> None:
+        anyio.from_thread.run_sync(lambda: self._log.warning(message, **data))
+
+    def error(self, message: str, **data: Any) -> None:
+        anyio.from_thread.run_sync(lambda: self._log.error(message, **data))
 
 
 @dataclass
@@ -96,16 +157,18 @@ class BlockRegistry:
         raw_params: Iterable[str] = (),
         ports: tuple[str, ...] | None = None,
         default_timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> Callable[[BlockFn], Block]:
+        blocking: bool = False,
+    ) -> Callable[[Callable[..., Any]], Block]:
         """Decorator: declare a block and register it here in one step."""
 
-        def decorate(fn: BlockFn) -> Block:
+        def decorate(fn: Callable[..., Any]) -> Block:
             b = block(
                 type_name,
                 params,
                 raw_params=raw_params,
                 ports=ports,
                 default_timeout_s=default_timeout_s,
+                blocking=blocking,
             )(fn)
             self.add(b)
             return b

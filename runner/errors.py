@@ -103,6 +103,12 @@ class InvalidRequestError(WeftError):
         self.field = field
 
 
+class PluginStartError(WeftError):
+    """A block plugin could not be loaded (the message names it)."""
+
+    code = "plugin_error"
+
+
 class ShuttingDownError(WeftError):
     """weft is shutting down and takes no new runs; retry shortly."""
 

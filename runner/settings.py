@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="A for_each node runs at most this many items; a longer list fails it.",
     )
+    weft_blocks: str = Field(
+        default="",
+        description="Comma-separated modules of block plugins, imported at start (besides "
+        "installed packages' `weft.blocks` entry points).",
+    )
     weft_max_depth: int = Field(
         default=5,
         ge=1,

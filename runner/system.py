@@ -12,11 +12,13 @@ import httpx
 import structlog
 
 from blocks.context import BlockSettings
+from blocks.plugins import PluginError, load_plugins
 from blocks.registry import BlockRegistry
 from blocks.standard import standard_registry
 from runner.artifacts.artifacts import Artifacts
 from runner.artifacts.blobs import BlobStore, LocalBlobStore
 from runner.engine.services import RunLimits, RunServices
+from runner.errors import PluginStartError
 from runner.facade import Weft
 from runner.live.bus import EventBus
 from runner.runtime.runtime import Runtime
@@ -69,6 +71,17 @@ def make_blob_store(settings: Settings) -> BlobStore:
 
         return GcsBlobStore(settings.gcs_bucket, gcs_client_from_env())
     return LocalBlobStore(settings.artifacts_dir)
+
+
+def block_registry(settings: Settings) -> BlockRegistry:
+    """The standard blocks, and the plugins' (WEFT_BLOCKS, `weft.blocks` entry points);
+    PluginStartError names a plugin that failed."""
+    registry = standard_registry()
+    try:
+        load_plugins(registry, settings.weft_blocks.split(","))
+    except PluginError as exc:
+        raise PluginStartError(str(exc)) from exc
+    return registry
 
 
 @asynccontextmanager
@@ -125,7 +138,7 @@ async def open_system(
         )
         runtime = Runtime(
             services,
-            registry or standard_registry(),
+            registry or block_registry(settings),
             supervisor_idle_s=settings.weft_supervisor_idle_s,
             lease_s=settings.weft_lease_s,
             max_runs=settings.weft_max_runs,

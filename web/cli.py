@@ -34,6 +34,19 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _check_plugins(settings: Settings) -> None:
+    """Load the block plugins once before serving: a plugin that fails stops the start
+    with one line (before any worker starts, not in each)."""
+    from runner.errors import PluginStartError
+    from runner.system import block_registry
+
+    try:
+        block_registry(settings)
+    except PluginStartError as exc:
+        print(f"weft: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _describe_database(weft: System) -> str:
     if weft.settings.database_url:
         return "DATABASE_URL"
@@ -47,6 +60,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     from web.serve import serve
 
     settings = _settings()
+    _check_plugins(settings)
     configure_logging(settings.weft_log_format, settings.weft_log_level)
     host = args.host or settings.weft_host or "127.0.0.1"
     port = settings.port if args.port is None else args.port
@@ -75,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     log = structlog.get_logger(__name__)
 
     settings = _settings()
+    _check_plugins(settings)
     configure_logging(settings.weft_log_format or "json", settings.weft_log_level)
     host = args.host or settings.weft_host or "0.0.0.0"
     port = settings.port if args.port is None else args.port

@@ -44,6 +44,7 @@ async def list_blocks() -> Response:
                     "params_schema": b.params_schema(),
                     "branching": b.branching,
                     "ports": list(b.ports) if b.ports else None,
+                    "blocking": b.blocking,
                 }
                 for b in weft().blocks()
             ],

@@ -227,6 +227,9 @@ class BlockOut(BaseModel):
     params_schema: dict[str, Any]
     branching: bool
     ports: list[str] | None = None
+    blocking: bool = Field(
+        default=False, description="Runs in a worker thread (a block that blocks or computes)."
+    )
 
 
 class BlockList(BaseModel):

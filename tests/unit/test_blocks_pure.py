@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
+import anyio
 import httpx
 import pytest
 from jinja2.exceptions import UndefinedError
@@ -340,3 +342,42 @@ def test_params_schema_lists_the_required_params(type_name: str, required: set[s
     b = standard_registry().get(type_name)
     assert b is not None
     assert set(b.params_schema().get("required", [])) == required
+
+
+@pytest.mark.anyio
+async def test_a_blocking_block_runs_in_a_thread_while_the_loop_goes_on() -> None:
+    @block("spin", NoParams, blocking=True)
+    def spin(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Blocks its thread for 0.3 s."""
+        time.sleep(0.3)
+        ctx.log.info("spun")
+        return {"done": True}
+
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str, **data: Any) -> None:
+            lines.append(message)
+
+        debug = warning = error = info
+
+    ctx = RunContext(
+        run_id=None, workflow_id=None, node_id="n", attempt=1, timeout_s=5,  # type: ignore[arg-type]
+        params=NoParams(), http=None, artifacts=None, log=Log(), settings=BlockSettings(),  # type: ignore[arg-type]
+    )  # fmt: skip
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        assert await spin.fn({}, ctx) == {"done": True}
+        tg.cancel_scope.cancel()
+    assert ticks >= 10  # the loop went on while the block's thread slept
+    assert lines == ["spun"]
+    with pytest.raises(TypeError, match="must be a plain `def`"):
+        block("x", NoParams, blocking=True)(spin.fn)
