@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from blocks import standard_registry
 from blocks.plugins import PluginError, load_plugins
 from tests.acceptance.test_cli import free_port
+from tests.acceptance.test_workers import wait_healthy
 from tests.readme import Session, section
 
 START_TIMEOUT_S = 60
@@ -68,27 +68,13 @@ def started(command: str, cwd: Path, port: int) -> Iterator[subprocess.Popen[str
             process.stdout.close()
 
 
-def wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"weft exited: {process.stdout.read() if process.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("weft did not become healthy")
-
-
 def test_the_readme_plugin_from_file_to_palette_to_run(tmp_path: Path) -> None:
     source, command = readme_plugin()
     (tmp_path / "my_blocks.py").write_text(source)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with started(command, tmp_path, port) as process:
-        wait_healthy(url, process)
+    with started(command, tmp_path, port):
+        wait_healthy(url, START_TIMEOUT_S)
         session = Session(url)
         answers = session.run_all(section("Your own blocks"))
         palette = answers[0]

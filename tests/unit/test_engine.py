@@ -193,6 +193,21 @@ async def engine(
         tg.cancel_scope.cancel()
 
 
+async def abandoned_run(store: MemoryStore, workflow_id: UUID) -> tuple[Run, MemoryWriter]:
+    """A started run whose process died (its lease lapsed), and a writer to give it state."""
+    run, _ = await store.insert_run(
+        run_id=uuid4(),
+        workflow_id=workflow_id,
+        trigger_type="manual",
+        trigger_payload={},
+        lease_owner=uuid4(),
+        lease_s=-1,
+    )
+    writer = MemoryWriter(store)
+    writer.run_started(run.id, run.created_at)
+    return run, writer
+
+
 def n(node_id: str, type: str = "count", **params: Any) -> dict[str, Any]:
     return {"id": node_id, "type": type, "params": params}
 
@@ -340,16 +355,7 @@ async def test_a_half_finished_run_resumes_without_running_its_successes_again(
     async with engine(tmp_path, store) as eng:
         wf = await eng.workflow([n("a"), n("b"), n("c")], [e("a", "b"), e("b", "c")])
     # Given a run that another process left: "a" committed, "b" running, its lease lapsed
-    run, _ = await store.insert_run(
-        run_id=uuid4(),
-        workflow_id=wf,
-        trigger_type="manual",
-        trigger_payload={},
-        lease_owner=uuid4(),
-        lease_s=-1,
-    )
-    writer = MemoryWriter(store)
-    writer.run_started(run.id, run.created_at)
+    run, writer = await abandoned_run(store, wf)
     writer.node_ended_soon(
         NodeEnd(run.id, "a", NodeStatus.SUCCEEDED, output=RawJson('{"calls": 41}'))
     )
@@ -571,16 +577,7 @@ async def test_a_resumed_run_keeps_a_handled_failure(tmp_path: Path) -> None:
     store = MemoryStore()
     async with engine(tmp_path, store) as eng:
         wf = await eng.workflow([n("a", "boom", on_error="continue"), n("b")], [e("a", "b")])
-    run, _ = await store.insert_run(
-        run_id=uuid4(),
-        workflow_id=wf,
-        trigger_type="manual",
-        trigger_payload={},
-        lease_owner=uuid4(),
-        lease_s=-1,
-    )
-    writer = MemoryWriter(store)
-    writer.run_started(run.id, run.created_at)
+    run, writer = await abandoned_run(store, wf)
     error = '{"error": {"type": "RuntimeError", "message": "earlier"}}'
     writer.node_ended_soon(
         NodeEnd(run.id, "a", NodeStatus.FAILED, output=RawJson(error), error={"type": "x"})
@@ -686,16 +683,7 @@ async def test_a_resumed_for_each_runs_only_the_items_that_had_not_finished(
             [n("each", "echo", value="{{ item }}", for_each=["a", "b", "c", "d"])], []
         )
     # Given a run that another process left with items 0 and 2 committed, the node running
-    run, _ = await store.insert_run(
-        run_id=uuid4(),
-        workflow_id=wf,
-        trigger_type="manual",
-        trigger_payload={},
-        lease_owner=uuid4(),
-        lease_s=-1,
-    )
-    writer = MemoryWriter(store)
-    writer.run_started(run.id, run.created_at)
+    run, writer = await abandoned_run(store, wf)
     writer.node_ended_soon(NodeEnd(run.id, "each", NodeStatus.RUNNING))
     for index in (0, 2):
         writer.item_ended(
