@@ -19,7 +19,15 @@ from runner.errors import DatabaseUnavailableError, NodeNotFoundError, WeftError
 from runner.graph.shape import Graph, NodePolicy
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
-from runner.models import Durability, Run, Workflow
+from runner.models import (
+    ALL_RUNS,
+    ALL_WORKFLOWS,
+    Durability,
+    Run,
+    RunFilter,
+    Workflow,
+    WorkflowFilter,
+)
 from runner.records import Artifact, LogLine, NodeRun
 from runner.runtime.mailboxes import RuntimeStatistics
 from runner.runtime.runtime import Runtime
@@ -94,6 +102,8 @@ class Weft:
         webhook_secret: str | None,
         max_concurrency: int | None = None,
         durability: Durability = Durability.SYNC,
+        description: str = "",
+        tags: tuple[str, ...] = (),
     ) -> Workflow:
         return await self._runtime.workflows.create(
             name=name,
@@ -102,10 +112,19 @@ class Weft:
             webhook_secret=webhook_secret,
             max_concurrency=max_concurrency,
             durability=durability,
+            description=description,
+            tags=tags,
         )
 
-    async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
-        return await self._store.list_workflows(limit=limit, offset=offset)
+    async def duplicate_workflow(self, workflow_id: UUID, *, name: str | None) -> Workflow:
+        """A copy of the workflow with a new webhook slug, without its secret or runs."""
+        return await self._runtime.workflows.duplicate(workflow_id, name=name)
+
+    async def list_workflows(
+        self, *, limit: int, offset: int, filters: WorkflowFilter = ALL_WORKFLOWS
+    ) -> tuple[list[Workflow], int]:
+        """A page of the workflows `filters` keeps, and how many it keeps in all."""
+        return await self._store.list_workflows(limit=limit, offset=offset, filters=filters)
 
     async def get_workflow(self, workflow_id: UUID) -> Workflow:
         return await self._store.get_workflow(workflow_id)
@@ -121,8 +140,11 @@ class Weft:
         keep_secret: bool,
         max_concurrency: int | None = None,
         durability: Durability = Durability.SYNC,
+        description: str | None = None,
+        tags: tuple[str, ...] | None = None,
     ) -> Workflow:
-        """Overwrite a workflow; an omitted slug (None) and `keep_secret` keep what it had."""
+        """Overwrite a workflow; an omitted slug, description or tags (None) and
+        `keep_secret` keep what it had."""
         return await self._runtime.workflows.update(
             workflow_id,
             name=name,
@@ -132,6 +154,8 @@ class Weft:
             keep_secret=keep_secret,
             max_concurrency=max_concurrency,
             durability=durability,
+            description=description,
+            tags=tags,
         )
 
     async def delete_workflow(self, workflow_id: UUID) -> None:
@@ -216,12 +240,20 @@ class Weft:
         return await self._store.get_run(run_id)
 
     async def list_runs(
-        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+        self,
+        *,
+        limit: int,
+        before: UUID | None,
+        workflow_id: UUID | None = None,
+        filters: RunFilter = ALL_RUNS,
     ) -> list[Run]:
-        """Runs newest first; a workflow's only (WorkflowNotFoundError when it is unknown)."""
+        """Runs newest first, those `filters` keeps; a workflow's only
+        (WorkflowNotFoundError when it is unknown)."""
         if workflow_id is not None:
             await self._store.get_workflow(workflow_id)
-        return await self._store.list_runs(limit=limit, before=before, workflow_id=workflow_id)
+        return await self._store.list_runs(
+            limit=limit, before=before, workflow_id=workflow_id, filters=filters
+        )
 
     async def list_node_runs(self, run_id: UUID) -> list[NodeRun]:
         return await self._store.list_node_runs(run_id)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 
@@ -75,6 +75,10 @@ class RunStatus(StrEnum):
         return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
+# The longest name a workflow may have (the API refuses longer ones).
+MAX_NAME_LENGTH = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Workflow:
     """A saved workflow: one mutable graph plus its webhook."""
@@ -88,12 +92,16 @@ class Workflow:
     updated_at: datetime
     max_concurrency: int | None = None
     durability: Durability = Durability.SYNC
+    description: str = ""
+    tags: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The workflow as the API shows it (never its secret)."""
         return {
             "id": str(self.id),
             "name": self.name,
+            "description": self.description,
+            "tags": list(self.tags),
             "max_concurrency": self.max_concurrency,
             "durability": str(self.durability),
             "webhook_slug": self.webhook_slug,
@@ -116,6 +124,8 @@ class Workflow:
             updated_at=row["updated_at"],
             max_concurrency=row["max_concurrency"],
             durability=Durability(row["durability"]),
+            description=row["description"],
+            tags=tuple(row["tags"]),
         )
 
 
@@ -226,6 +236,50 @@ class Run:
     def duration_ms(self, now: datetime) -> int | None:
         """Milliseconds from start to finish, or to now while running."""
         return duration_ms(self.started_at, self.finished_at or now)
+
+
+# What started a run: a request, a webhook call, a workflow.run node, a re-run.
+TriggerType = Literal["manual", "webhook", "workflow", "rerun"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a history lists; a field left None filters nothing."""
+
+    statuses: tuple[RunStatus, ...] | None = None
+    trigger_types: tuple[str, ...] | None = None
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    parent_run_id: UUID | None = None  # started by this run's workflow.run nodes
+
+    def matches(self, run: Run) -> bool:
+        return (
+            (self.statuses is None or run.status in self.statuses)
+            and (self.trigger_types is None or run.trigger_type in self.trigger_types)
+            and (self.since is None or run.created_at >= self.since)
+            and (self.until is None or run.created_at < self.until)
+            and (self.parent_run_id is None or run.lineage.parent_run_id == self.parent_run_id)
+        )
+
+
+ALL_RUNS = RunFilter()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFilter:
+    """Which workflows a list shows: those whose name holds `q` (any case), those tagged
+    `tag`; None filters nothing."""
+
+    q: str | None = None
+    tag: str | None = None
+
+    def matches(self, workflow: Workflow) -> bool:
+        return (self.q is None or self.q.lower() in workflow.name.lower()) and (
+            self.tag is None or self.tag in workflow.tags
+        )
+
+
+ALL_WORKFLOWS = WorkflowFilter()
 
 
 @dataclass(frozen=True, slots=True)

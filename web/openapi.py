@@ -15,7 +15,11 @@ from web.context import weft
 from web.schemas import ErrorResponse
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
-OPTIONAL_BODIES = {("post", "/workflows/{workflow_id}/run"), ("post", "/hooks/{slug}")}
+OPTIONAL_BODIES = {
+    ("post", "/workflows/{workflow_id}/run"),
+    ("post", "/workflows/{workflow_id}/duplicate"),
+    ("post", "/hooks/{slug}"),
+}
 PUBLIC = {"/healthz"}
 
 # quart-schema keys responses by int status.
@@ -48,6 +52,7 @@ _WORKFLOW_LINKS = [
     (("post", "/workflows/{workflow_id}/run"), "workflow_id", "$response.body#/id"),
     (("post", "/workflows/{workflow_id}/runs/batch"), "workflow_id", "$response.body#/id"),
     (("get", "/workflows/{workflow_id}/runs"), "workflow_id", "$response.body#/id"),
+    (("post", "/workflows/{workflow_id}/duplicate"), "workflow_id", "$response.body#/id"),
     (("post", "/hooks/{slug}"), "slug", "$response.body#/webhook_slug"),
     (("delete", "/workflows/{workflow_id}"), "workflow_id", "$response.body#/id"),
 ]
@@ -59,6 +64,7 @@ _RUN_LINKS = [
 ]
 LINKS = {
     ("post", "/workflows", 201): _WORKFLOW_LINKS,
+    ("post", "/workflows/{workflow_id}/duplicate", 201): _WORKFLOW_LINKS,
     ("post", "/workflows/{workflow_id}/run", 202): _RUN_LINKS,
     ("post", "/hooks/{slug}", 202): _RUN_LINKS,
 }

@@ -9,6 +9,7 @@ from quart_schema import document_request, document_response, validate_querystri
 
 from web.bodies import read_model
 from web.context import weft
+from web.filters import RunsPage
 from web.schemas import (
     ErrorResponse,
     LogList,
@@ -17,7 +18,6 @@ from web.schemas import (
     RerunIn,
     RunList,
     RunOut,
-    RunsPage,
 )
 from web.views import json_response, page_of_runs
 
@@ -28,8 +28,12 @@ blueprint = Blueprint("runs", __name__)
 @validate_querystring(RunsPage)
 @document_response(RunList)
 async def list_runs(query_args: RunsPage) -> Response:
-    """Every run, newest first; page with ?before=<last id>."""
-    runs = await weft().list_runs(limit=query_args.limit, before=query_args.before)
+    """Every run, newest first; page with ?before=<last id>. Filters: `status` and
+    `trigger_type` (one or several, repeated or comma-separated), `since` (inclusive) and
+    `until` (exclusive) on the creation time, `parent_run_id`."""
+    runs = await weft().list_runs(
+        limit=query_args.limit, before=query_args.before, filters=query_args.filters()
+    )
     return json_response(page_of_runs(runs, query_args.limit))
 
 

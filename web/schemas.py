@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from runner.graph.shape import ID_PATTERN, Graph
+from runner.models import MAX_NAME_LENGTH
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# A tag: letters, digits, spaces and _ . : / -, starting with a letter or a digit and not
+# ending with a space (so that "prod " never differs from "prod" unseen).
+TAG_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9 _.:/-]*[A-Za-z0-9_.:/-])?$"
+MAX_TAG_LENGTH = 50
+MAX_TAGS = 20
+MAX_DESCRIPTION_LENGTH = 2000
 
 
 class ErrorBody(BaseModel):
@@ -25,11 +32,34 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+Tag = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH, pattern=TAG_PATTERN)
+]
+
+
+def _unique(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+# At most MAX_TAGS as sent (so that the schema's maxItems holds), then deduplicated.
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_unique)]
+
+
 class WorkflowIn(BaseModel):
     """A workflow as created or overwritten."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    description: str = Field(
+        default="",
+        max_length=MAX_DESCRIPTION_LENGTH,
+        description="Free text for people; kept when omitted on PUT.",
+    )
+    tags: Tags = Field(
+        default_factory=list,
+        description=f"At most {MAX_TAGS} labels to find the workflow by (GET /workflows?tag=); "
+        "repeats are dropped, the order is kept; kept when omitted on PUT.",
+    )
     webhook_slug: str | None = Field(
         default=None,
         pattern=SLUG_PATTERN,
@@ -58,6 +88,8 @@ class WorkflowIn(BaseModel):
 class WorkflowOut(BaseModel):
     id: UUID
     name: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
     max_concurrency: int | None = None
     durability: str = "sync"
     webhook_slug: str
@@ -81,12 +113,6 @@ class OffsetPage(BaseModel):
     offset: int = Field(default=0, ge=0, le=1_000_000_000)
 
 
-class RunsPage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    limit: int = Field(default=50, ge=1, le=200)
-    before: UUID | None = Field(default=None, description="Cursor: the last run id of a page.")
-
-
 class LogsPage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=500, ge=1, le=5000)
@@ -95,6 +121,18 @@ class LogsPage(BaseModel):
     )
     node_id: str | None = Field(
         default=None, pattern=ID_PATTERN, description="Only this node's lines."
+    )
+
+
+class DuplicateIn(BaseModel):
+    """Copies a workflow (save as, or a new workflow from a template)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description='The copy\'s name; "<name> (copy)" when omitted.',
     )
 
 

@@ -1,4 +1,5 @@
-"""Workflows: create, list, fetch, overwrite, delete, run, and their run history."""
+"""Workflows: create, list and search, fetch, overwrite, duplicate, delete, run, and their run
+history."""
 
 from __future__ import annotations
 
@@ -17,17 +18,17 @@ from runner.facade import Durability
 from web.bodies import read_model
 from web.context import weft
 from web.errors import ApiError
+from web.filters import RunsPage, WorkflowsPage
 from web.schemas import (
+    DuplicateIn,
     ErrorResponse,
     NodeTestIn,
     NodeTestOut,
-    OffsetPage,
     RunBatchIn,
     RunBatchOut,
     RunIn,
     RunList,
     RunOut,
-    RunsPage,
     WorkflowIn,
     WorkflowList,
     WorkflowOut,
@@ -52,16 +53,21 @@ async def create_workflow(data: WorkflowIn) -> Response:
         webhook_secret=data.webhook_secret,
         max_concurrency=data.max_concurrency,
         durability=Durability(data.durability),
+        description=data.description,
+        tags=tuple(data.tags),
     )
     return json_response(workflow.to_json(), 201)
 
 
 @blueprint.get("/workflows")
-@validate_querystring(OffsetPage)
+@validate_querystring(WorkflowsPage)
 @document_response(WorkflowList)
-async def list_workflows(query_args: OffsetPage) -> Response:
-    """Workflows, most recently updated first."""
-    items, total = await weft().list_workflows(limit=query_args.limit, offset=query_args.offset)
+async def list_workflows(query_args: WorkflowsPage) -> Response:
+    """Workflows, most recently updated first; with `q`, those whose name contains it (any
+    case), with `tag`, those having it. `total` counts every workflow the filters keep."""
+    items, total = await weft().list_workflows(
+        limit=query_args.limit, offset=query_args.offset, filters=query_args.filters()
+    )
     return json_response(
         {
             "items": [w.to_json() for w in items],
@@ -88,18 +94,38 @@ async def get_workflow(workflow_id: UUID) -> Response:
 @document_response(ErrorResponse, 422)
 async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> Response:
     """Overwrite name, slug and graph; runs in flight finish on the graph they started with.
-    An omitted webhook_slug or webhook_secret keeps the one the workflow has."""
+    An omitted webhook_slug, webhook_secret, description or tags keeps the one the workflow
+    has."""
+    sent = data.model_fields_set
     workflow = await weft().update_workflow(
         workflow_id,
         name=data.name,
         graph=data.graph,
         webhook_slug=data.webhook_slug,
         webhook_secret=data.webhook_secret,
-        keep_secret="webhook_secret" not in data.model_fields_set,
+        keep_secret="webhook_secret" not in sent,
         max_concurrency=data.max_concurrency,
         durability=Durability(data.durability),
+        description=data.description if "description" in sent else None,
+        tags=tuple(data.tags) if "tags" in sent else None,
     )
     return json_response(workflow.to_json())
+
+
+@blueprint.post("/workflows/<uuid:workflow_id>/duplicate")
+@document_request(DuplicateIn)
+@document_response(WorkflowOut, 201)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 422)
+async def duplicate_workflow(workflow_id: UUID) -> Response:
+    """Copy a workflow (the editor's "save as", or a new workflow from a template): its
+    graph, description, tags, max_concurrency and durability, under `name` (by default
+    "<name> (copy)"). The copy gets a new random webhook slug; the webhook secret is NOT
+    copied (set one with PUT), and neither are runs. 201 with the new workflow; 422 also
+    when the graph no longer validates (a block it uses is gone). The body may be empty."""
+    body = await read_model(DuplicateIn, default=DuplicateIn())
+    workflow = await weft().duplicate_workflow(workflow_id, name=body.name)
+    return json_response(workflow.to_json(), 201)
 
 
 @blueprint.delete("/workflows/<uuid:workflow_id>")
@@ -156,9 +182,12 @@ async def run_workflow_batch(workflow_id: UUID, data: RunBatchIn) -> Response:
 @document_response(RunList)
 @document_response(ErrorResponse, 404)
 async def list_workflow_runs(workflow_id: UUID, query_args: RunsPage) -> Response:
-    """A workflow's run history, newest first."""
+    """A workflow's run history, newest first, filtered as GET /runs is."""
     runs = await weft().list_runs(
-        limit=query_args.limit, before=query_args.before, workflow_id=workflow_id
+        limit=query_args.limit,
+        before=query_args.before,
+        workflow_id=workflow_id,
+        filters=query_args.filters(),
     )
     return json_response(page_of_runs(runs, query_args.limit))
 

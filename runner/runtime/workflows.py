@@ -25,7 +25,7 @@ from runner.graph.plan import ExecutionPlan, build_plan
 from runner.graph.shape import Graph
 from runner.live.bus import EventBus
 from runner.live.events import WorkflowUpdated
-from runner.models import Durability, Hook, Workflow
+from runner.models import MAX_NAME_LENGTH, Durability, Hook, Workflow
 from runner.runtime.mailboxes import Mailboxes
 from runner.store.protocol import Store
 
@@ -33,6 +33,12 @@ SIGNATURE_HEADER = "X-Weft-Signature"
 # Webhooks looked up lately (slug → workflow id and secret). Each run insert re-checks the
 # slug and secret it was verified against, so a stale entry costs a lookup, never a run.
 HOOK_CACHE_SIZE = 10_000
+
+
+def copy_name(name: str) -> str:
+    """The name of a copy: "<name> (copy)", the name shortened to keep it a valid name."""
+    suffix = " (copy)"
+    return name[: MAX_NAME_LENGTH - len(suffix)] + suffix
 
 
 def signature_of(secret: str, body: bytes) -> str:
@@ -71,6 +77,8 @@ class Workflows:
         webhook_secret: str | None,
         max_concurrency: int | None = None,
         durability: Durability = Durability.SYNC,
+        description: str = "",
+        tags: tuple[str, ...] = (),
     ) -> Workflow:
         self.validate_graph(graph)
         return await self._store.create_workflow(
@@ -81,6 +89,27 @@ class Workflows:
             graph=graph.to_json(),
             max_concurrency=max_concurrency,
             durability=durability,
+            description=description,
+            tags=tags,
+        )
+
+    async def duplicate(self, workflow_id: UUID, *, name: str | None = None) -> Workflow:
+        """A copy of the workflow named `name` (else "<name> (copy)"): its graph (validated
+        again: the blocks may have changed), description, tags, max_concurrency and
+        durability. A new random webhook slug; the webhook secret is NOT copied (the copy's
+        webhook takes unsigned calls until one is set), nor are runs."""
+        original = await self._store.get_workflow(workflow_id)
+        build_plan(original.graph, self.registry)
+        return await self._store.create_workflow(
+            workflow_id=uuid4(),
+            name=name or copy_name(original.name),
+            webhook_slug=secrets.token_hex(8),
+            webhook_secret=None,
+            graph=original.graph,
+            max_concurrency=original.max_concurrency,
+            durability=original.durability,
+            description=original.description,
+            tags=original.tags,
         )
 
     async def update(
@@ -94,9 +123,12 @@ class Workflows:
         keep_secret: bool = False,
         max_concurrency: int | None = None,
         durability: Durability = Durability.SYNC,
+        description: str | None = None,
+        tags: tuple[str, ...] | None = None,
     ) -> Workflow:
-        """Overwrite a workflow (the slug is kept when None, the secret with `keep_secret`);
-        its supervisor, if any, takes the new plan; runs in flight keep theirs."""
+        """Overwrite a workflow (the slug, description and tags are kept when None, the
+        secret with `keep_secret`); its supervisor, if any, takes the new plan; runs in
+        flight keep theirs."""
         plan = self.validate_graph(graph)
         workflow = await self._store.update_workflow(
             workflow_id,
@@ -107,6 +139,8 @@ class Workflows:
             graph=graph.to_json(),
             max_concurrency=max_concurrency,
             durability=durability,
+            description=description,
+            tags=tags,
         )
         self._hooks.clear()
         self._events.publish_workflow(workflow_id, WorkflowUpdated(workflow.to_json()))

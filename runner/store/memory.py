@@ -8,46 +8,32 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
-
-import orjson
 
 from runner.errors import (
     ArtifactNotFoundError,
     HookChangedError,
     RunNotFoundError,
-    SlugTakenError,
-    WorkflowBusyError,
     WorkflowNotFoundError,
 )
 from runner.live.events import Event
 from runner.models import (
+    ALL_RUNS,
     NO_LINEAGE,
-    Durability,
     Hook,
     Lineage,
     NodeStatus,
     Run,
+    RunFilter,
     RunStatus,
     Workflow,
 )
 from runner.records import Artifact, ItemResult, LogLine, NodeRun
-from runner.store.db import RawJson
 from runner.store.memory_events import MemoryEventLog
 from runner.store.memory_nodes import MemoryNodes
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_stored(value: Any) -> Any:
-    """A value as a jsonb column gives it back (RawJson decoded, everything copied)."""
-    if isinstance(value, RawJson):
-        return orjson.loads(value.encode())
-    return None if value is None else orjson.loads(orjson.dumps(value))
+from runner.store.memory_workflows import MemoryWorkflows, as_stored, now
 
 
 @dataclass
@@ -56,7 +42,7 @@ class _Lease:
     expires: datetime | None
 
 
-class MemoryStore(MemoryNodes, MemoryEventLog):
+class MemoryStore(MemoryWorkflows, MemoryNodes, MemoryEventLog):
     """Workflows, runs, node runs, logs and artifacts in dicts (the Store protocol)."""
 
     def __init__(self) -> None:
@@ -70,93 +56,6 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
         self.artifacts: dict[UUID, Artifact] = {}
         self.leases: dict[UUID, _Lease] = {}
         self._keys: dict[tuple[UUID, str], UUID] = {}
-
-    # -- workflows -------------------------------------------------------------------------
-
-    async def create_workflow(
-        self,
-        *,
-        workflow_id: UUID,
-        name: str,
-        webhook_slug: str,
-        webhook_secret: str | None,
-        graph: dict[str, Any],
-        max_concurrency: int | None = None,
-        durability: Durability = Durability.SYNC,
-    ) -> Workflow:
-        self._check_slug(workflow_id, webhook_slug)
-        at = _now()
-        workflow = Workflow(
-            workflow_id,
-            name,
-            webhook_slug,
-            webhook_secret,
-            as_stored(graph),
-            at,
-            at,
-            max_concurrency,
-            durability,
-        )
-        self.workflows[workflow_id] = workflow
-        return workflow
-
-    def _check_slug(self, workflow_id: UUID, slug: str) -> None:
-        if any(w.webhook_slug == slug and w.id != workflow_id for w in self.workflows.values()):
-            raise SlugTakenError(f"webhook_slug {slug!r} is already in use")
-
-    async def get_workflow(self, workflow_id: UUID) -> Workflow:
-        try:
-            return self.workflows[workflow_id]
-        except KeyError:
-            raise WorkflowNotFoundError(f"no workflow {workflow_id}") from None
-
-    async def find_hook(self, slug: str) -> Hook | None:
-        for workflow in self.workflows.values():
-            if workflow.webhook_slug == slug:
-                return Hook(slug, workflow.id, workflow.webhook_secret)
-        return None
-
-    async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
-        ordered = sorted(self.workflows.values(), key=lambda w: (w.updated_at, w.id), reverse=True)
-        return ordered[offset : offset + limit], len(ordered)
-
-    async def update_workflow(
-        self,
-        workflow_id: UUID,
-        *,
-        name: str,
-        webhook_slug: str | None,
-        webhook_secret: str | None,
-        keep_secret: bool,
-        graph: dict[str, Any],
-        max_concurrency: int | None = None,
-        durability: Durability = Durability.SYNC,
-    ) -> Workflow:
-        current = await self.get_workflow(workflow_id)
-        slug = webhook_slug or current.webhook_slug
-        self._check_slug(workflow_id, slug)
-        workflow = dataclasses.replace(
-            current,
-            name=name,
-            webhook_slug=slug,
-            webhook_secret=current.webhook_secret if keep_secret else webhook_secret,
-            graph=as_stored(graph),
-            max_concurrency=max_concurrency,
-            durability=durability,
-            updated_at=_now(),
-        )
-        self.workflows[workflow_id] = workflow
-        return workflow
-
-    async def delete_workflow(self, workflow_id: UUID) -> None:
-        await self.get_workflow(workflow_id)
-        if any(r.workflow_id == workflow_id and not r.status.finished for r in self.runs.values()):
-            raise WorkflowBusyError()
-        del self.workflows[workflow_id]
-        for run_id in [r.id for r in self.runs.values() if r.workflow_id == workflow_id]:
-            del self.runs[run_id]
-            self.nodes.pop(run_id, None)
-            self.leases.pop(run_id, None)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -207,7 +106,7 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
     ) -> Run:
         if workflow.max_concurrency is not None:
             owner = None  # claimed within the limit (claim_pending_runs)
-        created_at = _now()
+        created_at = now()
         run = Run(
             run_id, workflow.id, RunStatus.PENDING, trigger_type, as_stored(payload),
             as_stored(workflow.graph), None, None, created_at, None, None,
@@ -255,19 +154,32 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
             raise RunNotFoundError(f"no run {run_id}") from None
 
     async def list_runs(
-        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+        self,
+        *,
+        limit: int,
+        before: UUID | None,
+        workflow_id: UUID | None = None,
+        filters: RunFilter = ALL_RUNS,
     ) -> list[Run]:
-        runs = [r for r in self.runs.values() if workflow_id in (None, r.workflow_id)]
+        runs = [
+            r
+            for r in self.runs.values()
+            if workflow_id in (None, r.workflow_id) and filters.matches(r)
+        ]
         runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        if before is not None and before in self.runs:
-            cursor = self.runs[before]
-            runs = [r for r in runs if (r.created_at, r.id) < (cursor.created_at, cursor.id)]
+        if before is not None:  # an unknown cursor run ends the list, as in SQL
+            cursor = self.runs.get(before)
+            runs = [
+                r
+                for r in runs
+                if cursor is not None and (r.created_at, r.id) < (cursor.created_at, cursor.id)
+            ]
         return runs[:limit]
 
     async def claim_orphaned_runs(
         self, owner: UUID, lease_s: float, limit: int, *, include_own: bool = False
     ) -> list[Run]:
-        at = _now()
+        at = now()
         claimed = []
         for run in sorted(self.runs.values(), key=lambda r: (r.created_at, r.id)):
             lease = self.leases[run.id]
@@ -294,7 +206,7 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
             cap = self.workflows[run.workflow_id].max_concurrency if waiting else None
             if len(claimed) == limit or not waiting or (cap and busy[run.workflow_id] >= cap):
                 continue
-            self.leases[run.id] = _Lease(owner, _now() + timedelta(seconds=lease_s))
+            self.leases[run.id] = _Lease(owner, now() + timedelta(seconds=lease_s))
             busy[run.workflow_id] += 1
             claimed.append(dataclasses.replace(run, lease_owner=owner))
         return claimed
@@ -303,7 +215,7 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
         asked = []
         for run_id, lease in self.leases.items():
             if lease.owner == owner and not self.runs[run_id].status.finished:
-                lease.expires = _now() + timedelta(seconds=lease_s)
+                lease.expires = now() + timedelta(seconds=lease_s)
                 if run_id in self.cancels_requested:
                     asked.append((run_id, self.runs[run_id].workflow_id))
         return asked
@@ -327,7 +239,7 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
         if run is None or run.status.finished:
             return None
         lease = self.leases[run_id]
-        if lease.owner not in (None, owner) and lease.expires and lease.expires >= _now():
+        if lease.owner not in (None, owner) and lease.expires and lease.expires >= now():
             return None
         unfinished = [
             n.node_id
@@ -369,7 +281,7 @@ class MemoryStore(MemoryNodes, MemoryEventLog):
         size: int,
         content_type: str,
     ) -> Artifact:
-        artifact = Artifact(artifact_id, run_id, node_id, uri, size, content_type, _now())
+        artifact = Artifact(artifact_id, run_id, node_id, uri, size, content_type, now())
         self.artifacts[artifact_id] = artifact
         return artifact
 

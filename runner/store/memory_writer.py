@@ -15,7 +15,8 @@ import anyio.lowlevel
 from runner.live.events import Event
 from runner.models import NodeStatus, RunStatus
 from runner.records import ItemResult, LogLine, LogRecord
-from runner.store.memory import MemoryStore, as_stored
+from runner.store.memory import MemoryStore
+from runner.store.memory_workflows import as_stored
 from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd
 
 

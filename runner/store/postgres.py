@@ -1,4 +1,5 @@
-"""Typed reads and writes of workflows, runs, node runs, logs and artifacts."""
+"""Typed reads and writes of workflows (their part: postgres_workflows.py), runs, node runs,
+logs and artifacts."""
 
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ from runner.errors import (
     ArtifactNotFoundError,
     HookChangedError,
     RunNotFoundError,
-    SlugTakenError,
-    WorkflowBusyError,
     WorkflowNotFoundError,
 )
 from runner.live.events import Event
-from runner.models import NO_LINEAGE, Durability, Hook, Lineage, Row, Run, Workflow
+from runner.models import ALL_RUNS, NO_LINEAGE, Hook, Lineage, Run, RunFilter
 from runner.records import Artifact, ItemResult, LogLine, NodeRun, RunSnapshotRows
 from runner.store import notices
 from runner.store.db import Database, RawJson, encode_json
+from runner.store.postgres_workflows import PostgresWorkflows
 
 
-class PostgresStore:
+class PostgresStore(PostgresWorkflows):
     """The runner's persistence: every method is one named query (or a few).
 
     `origin` names this process in the wake-ups its writes send to the others.
@@ -37,93 +37,6 @@ class PostgresStore:
 
     def _payloads(self, *items: notices.Notice) -> list[str]:
         return notices.payloads(self.origin, items)
-
-    # -- workflows -------------------------------------------------------------------------
-
-    async def create_workflow(
-        self,
-        *,
-        workflow_id: UUID,
-        name: str,
-        webhook_slug: str,
-        webhook_secret: str | None,
-        graph: dict[str, Any],
-        max_concurrency: int | None = None,
-        durability: Durability = Durability.SYNC,
-    ) -> Workflow:
-        row = await self._write_workflow(
-            webhook_slug,
-            "insert_workflow",
-            workflow_id,
-            name,
-            webhook_slug,
-            webhook_secret,
-            graph,
-            max_concurrency,
-            str(durability),
-        )
-        assert row is not None
-        return Workflow.from_row(row)
-
-    async def get_workflow(self, workflow_id: UUID) -> Workflow:
-        row = await self.db.fetch_one("get_workflow", workflow_id)
-        if row is None:
-            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
-        return Workflow.from_row(row)
-
-    async def find_hook(self, slug: str) -> Hook | None:
-        """The webhook with this slug: its workflow's id and secret (not the whole graph)."""
-        row = await self.db.fetch_one("get_hook", slug)
-        return None if row is None else Hook(slug, row["id"], row["webhook_secret"])
-
-    async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]:
-        rows = await self.db.fetch_all("list_workflows", limit, offset)
-        total = await self.db.fetch_val("count_workflows")
-        return [Workflow.from_row(r) for r in rows], int(total)
-
-    async def update_workflow(
-        self,
-        workflow_id: UUID,
-        *,
-        name: str,
-        webhook_slug: str | None,
-        webhook_secret: str | None,
-        keep_secret: bool,
-        graph: dict[str, Any],
-        max_concurrency: int | None = None,
-        durability: Durability = Durability.SYNC,
-    ) -> Workflow:
-        """Overwrite a workflow; a `webhook_slug` of None keeps the slug, and `keep_secret`
-        the secret."""
-        row = await self._write_workflow(
-            webhook_slug,
-            "update_workflow",
-            workflow_id,
-            name,
-            webhook_slug,
-            webhook_secret,
-            graph,
-            max_concurrency,
-            keep_secret,
-            str(durability),
-        )
-        if row is None:
-            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
-        await self.db.execute("notify", self._payloads(notices.WorkflowChanged(workflow_id)))
-        return Workflow.from_row(row)
-
-    async def _write_workflow(self, slug: str | None, query: str, *args: Any) -> Row | None:
-        try:
-            return await self.db.fetch_one(query, *args)
-        except asyncpg.UniqueViolationError as exc:  # the only unique column is the slug
-            raise SlugTakenError(f"webhook_slug {slug!r} is already in use") from exc
-
-    async def delete_workflow(self, workflow_id: UUID) -> None:
-        deleted = await self.db.fetch_val("delete_idle_workflow", workflow_id)
-        if deleted is None:
-            await self.get_workflow(workflow_id)  # raises when it does not exist
-            raise WorkflowBusyError()
-        await self.db.execute("notify", self._payloads(notices.WorkflowChanged(workflow_id)))
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -224,12 +137,28 @@ class PostgresStore:
         return Run.from_row(row)
 
     async def list_runs(
-        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+        self,
+        *,
+        limit: int,
+        before: UUID | None,
+        workflow_id: UUID | None = None,
+        filters: RunFilter = ALL_RUNS,
     ) -> list[Run]:
+        """A page of run history, newest first: every run's or one workflow's, those
+        `filters` keeps, after the run `before`."""
+        wanted = (
+            None if filters.statuses is None else [str(s) for s in filters.statuses],
+            None if filters.trigger_types is None else list(filters.trigger_types),
+            filters.since,
+            filters.until,
+            filters.parent_run_id,
+        )
         if workflow_id is None:
-            rows = await self.db.fetch_all("list_runs", limit, before)
+            rows = await self.db.fetch_all("list_runs", limit, before, *wanted)
         else:
-            rows = await self.db.fetch_all("list_workflow_runs", workflow_id, limit, before)
+            rows = await self.db.fetch_all(
+                "list_workflow_runs", workflow_id, limit, before, *wanted
+            )
         return [Run.from_row(r) for r in rows]
 
     async def claim_orphaned_runs(

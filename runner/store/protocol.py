@@ -16,7 +16,18 @@ from uuid import UUID
 import anyio.abc
 
 from runner.live.events import Event
-from runner.models import NO_LINEAGE, Durability, Hook, Lineage, Run, Workflow
+from runner.models import (
+    ALL_RUNS,
+    ALL_WORKFLOWS,
+    NO_LINEAGE,
+    Durability,
+    Hook,
+    Lineage,
+    Run,
+    RunFilter,
+    Workflow,
+    WorkflowFilter,
+)
 from runner.records import Artifact, ItemResult, LogLine, LogRecord, NodeRun, RunSnapshotRows
 from runner.store.db import RawJson
 
@@ -86,13 +97,17 @@ class Store(Protocol):
         graph: dict[str, Any],
         max_concurrency: int | None = None,
         durability: Durability = Durability.SYNC,
+        description: str = "",
+        tags: tuple[str, ...] = (),
     ) -> Workflow: ...
 
     async def get_workflow(self, workflow_id: UUID) -> Workflow: ...
 
     async def find_hook(self, slug: str) -> Hook | None: ...
 
-    async def list_workflows(self, *, limit: int, offset: int) -> tuple[list[Workflow], int]: ...
+    async def list_workflows(
+        self, *, limit: int, offset: int, filters: WorkflowFilter = ALL_WORKFLOWS
+    ) -> tuple[list[Workflow], int]: ...
 
     async def update_workflow(
         self,
@@ -105,6 +120,8 @@ class Store(Protocol):
         graph: dict[str, Any],
         max_concurrency: int | None = None,
         durability: Durability = Durability.SYNC,
+        description: str | None = None,
+        tags: tuple[str, ...] | None = None,
     ) -> Workflow: ...
 
     async def delete_workflow(self, workflow_id: UUID) -> None: ...
@@ -140,7 +157,12 @@ class Store(Protocol):
     async def get_run(self, run_id: UUID) -> Run: ...
 
     async def list_runs(
-        self, *, limit: int, before: UUID | None, workflow_id: UUID | None = None
+        self,
+        *,
+        limit: int,
+        before: UUID | None,
+        workflow_id: UUID | None = None,
+        filters: RunFilter = ALL_RUNS,
     ) -> list[Run]: ...
 
     async def claim_orphaned_runs(

@@ -75,23 +75,41 @@ FROM runs r
 WHERE r.id = $1
 
 -- name: list_runs
--- Runs newest first, after the cursor run $2 when given ($1 limit, $2 cursor run id or null).
+-- Runs newest first, after the cursor run when given, with the filters that are set ($1
+-- limit, $2 cursor run id, $3 statuses, $4 trigger types, $5 created at or after, $6
+-- created before, $7 parent run id; null: no such filter). PostgreSQL plans a prepared
+-- statement for its values (a custom plan) while a plan for any values would cost more,
+-- which it does here past a few rows, as it could use none of the filters' indexes: a
+-- filter left null folds away and each one set finds its index
+-- (tests/integration/test_schema.py pins the plans).
 SELECT r.id, r.workflow_id, r.status, r.trigger_type, r.created_at, r.started_at,
        r.finished_at, r.error, r.parent_run_id, r.depth, r.rerun_of
 FROM runs r
-WHERE $2::uuid IS NULL
-   OR (r.created_at, r.id) < (SELECT c.created_at, c.id FROM runs c WHERE c.id = $2)
+WHERE ($2::uuid IS NULL
+       OR (r.created_at, r.id) < (SELECT c.created_at, c.id FROM runs c WHERE c.id = $2))
+  AND ($3::text[] IS NULL OR r.status = ANY($3))
+  AND ($4::text[] IS NULL OR r.trigger_type = ANY($4))
+  AND ($5::timestamptz IS NULL OR r.created_at >= $5)
+  AND ($6::timestamptz IS NULL OR r.created_at < $6)
+  AND ($7::uuid IS NULL OR r.parent_run_id = $7)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT $1
 
 -- name: list_workflow_runs
--- A workflow's runs newest first ($1 workflow id, $2 limit, $3 cursor run id or null).
+-- A workflow's runs newest first, with list_runs' filters ($1 workflow id, $2 limit, $3
+-- cursor run id, $4 statuses, $5 trigger types, $6 created at or after, $7 created before,
+-- $8 parent run id; null: no such filter).
 SELECT r.id, r.workflow_id, r.status, r.trigger_type, r.created_at, r.started_at,
        r.finished_at, r.error, r.parent_run_id, r.depth, r.rerun_of
 FROM runs r
 WHERE r.workflow_id = $1
   AND ($3::uuid IS NULL
        OR (r.created_at, r.id) < (SELECT c.created_at, c.id FROM runs c WHERE c.id = $3))
+  AND ($4::text[] IS NULL OR r.status = ANY($4))
+  AND ($5::text[] IS NULL OR r.trigger_type = ANY($5))
+  AND ($6::timestamptz IS NULL OR r.created_at >= $6)
+  AND ($7::timestamptz IS NULL OR r.created_at < $7)
+  AND ($8::uuid IS NULL OR r.parent_run_id = $8)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT $2
 

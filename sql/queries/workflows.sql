@@ -1,9 +1,9 @@
 -- name: insert_workflow
 -- Create a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph,
--- $6 max_concurrency, $7 durability).
+-- $6 max_concurrency, $7 durability, $8 description, $9 tags).
 INSERT INTO workflows (id, name, webhook_slug, webhook_secret, graph, max_concurrency,
-                       durability)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+                       durability, description, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING *
 
 -- name: get_workflow
@@ -15,21 +15,33 @@ SELECT * FROM workflows WHERE id = $1
 SELECT id, webhook_secret FROM workflows WHERE webhook_slug = $1
 
 -- name: list_workflows
--- Workflows, most recently updated first ($1 limit, $2 offset).
-SELECT * FROM workflows ORDER BY updated_at DESC, id DESC LIMIT $1 OFFSET $2
+-- Workflows, most recently updated first ($1 limit, $2 offset), those whose name holds $3
+-- (any case; every character literal) and those tagged $4 (null: no such filter). By
+-- workflows_newest: a substring can use no btree (see migration 0008); by workflows_tags
+-- for a tag.
+SELECT * FROM workflows w
+WHERE ($3::text IS NULL OR strpos(lower(w.name), lower($3)) > 0)
+  AND ($4::text IS NULL OR w.tags @> ARRAY[$4])
+ORDER BY w.updated_at DESC, w.id DESC
+LIMIT $1 OFFSET $2
 
 -- name: count_workflows
--- How many workflows exist.
-SELECT count(*) FROM workflows
+-- How many workflows list_workflows' filters keep ($1 name part, $2 tag; null: no such
+-- filter). With a name part alone every workflow is read: no index serves a substring.
+SELECT count(*) FROM workflows w
+WHERE ($1::text IS NULL OR strpos(lower(w.name), lower($1)) > 0)
+  AND ($2::text IS NULL OR w.tags @> ARRAY[$2])
 
 -- name: update_workflow
 -- Overwrite a workflow ($1 id, $2 name, $3 webhook_slug or null to keep it,
 -- $4 webhook_secret, $5 graph, $6 max_concurrency, $7 true to keep the secret as it is,
--- $8 durability).
+-- $8 durability, $9 description or null to keep it, $10 tags or null to keep them).
 UPDATE workflows
 SET name = $2, webhook_slug = coalesce($3, webhook_slug),
     webhook_secret = CASE WHEN $7 THEN webhook_secret ELSE $4 END,
-    graph = $5, max_concurrency = $6, durability = $8, updated_at = now()
+    graph = $5, max_concurrency = $6, durability = $8,
+    description = coalesce($9, description), tags = coalesce($10::text[], tags),
+    updated_at = now()
 WHERE id = $1
 RETURNING *
 

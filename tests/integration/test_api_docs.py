@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -25,6 +26,7 @@ EXPECTED = {
     ("put", "/workflows/{workflow_id}"),
     ("delete", "/workflows/{workflow_id}"),
     ("post", "/workflows/{workflow_id}/run"),
+    ("post", "/workflows/{workflow_id}/duplicate"),
     ("get", "/workflows/{workflow_id}/runs"),
     ("get", "/runs"),
     ("get", "/runs/{run_id}"),
@@ -62,6 +64,30 @@ async def test_openapi_describes_every_route(weft: WeftServer) -> None:
     assert {"201", "409", "422"} <= set(create["responses"])
 
 
+async def test_the_search_parameters_and_fields_are_described(weft: WeftServer) -> None:
+    spec = (await weft.client.get("/openapi.json")).json()
+
+    def query(method: str, path: str) -> dict[str, Any]:
+        parameters = spec["paths"][path][method]["parameters"]
+        return {p["name"]: p for p in parameters if p["in"] == "query"}
+
+    for path in ("/runs", "/workflows/{workflow_id}/runs"):
+        params = query("get", path)
+        assert {"limit", "before", "status", "trigger_type", "since", "until"} <= set(params)
+        assert "parent_run_id" in params
+        assert "commas" in params["status"]["description"]
+        assert params["since"]["schema"]["anyOf"][0]["format"] == "date-time"
+    assert {"limit", "offset", "q", "tag"} <= set(query("get", "/workflows"))
+    schemas = spec["components"]["schemas"]
+    assert {"description", "tags"} <= set(schemas["WorkflowIn"]["properties"])
+    assert {"description", "tags"} <= set(schemas["WorkflowOut"]["properties"])
+    assert schemas["WorkflowIn"]["properties"]["tags"]["maxItems"] == 20
+    duplicate = spec["paths"]["/workflows/{workflow_id}/duplicate"]["post"]
+    assert {"201", "404", "422"} <= set(duplicate["responses"])
+    assert duplicate["requestBody"]["required"] is False
+    assert "webhook secret is NOT copied" in " ".join(duplicate["description"].split())
+
+
 def weft_app_rules(weft: WeftServer) -> list:  # type: ignore[type-arg]
     from web.app import create_app
 
@@ -93,6 +119,7 @@ async def test_blocks_lists_the_palette_with_schemas(weft: WeftServer) -> None:
         "transform",
         "if",
         "delay",
+        "workflow.run",
     }
     assert by_type["delay"]["params_schema"]["required"] == ["seconds"]
     assert by_type["http.request"]["params_schema"]["properties"]["method"]["default"] == "GET"
