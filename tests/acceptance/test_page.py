@@ -608,3 +608,192 @@ async def test_for_each_progress_and_handled_failures_show(
     await check_page()
     assert crashes == []
     await page.close()
+
+
+async def open_workflow(page: Page, weft: WeftServer, workflow: dict[str, Any]) -> None:
+    await page.goto(weft.url + "/")
+    await page.locator(f'[data-workflow-id="{workflow["id"]}"]').click()
+    await expect(page.get_by_test_id("workflow-name")).to_have_text(workflow["name"])
+
+
+async def run_on_page(page: Page, status: str) -> str:
+    """Press Run, wait for the run to end with `status`; returns its id."""
+    shown = page.url
+    await page.get_by_test_id("run-button").click()
+    await page.wait_for_url(lambda url: "/runs/" in url and url != shown)
+    await expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", status)
+    return page.url.rsplit("/", 1)[1]
+
+
+async def test_parent_and_child_runs_link_to_each_other(
+    weft: WeftServer, browser: Browser, tmp_path: Path
+) -> None:
+    child = await weft.create_workflow(
+        {"nodes": [{"id": "hello", "type": "transform", "params": {"template": "hi"}}]},
+        name="the child",
+    )
+    parent = await weft.create_workflow(
+        {
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "call", "type": "workflow.run", "params": {"workflow_id": child["id"]}},
+                {"id": "after", "type": "transform", "params": {"template": "done"}},
+            ],
+            "edges": [
+                {"id": "e1", "from": "start", "to": "call"},
+                {"id": "e2", "from": "call", "to": "after"},
+            ],
+        },
+        name="the parent",
+    )
+    page = await browser.new_page(viewport=VIEWPORT)
+    crashes: list[str] = []
+    page.on("pageerror", lambda exc: crashes.append(str(exc)))
+    by_parent: list[int] = []  # the statuses of GET /runs?parent_run_id=
+    page.on(
+        "response",
+        lambda r: by_parent.append(r.status) if "/runs?parent_run_id=" in r.url else None,
+    )
+    await open_workflow(page, weft, parent)
+    parent_id = await run_on_page(page, "succeeded")
+    child_id = (await weft.nodes(parent_id))["call"]["output"]["run_id"]
+    child_run = (await weft.client.get(f"/runs/{child_id}")).json()
+    assert (child_run["parent_run_id"], child_run["trigger_type"]) == (parent_id, "workflow")
+    child_url = re.compile(f"#/workflows/{child['id']}/runs/{child_id}$")
+    parent_url = re.compile(f"#/workflows/{parent['id']}/runs/{parent_id}$")
+
+    # The workflow.run node's details link to the run it started, in the other workflow.
+    await node(page, "call").click()
+    open_child = page.get_by_test_id("node-child-run-link")
+    await expect(open_child).to_have_attribute("data-run-id", child_id)
+    await open_child.click()
+    await expect(page).to_have_url(child_url)
+    await expect(page.get_by_test_id("workflow-name")).to_have_text("the child")
+    await expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "succeeded")
+    await expect(node(page, "hello")).to_have_attribute("data-status", "succeeded")
+
+    # The child run says where it comes from: its parent run, in the parent's workflow.
+    parent_link = page.get_by_test_id("run-parent-link")
+    await expect(parent_link).to_have_attribute("data-run-id", parent_id)
+    await expect(page.get_by_test_id("run-parent-workflow")).to_have_text("in the parent")
+    await expect(page.get_by_test_id("run-parent-status")).to_have_text("succeeded")
+    await expect(page.get_by_test_id("run-rerun-of")).to_have_count(0)
+    await page.screenshot(path=str(tmp_path / "child.png"))
+    await parent_link.click()
+    await expect(page).to_have_url(parent_url)
+    await expect(page.get_by_test_id("workflow-name")).to_have_text("the parent")
+    await expect(node(page, "after")).to_have_attribute("data-status", "succeeded")
+    await expect(page.get_by_test_id("run-parent")).to_have_count(0)
+
+    # A run by its id alone (#/runs/{id}) opens in its own workflow.
+    await page.goto(f"{weft.url}/#/runs/{child_id}")
+    await expect(page).to_have_url(child_url)
+    await expect(page.get_by_test_id("workflow-name")).to_have_text("the child")
+
+    # The parent lists its child runs (GET /runs?parent_run_id=), each with its status.
+    await page.get_by_test_id("run-parent-link").click()
+    await expect(page).to_have_url(parent_url)
+    children = page.get_by_test_id("child-run")
+    await expect(children).to_have_count(1)
+    await expect(children).to_have_attribute("data-run-id", child_id)
+    await expect(children.get_by_test_id("child-run-status")).to_have_text("succeeded")
+    await expect(children).to_contain_text("the child")
+    await expect(children).to_contain_text("call")
+    assert set(by_parent) == {200}, by_parent
+    await page.screenshot(path=str(tmp_path / "parent.png"))
+    await children.get_by_test_id("child-run-link").click()
+    await expect(page).to_have_url(child_url)
+    assert crashes == []
+    await page.close()
+
+
+async def test_rerun_from_a_node_and_rerun_failed(
+    weft: WeftServer, browser: Browser, tmp_path: Path
+) -> None:
+    workflow = await weft.create_workflow(
+        {
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "fetch", "type": "http.request", "params": {"url": "http://127.0.0.1:1/x"}},
+                {"id": "shape", "type": "transform", "params": {"template": "shaped"}},
+            ],
+            "edges": [
+                {"id": "e1", "from": "start", "to": "fetch"},
+                {"id": "e2", "from": "fetch", "to": "shape"},
+            ],
+        },
+        name="fails second",
+    )
+    page = await browser.new_page(viewport=VIEWPORT)
+    crashes: list[str] = []
+    page.on("pageerror", lambda exc: crashes.append(str(exc)))
+    await open_workflow(page, weft, workflow)
+    first = await run_on_page(page, "failed")
+    await expect(node(page, "fetch")).to_have_attribute("data-status", "failed")
+    await expect(page.get_by_test_id("node-copied")).to_have_count(0)
+    rerun_failed = page.get_by_test_id("rerun-failed")
+    await expect(rerun_failed).to_be_visible()
+
+    async def check_rerun(of: str) -> str:
+        """The new run is shown: it links back to `of`, its start node is copied from it."""
+        await page.wait_for_url(lambda url: "/runs/" in url and not url.endswith(of))
+        run_id = page.url.rsplit("/", 1)[1]
+        await expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "failed")
+        await expect(page.get_by_test_id("run-rerun-of-link")).to_have_attribute("data-run-id", of)
+        start = node(page, "start")
+        await expect(start).to_have_attribute("data-status", "succeeded")
+        await expect(start).to_have_attribute("data-copied", of)
+        await expect(start.get_by_test_id("node-copied")).to_have_text("copied")
+        await expect(node(page, "fetch")).to_have_attribute("data-status", "failed")
+        await expect(page.get_by_test_id("node-copied")).to_have_count(1)
+        run = (await weft.client.get(f"/runs/{run_id}")).json()
+        assert (run["rerun_of"], run["trigger_type"]) == (of, "rerun")
+        nodes = await weft.nodes(run_id)
+        assert (nodes["start"]["attempt"], nodes["start"]["started_at"]) == (0, None)
+        assert nodes["fetch"]["attempt"] == 1
+        return run_id
+
+    # Re-run from a node: the node's details have the button; the new run opens.
+    await node(page, "fetch").click()
+    await page.get_by_test_id("rerun-from-node").click()
+    second = await check_rerun(first)
+    # The copied node says so in its details, with a link to the run it came from.
+    await node(page, "start").click()
+    await expect(page.get_by_test_id("node-panel-copied")).to_be_visible()
+    await expect(page.get_by_test_id("node-copied-from-link")).to_have_attribute(
+        "data-run-id", first
+    )
+    await node(page, "fetch").click()
+    await expect(page.get_by_test_id("node-panel-copied")).to_be_hidden()
+    await page.screenshot(path=str(tmp_path / "rerun.png"))
+    # From the REST API alone (a reload: no node.succeeded event says "copied"): the same.
+    await page.reload()
+    await expect(node(page, "start")).to_have_attribute("data-copied", first)
+    await expect(page.get_by_test_id("run-rerun-of-link")).to_have_attribute("data-run-id", first)
+
+    # "Re-run failed": the failed node and what follows it run again, the rest is copied.
+    await rerun_failed.click()
+    third = await check_rerun(second)
+    assert third != first
+    await expect(page.get_by_test_id("history-item")).to_have_count(3)
+
+    # The API's refusal is shown (here a 409 faked on the way, as a race would give).
+    refusal = {"error": {"code": "nothing_to_rerun", "message": "nothing failed", "details": []}}
+    await page.route(
+        re.compile(r"/runs/[^/]+/rerun$"),
+        lambda route: route.fulfill(status=409, json=refusal),
+    )
+    await rerun_failed.click()
+    await expect(page.get_by_test_id("notice")).to_contain_text("nothing failed")
+    await expect(page.get_by_test_id("notice")).to_contain_text("nothing_to_rerun")
+    await node(page, "fetch").click()
+    await page.get_by_test_id("rerun-from-node").click()
+    await expect(page.get_by_test_id("node-rerun-error")).to_contain_text("nothing failed")
+    assert page.url.endswith(third)
+
+    # The re-run links back to the run it re-runs.
+    await page.get_by_test_id("run-rerun-of-link").click()
+    await expect(page).to_have_url(re.compile(f"/runs/{second}$"))
+    await expect(node(page, "start")).to_have_attribute("data-copied", first)
+    assert crashes == []
+    await page.close()

@@ -4,6 +4,12 @@
 // Live updates come from the websocket channels /ws/runs/{id} and /ws/workflows/{id}; when a
 // socket cannot be opened the page polls the REST API instead (GET /runs/{id} and
 // /runs/{id}/nodes every 500 ms until the run has finished).
+//
+// Runs link to each other: a run started by a workflow.run node links to its parent
+// (parent_run_id), a re-run to the run it re-runs (rerun_of), and a run lists the child runs
+// its workflow.run nodes started (GET /runs?parent_run_id=). A finished run can be re-run
+// from a node, or from what failed (POST /runs/{id}/rerun); a re-run's nodes that were not
+// run again (their outputs copied) are marked "copied".
 
 const POLL_MS = 500;
 const HISTORY_POLL_MS = 5000;
@@ -12,6 +18,9 @@ const SNAPSHOT_WAIT_MS = 5000;
 const MAX_RECONNECTS = 5;
 const LOG_PAGE = 5000;
 const LOG_PAGES = 10;
+const CHILDREN_LIMIT = 200;
+const CHILDREN_POLL_MS = 2000;
+const CHILD_LINKS = 10; // "open child run" links in a node's details, at most
 
 const FINISHED_RUN = new Set(["succeeded", "failed", "cancelled"]);
 const FINAL_NODE = new Set(["succeeded", "failed", "skipped", "cancelled"]);
@@ -202,6 +211,12 @@ const state = {
   detailsTimer: null,
   serverFiltersLogs: true,
   itemsFrame: 0, // a repaint for node.item events is scheduled
+  linked: new Map(), // run id → {run} or {error}: the runs the shown run links to
+  children: null, // {runId, items, error, unsupported, more}: the shown run's child runs
+  childrenSeq: 0,
+  childrenTimer: null,
+  rerunning: false, // a POST /runs/{id}/rerun is on its way
+  nodeRerunError: null, // {runId, nodeId, message}: the last "Re-run from this node" refused
 };
 
 function setMode(mode) {
@@ -269,7 +284,8 @@ function renderWorkflows() {
 }
 
 // ---------------------------------------------------------------------------------------
-// routing: #/workflows/{id} and #/workflows/{id}/runs/{run_id}
+// routing: #/workflows/{id}, #/workflows/{id}/runs/{run_id}, and #/runs/{run_id} (a run by its
+// id alone, as links to runs of other workflows use: it becomes the run's full route)
 
 function navigate(hash) {
   if (location.hash === hash) route();
@@ -278,6 +294,11 @@ function navigate(hash) {
 
 async function route() {
   const seq = ++state.routeSeq;
+  const bare = location.hash.match(/^#\/runs\/([^/]+)\/?$/);
+  if (bare) {
+    await resolveRunRoute(decodeURIComponent(bare[1]), seq);
+    return;
+  }
   const match = location.hash.match(/^#\/workflows\/([^/]+)(?:\/runs\/([^/]+))?\/?$/);
   if (!match) {
     closeWorkflow();
@@ -290,6 +311,49 @@ async function route() {
   }
   if (runId && state.run?.id !== runId) await openRun(runId);
   else if (!runId && state.run) clearRun();
+}
+
+/** #/runs/{id}: asks the API for the run's workflow, then shows it at its full route. */
+async function resolveRunRoute(runId, seq) {
+  let run = state.linked.get(runId)?.run ?? state.children?.items?.find((r) => r.id === runId);
+  if (!run) {
+    try {
+      run = await api("GET", `/runs/${encodeURIComponent(runId)}`);
+    } catch (exc) {
+      if (seq !== state.routeSeq) return;
+      closeWorkflow();
+      $("welcome").replaceChildren(
+        el("h1", { text: exc.status === 404 ? "Run not found" : "Could not open the run" }),
+        el("p", { text: exc.message }),
+      );
+      return;
+    }
+  }
+  if (seq !== state.routeSeq) return;
+  location.replace(runHref(run));
+}
+
+function runHref(run) {
+  return `#/workflows/${run.workflow_id}/runs/${run.id}`;
+}
+
+/** The link to a run known by its id: its full route when its workflow is known here. */
+function runIdHref(runId) {
+  const known = state.linked.get(runId)?.run ?? state.children?.items?.find((r) => r.id === runId);
+  if (known) return runHref(known);
+  if (state.run?.id === runId || state.history.some((r) => r.id === runId)) {
+    return `#/workflows/${state.workflow.id}/runs/${runId}`;
+  }
+  return `#/runs/${runId}`;
+}
+
+function shortRun(runId) {
+  return `run ${String(runId).slice(0, 8)}`;
+}
+
+function workflowName(workflowId) {
+  if (state.workflow?.id === workflowId) return state.workflow.name;
+  return state.workflows.find((wf) => wf.id === workflowId)?.name ?? `workflow ${String(workflowId).slice(0, 8)}`;
 }
 
 let welcomeContent = null;
@@ -799,9 +863,13 @@ function paintStatuses() {
     const id = group.dataset.nodeId;
     const status = nodeStatus(id);
     if (group.dataset.status !== status) group.dataset.status = status;
-    group.querySelector(".nstatus").textContent = status === "none" ? "" : status;
+    const label = group.querySelector(".nstatus");
+    if (label.textContent !== (status === "none" ? "" : status)) {
+      label.textContent = status === "none" ? "" : status;
+      fitTypeLabel(group, label);
+    }
     group.classList.toggle("selected", id === state.selectedNode);
-    paintTags(group, itemsOf(state.run ? state.nodes.get(id) : null), handledOf(id));
+    paintTags(group, itemsOf(state.run ? state.nodes.get(id) : null), handledOf(id), copiedFrom(id));
   }
   for (const group of document.querySelectorAll('[data-testid="graph-edge"]')) {
     const port = group.dataset.port;
@@ -810,16 +878,34 @@ function paintStatuses() {
   }
 }
 
-/** Tags on a node's top edge ("handled", "k/n items", right-aligned) and, for a for_each node,
- * a progress bar along its bottom. Redrawn only when they change. */
-function paintTags(group, items, handled) {
-  const key = `${items ? `${items.done}/${items.total}` : ""}|${handled ?? ""}`;
+/** Shortens a node's type label so that it ends before its status label ("workflow.run"
+ * beside "SUCCEEDED" would overlap). */
+function fitTypeLabel(group, statusLabel) {
+  const typeLabel = group.querySelector(".ntype");
+  const full = group.dataset.nodeType || "";
+  let chars = Math.min(12, full.length);
+  typeLabel.textContent = clip(full, chars);
+  if (!statusLabel.textContent) return;
+  const room = NODE_W - 10 - statusLabel.getComputedTextLength() - 6 - 14;
+  while (chars > 4 && typeLabel.getComputedTextLength() > room) {
+    chars -= 1;
+    typeLabel.textContent = clip(full, chars);
+  }
+}
+
+/** Tags on a node's top edge ("handled", "k/n items", "copied", right-aligned) and, for a
+ * for_each node, a progress bar along its bottom. Redrawn only when they change. */
+function paintTags(group, items, handled, copied) {
+  const key = `${items ? `${items.done}/${items.total}` : ""}|${handled ?? ""}|${copied ?? ""}`;
   if (group.__tags === key) return;
   group.__tags = key;
   if (handled) group.dataset.handled = handled;
   else delete group.dataset.handled;
+  if (copied) group.dataset.copied = copied;
+  else delete group.dataset.copied;
   for (const old of group.querySelectorAll(".tags, .items-bar")) old.remove();
   const tags = [];
+  if (copied) tags.push({ kind: "copied", text: "copied", title: `not run again: its output is copied from ${shortRun(copied)}` });
   if (items) tags.push({ kind: "items", text: `${items.done}/${items.total} items`, title: `${items.done} of ${items.total} items finished` });
   if (handled) {
     const how = handled === "on_error" ? "its on_error" : `on_error "${handled}"`;
@@ -861,8 +947,11 @@ function paintTags(group, items, handled) {
 
 function clearRun() {
   stopFollowing();
+  clearTimeout(state.childrenTimer);
   state.run = null;
   state.nodes = new Map();
+  state.children = null;
+  state.nodeRerunError = null;
   renderRunBar();
   drawGraph();
   renderDetails();
@@ -899,6 +988,8 @@ async function openRun(runId) {
   applySnapshot(run, nodes.items);
   renderHistory();
   renderDetails();
+  loadLinkedRuns(run);
+  loadChildren();
   if (!FINISHED_RUN.has(run.status)) {
     state.follower = new RunFollower(run.id);
     state.follower.start();
@@ -912,17 +1003,39 @@ function setRun(run) {
 
 function applySnapshot(run, nodes) {
   const before = statusOf(state.selectedNode);
-  const previous = state.run?.id === run.id ? state.nodes : new Map();
+  const same = state.run?.id === run.id;
+  const previous = same ? state.nodes : new Map();
+  if (!same) {
+    // Another run: its children and re-run errors are its own.
+    clearTimeout(state.childrenTimer);
+    state.children = null;
+    state.nodeRerunError = null;
+  }
   setRun({ ...run });
-  state.nodes = new Map((nodes || []).map((n) => [n.node_id, keepHandled(previous.get(n.node_id), n)]));
+  state.nodes = new Map((nodes || []).map((n) => [n.node_id, keepLive(previous.get(n.node_id), n)]));
   afterRunChange(before);
 }
 
-/** A node record from the REST API does not say how its failure was handled; the node.failed
- * event did: keep that. */
-function keepHandled(live, fresh) {
-  if (fresh.handled !== undefined || !live?.handled || live.status !== fresh.status) return fresh;
-  return { ...fresh, handled: live.handled };
+/** A node record from the REST API does not say how its failure was handled, nor where a
+ * copied output came from; the node.failed / node.succeeded event did: keep that. */
+function keepLive(live, fresh) {
+  if (!live || live.status !== fresh.status) return fresh;
+  const kept = {};
+  if (fresh.handled === undefined && live.handled) kept.handled = live.handled;
+  if (fresh.copied_from === undefined && live.copied_from) kept.copied_from = live.copied_from;
+  return Object.keys(kept).length ? { ...fresh, ...kept } : fresh;
+}
+
+/** The run a re-run's node took its output from (it was not run again), or null: its
+ * node.succeeded event says so (`copied_from`); in GET /runs/{id}/nodes a copied node is one
+ * that succeeded without ever starting (attempt 0, no started_at). */
+function copiedFrom(nodeId) {
+  const run = state.run;
+  const nodeRun = run && nodeId ? state.nodes.get(nodeId) : null;
+  if (nodeRun?.status !== "succeeded") return null;
+  if (typeof nodeRun.copied_from === "string" && nodeRun.copied_from) return nodeRun.copied_from;
+  if (run.rerun_of && nodeRun.attempt === 0 && !nodeRun.started_at) return run.rerun_of;
+  return null;
 }
 
 function updateRun(fields) {
@@ -996,6 +1109,11 @@ function renderRunBar() {
   const runId = $("run-id");
   runId.textContent = run ? `run ${run.id.slice(0, 8)} · ${run.trigger_type ?? ""}` : "press Run to start one";
   runId.title = run ? run.id : "";
+  const stopped = [...state.nodes.values()].some((n) => n.status === "failed" || n.status === "cancelled");
+  const rerunFailed = $("rerun-failed");
+  rerunFailed.hidden = !(run && FINISHED_RUN.has(run.status) && stopped);
+  rerunFailed.disabled = state.rerunning;
+  renderRunLinks();
   const error = $("run-error");
   if (run?.error) {
     const e = run.error;
@@ -1022,6 +1140,227 @@ function renderDuration() {
 setInterval(() => {
   if (state.run?.status === "running") renderDuration();
 }, 200);
+
+// ---------------------------------------------------------------------------------------
+// runs linked to the shown run: its parent, the run it re-runs, its child runs
+
+/** Fetches the runs the shown run links to (parent, re-run of), for their workflow and status. */
+function loadLinkedRuns(run) {
+  for (const id of [run.parent_run_id, run.rerun_of]) {
+    if (!id) continue;
+    api("GET", `/runs/${encodeURIComponent(id)}`).then(
+      (linked) => {
+        state.linked.set(id, { run: linked });
+        renderRunLinks();
+      },
+      (exc) => {
+        if (!state.linked.get(id)?.run) state.linked.set(id, { error: exc.status === 404 ? "no longer exists" : exc.message });
+        renderRunLinks();
+      },
+    );
+  }
+}
+
+/** True when the node is a workflow.run (it starts child runs). */
+function startsChildRuns(nodeId) {
+  if (!nodeId) return false;
+  return graphNode(nodeId)?.type === "workflow.run" || state.nodes.get(nodeId)?.node_type === "workflow.run";
+}
+
+/** True when the shown run may have child runs: its graph has a workflow.run node. */
+function mayHaveChildren() {
+  if (graphParts(state.workflow?.graph).nodes.some((n) => n.type === "workflow.run")) return true;
+  return [...state.nodes.values()].some((n) => n.node_type === "workflow.run");
+}
+
+function scheduleChildrenLoad(delay) {
+  clearTimeout(state.childrenTimer);
+  state.childrenTimer = setTimeout(loadChildren, delay);
+}
+
+/** The shown run's child runs (GET /runs?parent_run_id=), oldest first; polled while the run
+ * goes on (it may start more) or a child has not finished. */
+async function loadChildren() {
+  clearTimeout(state.childrenTimer);
+  const run = state.run;
+  if (!run) return;
+  const seq = ++state.childrenSeq;
+  const children = { runId: run.id, items: [], error: null, unsupported: false, more: false };
+  try {
+    const data = await api("GET", `/runs?parent_run_id=${encodeURIComponent(run.id)}&limit=${CHILDREN_LIMIT}`);
+    // Only this run's children, even from a server that ignores the filter.
+    children.items = (data.items || []).filter((r) => r.parent_run_id === run.id).reverse();
+    children.more = Boolean(data.next_before) && children.items.length >= CHILDREN_LIMIT;
+  } catch (exc) {
+    children.error = exc.message;
+    children.unsupported = exc.status === 400 || exc.status === 422; // a server without the filter
+  }
+  if (seq !== state.childrenSeq || state.run?.id !== run.id) return;
+  state.children = children;
+  renderRunLinks();
+  renderDetailsActions();
+  if (children.unsupported) return;
+  const unfinished = children.items.some((c) => !FINISHED_RUN.has(c.status));
+  if (unfinished || (!FINISHED_RUN.has(state.run.status) && mayHaveChildren())) scheduleChildrenLoad(CHILDREN_POLL_MS);
+}
+
+/** The child runs a node started, from its output ({run_id}, or {items: [{run_id}]} under
+ * for_each) or, when the child failed, from its error ("child run <id> failed: …"). */
+function childRunsOf(nodeId) {
+  if (!state.run || !startsChildRuns(nodeId)) return [];
+  const nodeRun = state.nodes.get(nodeId);
+  const ids = [];
+  const output = nodeRun?.output;
+  if (output && typeof output === "object") {
+    if (typeof output.run_id === "string") ids.push(output.run_id);
+    if (Array.isArray(output.items)) {
+      for (const item of output.items) if (typeof item?.run_id === "string") ids.push(item.run_id);
+    }
+  }
+  if (!ids.length && typeof nodeRun?.error?.message === "string") {
+    const found = nodeRun.error.message.match(/child run ([0-9a-f-]{36})/i);
+    if (found) ids.push(found[1]);
+  }
+  return ids;
+}
+
+/** child run id → the node of the shown run that started it (when its output says so). */
+function nodesOfChildren() {
+  const byChild = new Map();
+  for (const nodeId of state.nodes.keys()) for (const id of childRunsOf(nodeId)) byChild.set(id, nodeId);
+  return byChild;
+}
+
+/** Under the run bar: "started by run …", "re-run of run …" and the child runs. Rebuilt
+ * only when what it shows changes. */
+function renderRunLinks() {
+  const box = $("run-links");
+  const run = state.run;
+  const children = run && state.children?.runId === run.id ? state.children : null;
+  const showChildren = Boolean(run) && (Boolean(children?.items.length) || mayHaveChildren());
+  const byChild = showChildren && children?.items.length ? nodesOfChildren() : new Map();
+  const linkedKey = (id) => (id ? [id, state.linked.get(id)] : null);
+  const key = JSON.stringify([
+    run?.id,
+    run && linkedKey(run.parent_run_id),
+    run && linkedKey(run.rerun_of),
+    showChildren && children,
+    Array.from(byChild),
+    run && !FINISHED_RUN.has(run.status),
+  ]);
+  if (box.__key === key) return;
+  box.__key = key;
+  const rows = [];
+  if (run?.parent_run_id) {
+    rows.push(linkRow("run-parent", "started by", run.parent_run_id, "The run whose workflow.run node started this one"));
+  }
+  if (run?.rerun_of) rows.push(linkRow("run-rerun-of", "re-run of", run.rerun_of, "The run this one re-runs"));
+  if (showChildren) rows.push(childrenBlock(run, children, byChild));
+  box.replaceChildren(...rows);
+  box.hidden = rows.length === 0;
+}
+
+function linkRow(testid, label, runId, title) {
+  const entry = state.linked.get(runId);
+  const linked = entry?.run;
+  const info = [];
+  if (linked) {
+    if (linked.workflow_id !== state.workflow?.id) {
+      info.push(el("span", { class: "muted", "data-testid": `${testid}-workflow`, text: `in ${workflowName(linked.workflow_id)}` }));
+    }
+    info.push(el("span", { class: "badge", "data-status": linked.status, "data-testid": `${testid}-status`, text: linked.status }));
+  } else if (entry?.error) {
+    info.push(el("span", { class: "muted", text: `(${entry.error})` }));
+  }
+  return el(
+    "div",
+    { class: "runlink", "data-testid": testid, title },
+    el("span", { class: "muted", text: label }),
+    el("a", { href: runIdHref(runId), class: "mono", "data-testid": `${testid}-link`, "data-run-id": runId, title: `run ${runId}`, text: shortRun(runId) }),
+    ...info,
+  );
+}
+
+function childrenBlock(run, children, byChild) {
+  const items = children?.items ?? [];
+  const head = el(
+    "div",
+    { class: "runchildren-head" },
+    el("span", { class: "muted", text: "child runs" }),
+    children && !children.error ? el("span", { class: "pill", "data-testid": "run-children-count", text: String(items.length) }) : null,
+  );
+  let body;
+  if (!children) body = el("span", { class: "muted", text: "loading…" });
+  else if (children.error && !items.length) {
+    body = el("span", {
+      class: children.unsupported ? "muted" : "field-error",
+      "data-testid": "run-children-note",
+      text: children.unsupported
+        ? `this server cannot list them (GET /runs?parent_run_id: ${children.error})`
+        : `could not load them: ${children.error}`,
+    });
+  } else if (!items.length) {
+    body = el("span", { class: "muted", "data-testid": "run-children-note", text: FINISHED_RUN.has(run.status) ? "none" : "none yet" });
+  } else {
+    body = el(
+      "ul",
+      { class: "child-list", "data-testid": "child-run-list" },
+      items.map((child) => {
+        const nodeId = byChild.get(child.id);
+        return el(
+          "li",
+          { "data-testid": "child-run", "data-run-id": child.id, "data-status": child.status },
+          el("a", { href: runHref(child), class: "mono", "data-testid": "child-run-link", title: `run ${child.id}`, text: shortRun(child.id) }),
+          el("span", { class: "child-workflow", text: workflowName(child.workflow_id) }),
+          nodeId ? el("span", { class: "muted mono", text: `← ${nodeId}` }) : null,
+          el("span", { class: "badge", "data-status": child.status, "data-testid": "child-run-status", text: child.status }),
+          el("span", { class: "muted", text: child.duration ?? "" }),
+        );
+      }),
+    );
+  }
+  const more = children?.more ? el("span", { class: "muted", text: `the latest ${CHILDREN_LIMIT} shown` }) : null;
+  return el("div", { class: "runchildren", "data-testid": "run-children", "data-count": String(items.length) }, head, body, more);
+}
+
+// ---------------------------------------------------------------------------------------
+// re-runs: from a node, or from what failed
+
+/** POSTs /runs/{id}/rerun with `body` and opens the new run; `onError` gets the API's refusal. */
+async function rerun(body, onError) {
+  const run = state.run;
+  if (!run || state.rerunning) return;
+  state.rerunning = true;
+  renderRunBar();
+  renderDetailsActions();
+  try {
+    const created = await api("POST", `/runs/${encodeURIComponent(run.id)}/rerun`, body);
+    if (state.run?.id !== run.id) return;
+    hideNotice();
+    if (created.workflow_id === state.workflow?.id && !state.history.some((r) => r.id === created.id)) {
+      state.history.unshift(created);
+    }
+    navigate(runHref(created));
+  } catch (exc) {
+    if (state.run?.id === run.id) onError(`Could not re-run: ${exc.message}`, exc);
+  } finally {
+    state.rerunning = false;
+    renderRunBar();
+    renderDetailsActions();
+  }
+}
+
+function rerunFailed() {
+  rerun({}, (message, exc) => showNotice(`${message} (${exc.code})`, { error: true }));
+}
+
+function rerunFromNode(nodeId) {
+  state.nodeRerunError = null;
+  rerun({ from: nodeId }, (message, exc) => {
+    state.nodeRerunError = { runId: state.run.id, nodeId, message: `${message} (${exc.code})` };
+    renderDetailsActions();
+  });
+}
 
 /**
  * The websocket half shared by RunFollower and WorkflowChannel: connects to `socketPath()`,
@@ -1223,6 +1562,8 @@ class RunFollower extends SocketFollower {
           duration_ms: message.duration_ms,
           output: message.output_truncated ? message.output_preview : message.output,
           output_truncated: Boolean(message.output_truncated),
+          // A re-run's node not run again: succeeded with the output it had in that run.
+          ...(message.copied_from ? { copied_from: message.copied_from, attempt: 0, started_at: null } : {}),
         });
         break;
       case "node.failed":
@@ -1250,6 +1591,11 @@ class RunFollower extends SocketFollower {
         break;
       default:
         break;
+    }
+    // A workflow.run node started or ended a child run: list it.
+    const kind = String(message.type);
+    if (kind.startsWith("node.") && kind !== "node.log" && kind !== "node.item" && startsChildRuns(message.node_id)) {
+      scheduleChildrenLoad(200);
     }
   }
 
@@ -1293,6 +1639,10 @@ class RunFollower extends SocketFollower {
     this.finished = true;
     setMode("idle");
     loadHistory();
+    if (state.run?.id === this.runId) {
+      scheduleChildrenLoad(0);
+      loadLinkedRuns(state.run);
+    }
     if (!reconcile) return;
     Promise.all([
       api("GET", `/runs/${encodeURIComponent(this.runId)}`),
@@ -1538,11 +1888,85 @@ function renderDetailsHead() {
   const itemsPill = $("node-panel-items");
   itemsPill.hidden = !items;
   itemsPill.textContent = items ? `${items.done}/${items.total} items` : "";
+  const copied = copiedFrom(nodeId);
+  const copiedPill = $("node-panel-copied");
+  copiedPill.hidden = !copied;
+  copiedPill.title = copied ? `not run again: its output is copied from ${shortRun(copied)}` : "";
   const timing = [];
   if (nodeRun?.attempt > 1) timing.push(`attempt ${nodeRun.attempt}`);
   if (nodeRun?.started_at) timing.push(`started ${formatTime(nodeRun.started_at)}`);
-  if (nodeRun?.duration_ms !== null && nodeRun?.duration_ms !== undefined) timing.push(humanDuration(nodeRun.duration_ms));
+  if (!copied && nodeRun?.duration_ms !== null && nodeRun?.duration_ms !== undefined) timing.push(humanDuration(nodeRun.duration_ms));
   $("node-panel-timing").textContent = timing.join(" · ");
+  renderDetailsActions();
+}
+
+/** Under the node's status: where a copied output came from, links to the child runs a
+ * workflow.run node started, and "Re-run from this node" once the run has finished. Rebuilt
+ * only when what it shows changes (a click is never lost to a repaint). */
+function renderDetailsActions() {
+  const box = $("node-panel-actions");
+  const nodeId = state.selectedNode;
+  const run = state.run;
+  const nodeRun = nodeId && run ? state.nodes.get(nodeId) : null;
+  const copied = nodeId ? copiedFrom(nodeId) : null;
+  const childIds = nodeId ? childRunsOf(nodeId) : [];
+  const childLinks = childIds.slice(0, CHILD_LINKS).map((id) => [id, runIdHref(id)]);
+  const canRerun = Boolean(nodeRun) && FINISHED_RUN.has(run.status);
+  const refused = state.nodeRerunError;
+  const error = refused && refused.runId === run?.id && refused.nodeId === nodeId ? refused.message : null;
+  const key = JSON.stringify([nodeId, run?.id, copied, copied && runIdHref(copied), childLinks, childIds.length, canRerun, state.rerunning, error]);
+  if (box.__key === key) return;
+  box.__key = key;
+  const parts = [];
+  if (copied) {
+    parts.push(
+      el(
+        "div",
+        { class: "action-line", "data-testid": "node-copied-from" },
+        el("span", { class: "muted", text: "Not run again: output copied from " }),
+        el("a", { href: runIdHref(copied), class: "mono", "data-testid": "node-copied-from-link", "data-run-id": copied, text: shortRun(copied) }),
+      ),
+    );
+  }
+  if (childLinks.length) {
+    parts.push(
+      el(
+        "div",
+        { class: "action-line" },
+        childLinks.map(([id, href], i) =>
+          el("a", {
+            class: "btn small",
+            href,
+            "data-testid": "node-child-run-link",
+            "data-run-id": id,
+            title: `run ${id}`,
+            text: childLinks.length === 1 ? "Open child run →" : `Child run ${i + 1} →`,
+          }),
+        ),
+        childIds.length > CHILD_LINKS ? el("span", { class: "muted", text: `+${childIds.length - CHILD_LINKS} more under "child runs"` }) : null,
+      ),
+    );
+  }
+  if (canRerun) {
+    parts.push(
+      el(
+        "div",
+        { class: "action-line" },
+        el("button", {
+          type: "button",
+          class: "btn small",
+          "data-testid": "rerun-from-node",
+          disabled: state.rerunning,
+          title: "A new run: this node and everything downstream of it run again; the other nodes keep their outputs (copied)",
+          onclick: () => rerunFromNode(nodeId),
+          text: state.rerunning ? "Re-running…" : "↻ Re-run from this node",
+        }),
+      ),
+    );
+  }
+  if (error) parts.push(el("div", { class: "field-error", "data-testid": "node-rerun-error", text: error }));
+  box.replaceChildren(...parts);
+  box.hidden = parts.length === 0;
 }
 
 function section(title, testid, value, { error = false, note = null } = {}) {
@@ -1608,7 +2032,7 @@ async function loadDetails() {
   if (nodeRun) {
     // The REST answer is the full record (events may carry only a preview of the output).
     const live = state.nodes.get(nodeId);
-    if (!live || FINAL_NODE.has(nodeRun.status) || live.status === nodeRun.status) state.nodes.set(nodeId, keepHandled(live, nodeRun));
+    if (!live || FINAL_NODE.has(nodeRun.status) || live.status === nodeRun.status) state.nodes.set(nodeId, keepLive(live, nodeRun));
     renderDetailsHead();
     paintStatuses();
   }
@@ -1764,6 +2188,7 @@ function selectTab(name) {
 function wire() {
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => selectTab(tab.dataset.tab));
   $("run-button").addEventListener("click", startRun);
+  $("rerun-failed").addEventListener("click", rerunFailed);
   $("run-input").addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
       ev.preventDefault();
