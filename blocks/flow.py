@@ -42,7 +42,7 @@ class IfParams(BaseModel):
     def _compiles(cls, value: str) -> str:
         error = syntax_error(value, expression=True)
         if error is not None:
-            raise ValueError(f"condition does not compile: {error}")
+            raise ValueError(f"condition {error}")
         return value
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2 import nodes as ast
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from markupsafe import Markup
+
+from blocks.sandbox import BoundedSandbox, refused_constant, work_budget
 
 # A value that is one whole expression keeps its native type ({{ upstream.a.data }} → a dict);
 # anything else renders to a string.
@@ -86,7 +87,7 @@ def _names(mapping: Mapping[Any, Any]) -> str:
     return shown + (f", … ({len(keys)} in all)" if len(keys) > MAX_KEYS_SHOWN else "")
 
 
-class _JsonSandbox(ImmutableSandboxedEnvironment):
+class _JsonSandbox(BoundedSandbox):
     """The sandbox, with dot access reading JSON keys before dict methods.
 
     Node data is JSON: `upstream.fetch.data.items` must be the "items" key, not dict.items.
@@ -137,9 +138,10 @@ def render_string(source: str, context: dict[str, Any]) -> Any:
     if not is_template(source):  # plain text: Jinja's result without Jinja's per-render cost
         return _plain_text(source)
     match = _WHOLE_EXPRESSION.match(source)
-    if match is not None:
-        return _unwrap(_compile_expression(match.group("expr").strip())(**context))
-    return _compile_template(source).render(**context)
+    with work_budget():
+        if match is not None:
+            return _unwrap(_compile_expression(match.group("expr").strip())(**context))
+        return _compile_template(source).render(**context)
 
 
 def _plain_text(source: str) -> str:
@@ -179,7 +181,8 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
     """Evaluate a bare Jinja2 expression (`upstream.a.status == 200`), or a `{{ }}` one."""
     match = _WHOLE_EXPRESSION.match(expression)
     expr = match.group("expr") if match is not None else expression
-    return _unwrap(_compile_expression(expr.strip())(**context))
+    with work_budget():
+        return _unwrap(_compile_expression(expr.strip())(**context))
 
 
 def parse_json_or_text(text: str) -> Any:
@@ -195,16 +198,21 @@ def parse_json_or_text(text: str) -> Any:
 
 
 def syntax_error(source: str, *, expression: bool = False) -> str | None:
-    """The syntax error of a template (or of a bare expression), or None when it compiles."""
+    """Why a template (or a bare expression) is refused when saved, as a phrase after its
+    name: "does not compile: line N: …", or "is refused: …" (a bound its constants break,
+    see blocks/sandbox.py); None when it is fine."""
     match = _WHOLE_EXPRESSION.match(source)
+    as_expression = expression or match is not None
+    text = (match.group("expr") if match else source).strip() if as_expression else source
     try:
-        if expression or match is not None:
-            _compile_expression((match.group("expr") if match else source).strip())
+        if as_expression:
+            _compile_expression(text)
         else:
             _compile_template(source)
     except TemplateSyntaxError as exc:
-        return f"line {exc.lineno}: {exc.message}"
-    return None
+        return f"does not compile: line {exc.lineno}: {exc.message}"
+    refused = refused_constant(_env, _env.parse("{{ " + text + " }}" if as_expression else text))
+    return None if refused is None else f"is refused: {refused}"
 
 
 def node_references(source: str, *, expression: bool = False) -> tuple[set[str], bool]:

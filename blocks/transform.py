@@ -27,7 +27,7 @@ class TransformParams(BaseModel):
     def _compiles(cls, value: str) -> str:
         error = syntax_error(value)
         if error is not None:
-            raise ValueError(f"template does not compile: {error}")
+            raise ValueError(f"template {error}")
         return value
 
 

@@ -107,7 +107,7 @@ class NodePolicy(BaseModel):
                 raise ValueError("must be a list, or a template that renders to one")
             error = syntax_error(value)
             if error is not None:
-                raise ValueError(f"template does not compile: {error}")
+                raise ValueError(f"template {error}")
         return value
 
     @property

@@ -106,7 +106,7 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
     problems = [
         Problem(
             "invalid_template",
-            f"node {node.id!r}: params.{path}: template does not compile: {error}",
+            f"node {node.id!r}: params.{path}: template {error}",
             node_id=node.id,
             field=f"params.{path}",
         )

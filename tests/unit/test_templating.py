@@ -281,13 +281,13 @@ def test_syntax_error_is_none_when_it_compiles() -> None:
 def test_syntax_error_reports_the_line(source: str, expression: bool) -> None:
     error = syntax_error(source, expression=expression)
     assert error is not None
-    assert error.startswith("line 1: ")
+    assert error.startswith("does not compile: line 1: ")
 
 
 def test_syntax_error_reports_a_later_line() -> None:
     error = syntax_error("line one\nline two\n{% if %}")
     assert error is not None
-    assert error.startswith("line 3: ")
+    assert error.startswith("does not compile: line 3: ")
 
 
 def test_render_string_of_a_broken_template_raises() -> None:
@@ -356,3 +356,54 @@ def test_nodes_reads_only_the_visible_outputs_and_serialises_as_json() -> None:
 )
 def test_node_references(source: str, expression: bool, named: set[str], dynamic: bool) -> None:
     assert node_references(source, expression=expression) == (named, dynamic)
+
+
+# -- bounded work ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("{{ 7 ** 20000000 }}", "7 ** 20000000 is too large"),
+        ("x {{ 'x' * 300000000 }}", "repeating 1 characters or items 300,000,000 times"),
+        ("{{ 'a' | center(99999999) }}", "center's argument 99,999,999 is over the limit"),
+        ("{{ 'a'.ljust(5000000) }}", "ljust's argument 5,000,000 is over the limit"),
+        ("{{ '%999999999d' % 1 }}", "a format width of 999,999,999"),
+    ],
+)
+def test_a_template_that_would_explode_is_refused_when_saved(source: str, why: str) -> None:
+    error = syntax_error(source)
+    assert error is not None
+    assert error.startswith("is refused: ")
+    assert why in error
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("{{ trigger.n ** 20000000 }}", "is too large"),
+        ("{{ 'x' * trigger.n * 1000000 }}", "over the limit of 1,000,000"),
+        ("{% set ns = namespace(s='x') %}{% for i in range(60) %}"
+         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}", "over the limit of 1,000,000"),
+        ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+         "does too much work"),
+        ("{% for i in range(20) %}{{ 'y' * 100000 }}{% endfor %}", "rendered text is over"),
+        ("{{ '{:>999999999}'.format(1) }}", "a format width of 999,999,999"),
+        ("{{ trigger.tags | join(',') | center(2000000) }}", "center's argument"),
+        ("{% set ns = namespace(v=2 ** 60000) %}{% for i in range(30) %}"
+         "{% set ns.v = ns.v * ns.v %}{% endfor %}{{ ns.v }}", "too large"),
+    ],
+)  # fmt: skip
+def test_work_and_values_are_bounded_when_rendered(
+    context: dict[str, Any], source: str, why: str
+) -> None:
+    with pytest.raises(TemplateError, match=why):
+        render_value(source, context, "params.x")
+
+
+def test_ordinary_templates_stay_within_the_bounds(context: dict[str, Any]) -> None:
+    assert render_value("{{ 2 ** 10 }}", context) == 1024
+    assert render_value("{{ '%d' | format(1700000000) }}", context) == "1700000000"
+    assert render_value("{{ 'ab' * 3 }}", context) == "ababab"
+    assert render_value("{% for t in range(1000) %}.{% endfor %}", context) == "." * 1000
+    assert render_value("{{ lipsum is defined }}", context) is False
