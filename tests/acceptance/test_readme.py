@@ -76,3 +76,27 @@ async def test_the_data_and_control_flow_examples_run_as_written(weft: WeftServe
     assert sorry["status"] == "succeeded"
     assert sorry["outputs"]["sorry"] == {"result": "sorry: ConnectError"}
     assert "thanks" not in sorry["outputs"]
+
+
+async def test_the_search_examples_run_as_written(weft: WeftServer) -> None:
+    workflow = await weft.create_workflow(
+        {
+            "nodes": [
+                {"id": "boom", "type": "http.request", "params": {"url": "http://127.0.0.1:1"}}
+            ]
+        },
+        name="todo digest",
+        tags=["reports"],
+        webhook_slug="todo-digest",
+    )
+    failed = (await weft.client.post("/hooks/todo-digest?wait=30", json={})).json()
+    assert failed["status"] == "failed"
+    session = Session(weft.url)
+    session.workflow_id = workflow["id"]
+    runs, workflows, copy = await anyio_run_all(session, section("HTTP API"))
+    assert [r["id"] for r in runs["items"]] == [failed["id"]]
+    assert [w["id"] for w in workflows["items"]] == [workflow["id"]]
+    assert workflows["total"] == 1
+    assert copy["name"] == "todo digest v2"
+    assert copy["tags"] == ["reports"]
+    assert copy["webhook_slug"] != "todo-digest"
