@@ -197,10 +197,13 @@ def parse_json_or_text(text: str) -> Any:
         return text
 
 
+@lru_cache(maxsize=4096)  # params models check their templates each time a node runs
 def syntax_error(source: str, *, expression: bool = False) -> str | None:
     """Why a template (or a bare expression) is refused when saved, as a phrase after its
     name: "does not compile: line N: …", or "is refused: …" (a bound its constants break,
     see blocks/sandbox.py); None when it is fine."""
+    if not expression and not is_template(source):
+        return None
     match = _WHOLE_EXPRESSION.match(source)
     as_expression = expression or match is not None
     text = (match.group("expr") if match else source).strip() if as_expression else source
