@@ -73,6 +73,22 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="A for_each node runs at most this many items; a longer list fails it.",
     )
+    weft_http_deny_private: bool | None = Field(
+        default=None,
+        description="http.request and llm.simple refuse private and loopback addresses "
+        "(link-local and cloud metadata always). Default: true for `weft serve`, false for "
+        "`weft up`.",
+    )
+    weft_http_allow_hosts: str = Field(
+        default="",
+        description="Comma-separated host names or CIDRs outbound calls may reach even when "
+        "private (WEFT_HTTP_DENY_PRIVATE).",
+    )
+    weft_secret_key: str | None = Field(
+        default=None,
+        description="The key secrets are encrypted with at rest (a Fernet key); `weft up` "
+        "makes and keeps one under WEFT_DATA_DIR when unset.",
+    )
     weft_blocks: str = Field(
         default="",
         description="Comma-separated modules of block plugins, imported at start (besides "
