@@ -45,6 +45,12 @@ class NodeNotFoundError(NotFoundError):
     code = "node_not_found"
 
 
+class ScheduleNotFoundError(NotFoundError):
+    """No such schedule."""
+
+    code = "schedule_not_found"
+
+
 class HookNotFoundError(NotFoundError):
     """No workflow has this webhook slug."""
 

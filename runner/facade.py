@@ -7,15 +7,22 @@ WeftError hierarchy), which the web layer maps to one status each. Nothing here 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any, NamedTuple
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio.abc
 
 from blocks.registry import Block
+from runner import schedules
 from runner.artifacts.artifacts import Artifacts
 from runner.engine.trial import TrialResult, try_node
-from runner.errors import DatabaseUnavailableError, NodeNotFoundError, WeftError
+from runner.errors import (
+    DatabaseUnavailableError,
+    InvalidRequestError,
+    NodeNotFoundError,
+    WeftError,
+)
 from runner.graph.shape import Graph, NodePolicy
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
@@ -31,6 +38,7 @@ from runner.models import (
 from runner.records import Artifact, LogLine, NodeRun
 from runner.runtime.mailboxes import RuntimeStatistics
 from runner.runtime.runtime import Runtime
+from runner.runtime.scheduler import Scheduler
 from runner.runtime.workflows import SIGNATURE_HEADER
 from runner.store.protocol import Store
 
@@ -160,6 +168,66 @@ class Weft:
 
     async def delete_workflow(self, workflow_id: UUID) -> None:
         await self._runtime.workflows.delete(workflow_id)
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def _scheduler(self) -> Scheduler:
+        if self._runtime.scheduler is None:
+            raise WeftError("schedules need PostgreSQL")
+        return self._runtime.scheduler
+
+    def _next_fire(self, cron: str, timezone: str, enabled: bool) -> datetime | None:
+        """The schedule's first slot from now; ScheduleError becomes a 422 naming the field."""
+        try:
+            schedules.check(cron, timezone)
+        except schedules.ScheduleError as exc:
+            raise InvalidRequestError(str(exc), exc.field) from None
+        if not enabled:
+            return None
+        return schedules.next_fire(cron, timezone, self._scheduler().clock())
+
+    async def create_schedule(
+        self, workflow_id: UUID, *, cron: str, timezone: str, payload: Any, enabled: bool
+    ) -> schedules.Schedule:
+        """A new schedule of the workflow, with its next fire time."""
+        next_fire_at = self._next_fire(cron, timezone, enabled)
+        created = await self._scheduler().schedules.create(
+            schedule_id=uuid4(),
+            workflow_id=workflow_id,
+            cron=cron,
+            timezone=timezone,
+            payload=payload,
+            enabled=enabled,
+            next_fire_at=next_fire_at,
+        )
+        self._scheduler().wake()
+        return created
+
+    async def list_schedules(self, workflow_id: UUID) -> list[schedules.Schedule]:
+        await self._store.get_workflow(workflow_id)  # 404 for an unknown workflow
+        return await self._scheduler().schedules.of_workflow(workflow_id)
+
+    async def get_schedule(self, schedule_id: UUID) -> schedules.Schedule:
+        return await self._scheduler().schedules.get(schedule_id)
+
+    async def update_schedule(
+        self, schedule_id: UUID, *, cron: str, timezone: str, payload: Any, enabled: bool
+    ) -> schedules.Schedule:
+        """Overwrite a schedule; its next fire time counts from now."""
+        next_fire_at = self._next_fire(cron, timezone, enabled)
+        updated = await self._scheduler().schedules.update(
+            schedule_id,
+            cron=cron,
+            timezone=timezone,
+            payload=payload,
+            enabled=enabled,
+            next_fire_at=next_fire_at,
+        )
+        self._scheduler().wake()
+        return updated
+
+    async def delete_schedule(self, schedule_id: UUID) -> None:
+        await self._scheduler().schedules.delete(schedule_id)
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -239,7 +239,7 @@ class Run:
 
 
 # What started a run: a request, a webhook call, a workflow.run node, a re-run.
-TriggerType = Literal["manual", "webhook", "workflow", "rerun"]
+TriggerType = Literal["manual", "webhook", "workflow", "rerun", "schedule"]
 
 
 @dataclass(frozen=True, slots=True)

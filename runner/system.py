@@ -29,6 +29,7 @@ from runner.store.listener import Listener
 from runner.store.migrate import apply_migrations
 from runner.store.notifier import Notifier
 from runner.store.postgres import PostgresStore
+from runner.store.schedules import PostgresSchedules
 from runner.store.writer import Writer
 
 log = structlog.get_logger(__name__)
@@ -146,6 +147,7 @@ async def open_system(
             max_depth=settings.weft_max_depth,
             store=store,
             listener=Listener(url, origin=origin, queries=db.queries),
+            schedules=PostgresSchedules(db),
             notifier=notifier,
         )
         yield System(settings, runtime, Weft(runtime, store, artifacts), url, server)

@@ -12,7 +12,7 @@ from quart_schema import Info, QuartSchema
 
 from runner.facade import SIGNATURE_HEADER, Weft
 from runner.settings import Settings
-from web import artifacts, docs, hooks, live, meta, page, runs, workflows
+from web import artifacts, docs, hooks, live, meta, page, runs, schedules, workflows
 from web.auth import install_auth
 from web.context import EXTENSION_KEY
 from web.errors import ApiError, register_error_handlers
@@ -86,6 +86,7 @@ def create_app(weft: Weft, settings: Settings) -> Quart:
         docs.blueprint,
         live.blueprint,
         page.blueprint,
+        schedules.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -148,6 +148,34 @@ class RunIn(BaseModel):
     start_input: Any = None
 
 
+class ScheduleIn(BaseModel):
+    """A schedule: run the workflow on `cron` (5 fields) in `timezone`, with `payload` (plus
+    `fired_at`) as its trigger payload."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str = Field(min_length=1, max_length=200, examples=["0 7 * * 1-5"])
+    timezone: str = Field(default="UTC", min_length=1, max_length=100, examples=["Europe/Paris"])
+    payload: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class ScheduleOut(BaseModel):
+    id: UUID
+    workflow_id: UUID
+    cron: str
+    timezone: str
+    payload: dict[str, Any]
+    enabled: bool
+    next_fire_at: datetime | None = Field(description="The next slot; null while disabled.")
+    last_fired_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleOut]
+
+
 class RerunIn(BaseModel):
     """Re-runs a finished run: `from` and everything downstream of it run again (without
     it, the run's failed and cancelled nodes and what is downstream of them)."""

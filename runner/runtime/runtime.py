@@ -22,12 +22,14 @@ from runner.runtime.leases import Leases
 from runner.runtime.mailboxes import Mailboxes, RuntimeStatistics
 from runner.runtime.relay import Relay
 from runner.runtime.runs import Runs
+from runner.runtime.scheduler import Scheduler
 from runner.runtime.waiters import RunWaiters
 from runner.runtime.workflows import Workflows
 from runner.store import notices
 from runner.store.listener import Listener
 from runner.store.notifier import Notifier
 from runner.store.protocol import Store
+from runner.store.schedules import PostgresSchedules
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +54,7 @@ class Runtime:
         store: Store | None = None,
         listener: Listener | None = None,
         notifier: Notifier | None = None,
+        schedules: PostgresSchedules | None = None,
     ) -> None:
         self._notifier = notifier
         # Runs that workflow.run nodes start go through self.runs, made below.
@@ -112,6 +115,11 @@ class Runtime:
             owner=services.owner,
         )
         children.attach(self.runs)
+        self.scheduler = (
+            None
+            if schedules is None
+            else Scheduler(schedules, self.runs, accepting=lambda: self.accepting)
+        )
         self._tg: anyio.abc.TaskGroup | None = None
         self._listener = listener
         if listener is not None:
@@ -132,6 +140,8 @@ class Runtime:
             self._accepting = True
             tg.start_soon(self.leases.keep)
             tg.start_soon(self.claims.keep)
+            if self.scheduler is not None:
+                tg.start_soon(self.scheduler.keep)
             self._tg = tg
             task_status.started()
             try:
