@@ -6,9 +6,10 @@ WeftError hierarchy), which the web layer maps to one status each. Nothing here 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from uuid import UUID, uuid4
 
 import anyio.abc
@@ -30,8 +31,10 @@ from runner.models import (
     ALL_RUNS,
     ALL_WORKFLOWS,
     Durability,
+    NodeStatus,
     Run,
     RunFilter,
+    RunStatus,
     Workflow,
     WorkflowFilter,
 )
@@ -44,7 +47,23 @@ from runner.store.protocol import Store
 
 # What web/ needs beside the facade: the webhook signature's header, the stream's item type
 # and its end when the server goes away.
-__all__ = ["SIGNATURE_HEADER", "Durability", "GoingAwayError", "Health", "Item", "Weft"]
+__all__ = [
+    "SIGNATURE_HEADER", "Durability", "GoingAwayError", "Health", "Item", "Response", "Weft"
+]  # fmt: skip
+
+
+class Response(NamedTuple):
+    """What a `respond` node set as the answer of a waiting trigger."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def respond_nodes(graph: dict[str, Any] | None) -> frozenset[str]:
+    """The ids of a graph's `respond` nodes."""
+    nodes = (graph or {}).get("nodes") or []
+    return frozenset(n["id"] for n in nodes if isinstance(n, dict) and n.get("type") == "respond")
 
 
 class Health(NamedTuple):
@@ -267,6 +286,39 @@ class Weft:
     async def wait_run_finished(self, run_id: UUID, *, unfinished: bool = False) -> Run:
         """Wait until the run has finished; `unfinished` skips the first read."""
         return await self._runtime.runs.wait_finished(run_id, unfinished=unfinished)
+
+    async def wait_answer(self, run: Run, *, unfinished: bool = False) -> Run | Response:
+        """What a waiting trigger answers: the output of the run's first `respond` node to
+        succeed, as soon as it has (the run goes on), else the run once it has finished."""
+        responders = respond_nodes(run.graph)
+        if not responders:
+            return await self.wait_run_finished(run.id, unfinished=unfinished)
+        # Its live messages: a snapshot, then events, whichever process executes it.
+        stream = cast(AsyncGenerator[Item, None], self._live.run_messages(run.id))
+        async with contextlib.aclosing(stream) as messages:
+            async for item in messages:
+                data = {} if item is None else item.to_json()
+                done = []
+                if data.get("type") == "snapshot":
+                    done = [n for n in data["nodes"] if n["node_id"] in responders]
+                    done = [n for n in done if n["status"] == NodeStatus.SUCCEEDED]
+                    done.sort(key=lambda n: n["finished_at"] or "")
+                elif data.get("type") == "node.succeeded" and data["node_id"] in responders:
+                    done = [data]
+                if done:
+                    return await self._response_of(run.id, done[0]["node_id"])
+                if data.get("type") == "run.finished" or (
+                    data.get("type") == "snapshot" and RunStatus(data["run"]["status"]).finished
+                ):
+                    return await self._store.get_run(run.id)
+        return await self._store.get_run(run.id)
+
+    async def _response_of(self, run_id: UUID, node_id: str) -> Response:
+        (node,) = [n for n in await self._store.list_node_runs(run_id) if n.node_id == node_id]
+        output = node.output if isinstance(node.output, dict) else {}
+        return Response(
+            int(output.get("status", 200)), dict(output.get("headers") or {}), output.get("body")
+        )
 
     async def cancel_run(self, run_id: UUID) -> Run:
         """Cancel a run, and the runs its workflow.run nodes started."""

@@ -9,6 +9,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Response, request
 
+from runner.facade import Response as WorkflowResponse
 from runner.models import Run
 from web.bodies import read_query
 from web.context import weft
@@ -54,11 +55,25 @@ async def trigger(start: Callable[[str | None], Awaitable[tuple[Run, bool]]]) ->
     query = read_query(TriggerQuery)
     key = idempotency_key()
     run, created = await start(key)
-    if query.wait and not run.status.finished:
-        with anyio.move_on_after(query.wait):
-            run = await weft().wait_run_finished(run.id, unfinished=created)
-    status = 200 if run.status.finished or not created else 202
     headers = {"Location": f"/runs/{run.id}"}
     if key is not None:
         headers["Idempotent-Replayed"] = "false" if created else "true"
+    if query.wait and not run.status.finished:
+        with anyio.move_on_after(query.wait):
+            answer = await weft().wait_answer(run, unfinished=created)
+            if isinstance(answer, WorkflowResponse):
+                return respond_with(answer, headers)
+            run = answer
+    status = 200 if run.status.finished or not created else 202
     return json_response(run.to_json(), status, headers)
+
+
+def respond_with(answer: WorkflowResponse, headers: dict[str, str]) -> Response:
+    """The answer a `respond` node set: its status, headers and body (JSON, or text)."""
+    if isinstance(answer.body, str):
+        response = Response(answer.body, answer.status, content_type="text/plain; charset=utf-8")
+    else:
+        response = json_response(answer.body, answer.status)
+    response.headers.update(headers)
+    response.headers.update(answer.headers)  # the workflow's own, content type included
+    return response

@@ -120,6 +120,7 @@ async def test_blocks_lists_the_palette_with_schemas(weft: WeftServer) -> None:
         "if",
         "delay",
         "workflow.run",
+        "respond",
     }
     assert by_type["delay"]["params_schema"]["required"] == ["seconds"]
     assert by_type["http.request"]["params_schema"]["properties"]["method"]["default"] == "GET"

@@ -20,7 +20,7 @@ from blocks.standard import standard_registry
 
 STANDARD_TYPES = {
     "start", "http.request", "gcs.write", "llm.simple", "transform", "if", "delay",
-    "workflow.run",
+    "workflow.run", "respond",
 }  # fmt: skip
 
 
@@ -291,7 +291,7 @@ def test_duplicate_standard_block_raises() -> None:
 
 def test_standard_registry_has_exactly_the_standard_types() -> None:
     registry = standard_registry()
-    assert len(registry) == 8
+    assert len(registry) == 9
     assert {b.type for b in registry} == STANDARD_TYPES
     assert [b.type for b in registry] == sorted(STANDARD_TYPES)
     assert registry.get("nope") is None
