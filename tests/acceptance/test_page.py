@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -797,3 +798,114 @@ async def test_rerun_from_a_node_and_rerun_failed(
     await expect(node(page, "start")).to_have_attribute("data-copied", first)
     assert crashes == []
     await page.close()
+
+
+async def test_schedules_show_with_their_next_fire_times(
+    weft: WeftServer, browser: Browser, tmp_path: Path
+) -> None:
+    workflow = await weft.create_workflow(chain(["hello"]), name="on a cron")
+    bare = await weft.create_workflow(chain(["solo"]), name="no cron")
+    schedules = f"/workflows/{workflow['id']}/schedules"
+    created = await weft.client.post(
+        schedules,
+        json={"cron": "0 7 * * 1-5", "timezone": "Europe/Paris", "payload": {"report": "daily"}},
+    )
+    assert created.status_code == 201, created.text
+    weekdays = created.json()
+    created = await weft.client.post(
+        schedules, json={"cron": "30 18 * * *", "timezone": "America/New_York", "enabled": False}
+    )
+    assert created.status_code == 201, created.text
+    paused = created.json()
+    assert weekdays["next_fire_at"]
+    assert paused["next_fire_at"] is None
+
+    # The browser is in Paris (a weekday 07:00 there shows as 07:00), its clock faked (it
+    # still ticks) so that the test can skip ahead to the 30 s refresh.
+    context = await browser.new_context(
+        viewport=VIEWPORT, timezone_id="Europe/Paris", locale="en-GB"
+    )
+    try:
+        page = await context.new_page()
+        crashes: list[str] = []
+        page.on("pageerror", lambda exc: crashes.append(str(exc)))
+        await page.clock.install()
+        await open_workflow(page, weft, workflow)
+        box = page.get_by_test_id("schedules")
+        rows = page.get_by_test_id("schedule")
+        await expect(rows).to_have_count(2)
+        on = rows.and_(page.locator(f'[data-schedule-id="{weekdays["id"]}"]'))
+        off = rows.and_(page.locator(f'[data-schedule-id="{paused["id"]}"]'))
+
+        async def check_enabled(next_fire_at: str) -> None:
+            await expect(on).to_have_attribute("data-enabled", "true")
+            await expect(on.get_by_test_id("schedule-cron")).to_have_text("0 7 * * 1-5")
+            await expect(on.get_by_test_id("schedule-timezone")).to_have_text("Europe/Paris")
+            await expect(on.get_by_test_id("schedule-state")).to_have_text("enabled")
+            shown = on.get_by_test_id("schedule-next")
+            await expect(shown).to_have_attribute("datetime", next_fire_at)  # as the API says
+            await expect(shown).to_have_text(re.compile(r"^(Mon|Tue|Wed|Thu|Fri)\b.*\b07:00$"))
+            await expect(on.get_by_test_id("schedule-next-relative")).to_have_text(
+                re.compile(r"^in (<1 min|\d+ min|\d+ h|\d+ d( \d+ h)?)$")
+            )
+
+        # Both, with cron and zone; the enabled one's next fire time; the other disabled.
+        await check_enabled(weekdays["next_fire_at"])
+        await expect(on.get_by_test_id("schedule-last")).to_have_text("never")
+        await expect(off).to_have_attribute("data-enabled", "false")
+        await expect(off.get_by_test_id("schedule-cron")).to_have_text("30 18 * * *")
+        await expect(off.get_by_test_id("schedule-timezone")).to_have_text("America/New_York")
+        await expect(off.get_by_test_id("schedule-state")).to_have_text("disabled")
+        await expect(off.get_by_test_id("schedule-next")).to_have_text("—")
+        await page.screenshot(path=str(tmp_path / "schedules.png"))
+
+        # The slot comes (the server's scheduler clock moved to it): a run, marked "schedule"
+        # with a clock in the history, and a workflow selected again shows the next slot.
+        scheduler = weft.system.runtime.scheduler
+        assert scheduler is not None
+        slot = datetime.fromisoformat(weekdays["next_fire_at"])
+        real_clock = scheduler.clock
+        scheduler.clock = lambda: slot + timedelta(seconds=1)
+        try:
+            await scheduler.fire_due()  # (none left to fire if the real clock got there first)
+        finally:
+            scheduler.clock = real_clock
+        fired = (await weft.client.get(f"/schedules/{weekdays['id']}")).json()
+        assert datetime.fromisoformat(fired["last_fired_at"]) == slot
+        item = page.get_by_test_id("history-item")
+        await expect(item).to_have_count(1)
+        await expect(item.get_by_test_id("history-trigger")).to_have_attribute(
+            "data-trigger", "schedule"
+        )
+        await expect(item.get_by_test_id("history-trigger")).to_have_text("schedule")
+        await expect(item.locator(".clock")).to_have_count(1)
+        await page.locator(f'[data-workflow-id="{workflow["id"]}"]').click()
+        await check_enabled(fired["next_fire_at"])
+        last = on.get_by_test_id("schedule-last")
+        await expect(last).to_have_attribute("datetime", fired["last_fired_at"])
+        await expect(last).not_to_have_text("never")
+        # A run of another kind has no clock.
+        await weft.run(workflow["id"])
+        await expect(item).to_have_count(2)
+        await expect(item.first.get_by_test_id("history-trigger")).to_have_attribute(
+            "data-trigger", "manual"
+        )
+        await expect(item.first.locator(".clock")).to_have_count(0)
+        await page.screenshot(path=str(tmp_path / "scheduled-run.png"))
+
+        # Read again every 30 s: one deleted elsewhere goes.
+        deleted = await weft.client.delete(f"/schedules/{paused['id']}")
+        assert deleted.status_code == 204, deleted.text
+        await page.clock.fast_forward("00:31")
+        await expect(rows).to_have_count(1)
+        await expect(off).to_have_count(0)
+
+        # A workflow without schedules says so.
+        await page.locator(f'[data-workflow-id="{bare["id"]}"]').click()
+        await expect(page.get_by_test_id("workflow-name")).to_have_text("no cron")
+        await expect(page.get_by_test_id("schedules-empty")).to_have_text("no schedules")
+        await expect(rows).to_have_count(0)
+        await expect(box).to_have_attribute("data-state", "none")
+        assert crashes == []
+    finally:
+        await context.close()

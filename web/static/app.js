@@ -10,6 +10,11 @@
 // its workflow.run nodes started (GET /runs?parent_run_id=). A finished run can be re-run
 // from a node, or from what failed (POST /runs/{id}/rerun); a re-run's nodes that were not
 // run again (their outputs copied) are marked "copied".
+//
+// The open workflow's schedules (GET /workflows/{id}/schedules) show under its header, with
+// their next fire times; they are read again when the workflow is selected again, every
+// SCHEDULES_POLL_MS, and just after a schedule's next fire time. Runs a schedule started
+// (trigger_type "schedule") carry a clock mark.
 
 const POLL_MS = 500;
 const HISTORY_POLL_MS = 5000;
@@ -21,6 +26,8 @@ const LOG_PAGES = 10;
 const CHILDREN_LIMIT = 200;
 const CHILDREN_POLL_MS = 2000;
 const CHILD_LINKS = 10; // "open child run" links in a node's details, at most
+const SCHEDULES_POLL_MS = 30000;
+const SCHEDULE_FIRED_GRACE_MS = 1500; // after a next fire time, read the schedules again this much later
 
 const FINISHED_RUN = new Set(["succeeded", "failed", "cancelled"]);
 const FINAL_NODE = new Set(["succeeded", "failed", "skipped", "cancelled"]);
@@ -122,6 +129,39 @@ function relativeTime(iso) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
+/** "in 12 min", "in 3 h", "in 2 d 5 h": how far ahead an instant is ("due now" when past). */
+function relativeFuture(iso) {
+  const then = new Date(iso).getTime();
+  if (Number.isNaN(then)) return "";
+  const ms = then - Date.now();
+  if (ms <= 0) return "due now";
+  if (ms < 60000) return "in <1 min";
+  if (ms < 3600000) return `in ${Math.round(ms / 60000)} min`;
+  const hours = Math.round(ms / 3600000);
+  if (hours < 24) return `in ${hours} h`;
+  const days = Math.floor(hours / 24);
+  return hours % 24 ? `in ${days} d ${hours % 24} h` : `in ${days} d`;
+}
+
+/** A date and time in the browser's time zone: "Mon 7 Dec, 07:00" (with the year when not this one). */
+function formatDateTime(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const options = { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+  if (date.getFullYear() !== new Date().getFullYear()) options.year = "numeric";
+  return date.toLocaleString([], options);
+}
+
+/** The same instant in `timeZone` ("Mon 07:00 CET"), or "" for a zone this browser does not know. */
+function formatInZone(iso, timeZone) {
+  try {
+    return new Date(iso).toLocaleString([], { timeZone, weekday: "short", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+  } catch {
+    return "";
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // the REST API
 
@@ -217,6 +257,9 @@ const state = {
   childrenTimer: null,
   rerunning: false, // a POST /runs/{id}/rerun is on its way
   nodeRerunError: null, // {runId, nodeId, message}: the last "Re-run from this node" refused
+  schedules: null, // {workflowId, items, error}: the open workflow's schedules (null: loading)
+  schedulesSeq: 0,
+  schedulesTimer: null,
 };
 
 function setMode(mode) {
@@ -267,7 +310,10 @@ function renderWorkflows() {
             "data-testid": "workflow-item",
             "data-workflow-id": wf.id,
             title: wf.name,
-            onclick: () => navigate(`#/workflows/${wf.id}`),
+            onclick: () => {
+              if (wf.id === state.workflow?.id) loadSchedules(); // selected again: read them afresh
+              navigate(`#/workflows/${wf.id}`);
+            },
           },
           el("span", { class: "item-title", text: wf.name }),
           el(
@@ -365,6 +411,7 @@ function closeWorkflow() {
   state.channel?.stop();
   state.channel = null;
   state.workflow = null;
+  stopSchedules();
   clearRun();
   $("workspace").hidden = true;
   $("welcome").hidden = false;
@@ -393,6 +440,7 @@ async function openWorkflow(workflowId, seq) {
   state.workflow = workflow;
   state.selectedNode = null; // a node of the workflow shown before
   state.history = [];
+  stopSchedules();
   clearRun();
   hideNotice();
   $("welcome").hidden = true;
@@ -402,6 +450,8 @@ async function openWorkflow(workflowId, seq) {
   renderWorkflows();
   renderHistory();
   loadHistory();
+  renderSchedules();
+  loadSchedules();
   state.channel = new WorkflowChannel(workflow.id);
   state.channel.start();
 }
@@ -452,6 +502,146 @@ function applyWorkflow(workflow, { fromElsewhere = false } = {}) {
       },
     });
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// the open workflow's schedules
+
+function stopSchedules() {
+  clearTimeout(state.schedulesTimer);
+  state.schedulesSeq += 1; // an answer on its way is for a workflow no longer shown
+  state.schedules = null;
+}
+
+/** Reads the open workflow's schedules, shows them, and reads them again in
+ * SCHEDULES_POLL_MS (or just after the next fire time, when that comes first). */
+async function loadSchedules() {
+  clearTimeout(state.schedulesTimer);
+  const workflowId = state.workflow?.id;
+  if (!workflowId) return;
+  const seq = ++state.schedulesSeq;
+  const known = state.schedules?.workflowId === workflowId ? state.schedules.items : [];
+  let result;
+  try {
+    const data = await api("GET", `/workflows/${encodeURIComponent(workflowId)}/schedules`);
+    result = { workflowId, items: Array.isArray(data?.items) ? data.items : [], error: null };
+  } catch (exc) {
+    result = { workflowId, items: known, error: exc.message };
+  }
+  if (seq !== state.schedulesSeq || state.workflow?.id !== workflowId) return;
+  state.schedules = result;
+  renderSchedules();
+  state.schedulesTimer = setTimeout(loadSchedules, schedulesRefreshIn(result.items));
+}
+
+/** Milliseconds until the schedules are read again: SCHEDULES_POLL_MS, or sooner when a
+ * schedule fires before that (its run starts and its next fire time moves on). */
+function schedulesRefreshIn(items) {
+  const now = Date.now();
+  let wait = SCHEDULES_POLL_MS;
+  for (const schedule of items) {
+    const at = schedule.enabled ? instant(schedule.next_fire_at) : null;
+    if (at !== null && at > now) wait = Math.min(wait, at - now + SCHEDULE_FIRED_GRACE_MS);
+  }
+  return Math.max(1000, wait);
+}
+
+function renderSchedules() {
+  const box = $("schedules");
+  const data = state.workflow && state.schedules?.workflowId === state.workflow.id ? state.schedules : null;
+  const label = el("span", { class: "schedules-label", title: "Schedules: this workflow runs on these crons" }, el("span", { class: "clock", "aria-hidden": "true" }));
+  const parts = [label];
+  if (!data) {
+    parts.push(el("span", { class: "muted", text: "loading…" }));
+  } else if (!data.items.length && !data.error) {
+    parts.push(el("span", { class: "muted", "data-testid": "schedules-empty", text: "no schedules" }));
+  } else if (data.items.length) {
+    parts.push(el("ul", { class: "schedule-list", "data-testid": "schedule-list" }, data.items.map(scheduleRow)));
+  }
+  if (data?.error) {
+    parts.push(el("span", { class: "field-error", "data-testid": "schedules-error", text: `could not load them: ${data.error}` }));
+  }
+  box.dataset.state = !data ? "loading" : data.error ? "error" : data.items.length ? "some" : "none";
+  box.dataset.count = String(data?.items.length ?? 0);
+  box.replaceChildren(...parts);
+}
+
+function scheduleRow(schedule) {
+  const enabled = schedule.enabled !== false;
+  const payload = schedule.payload && typeof schedule.payload === "object" && Object.keys(schedule.payload).length
+    ? `\npayload: ${JSON.stringify(schedule.payload)}`
+    : "";
+  let next;
+  if (enabled && schedule.next_fire_at) {
+    const zoned = formatInZone(schedule.next_fire_at, schedule.timezone);
+    next = el(
+      "span",
+      { class: "schedule-next" },
+      el("span", { class: "muted", text: "next" }),
+      el("time", {
+        "data-testid": "schedule-next",
+        datetime: schedule.next_fire_at,
+        title: `${zoned ? `${zoned} in ${schedule.timezone} · ` : ""}${schedule.next_fire_at}`,
+        text: formatDateTime(schedule.next_fire_at),
+      }),
+      el("span", { class: "muted", "data-testid": "schedule-next-relative", text: relativeFuture(schedule.next_fire_at) }),
+    );
+  } else {
+    next = el(
+      "span",
+      { class: "schedule-next" },
+      el("span", { class: "muted", text: "next" }),
+      el("span", { class: "muted", "data-testid": "schedule-next", text: "—", title: enabled ? "no next fire time" : "disabled: it does not fire" }),
+    );
+  }
+  // The last fire time, as "3 h ago" (the date and time in its tooltip); one ahead of this
+  // browser's clock (a clock skew) as its date and time.
+  const lastAt = instant(schedule.last_fired_at);
+  const last =
+    lastAt !== null
+      ? el("time", {
+          "data-testid": "schedule-last",
+          datetime: schedule.last_fired_at,
+          title: `${formatDateTime(schedule.last_fired_at)} · ${schedule.last_fired_at}`,
+          text: lastAt <= Date.now() ? relativeTime(schedule.last_fired_at) : formatDateTime(schedule.last_fired_at),
+        })
+      : el("span", { "data-testid": "schedule-last", text: "never" });
+  return el(
+    "li",
+    {
+      class: "schedule",
+      "data-testid": "schedule",
+      "data-schedule-id": schedule.id,
+      "data-enabled": String(enabled),
+      title: `schedule ${schedule.id}${payload}`,
+    },
+    el("code", { class: "schedule-cron", "data-testid": "schedule-cron", text: schedule.cron }),
+    el("span", { class: "schedule-zone", "data-testid": "schedule-timezone", text: schedule.timezone }),
+    el("span", {
+      class: `pill ${enabled ? "on" : "off"}`,
+      "data-testid": "schedule-state",
+      "data-enabled": String(enabled),
+      text: enabled ? "enabled" : "disabled",
+    }),
+    next,
+    el("span", { class: "schedule-last muted" }, "last ", last),
+  );
+}
+
+/** How a run was started: its trigger type, with a clock mark when a schedule started it. */
+function triggerMark(triggerType, testid) {
+  const scheduled = triggerType === "schedule";
+  return el(
+    "span",
+    {
+      class: scheduled ? "trigger trigger-schedule" : "trigger",
+      "data-testid": testid,
+      "data-trigger": triggerType ?? "",
+      title: scheduled ? "started by a schedule" : undefined,
+    },
+    scheduled ? el("span", { class: "clock", "aria-hidden": "true" }) : null,
+    triggerType ?? "",
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1107,7 +1297,12 @@ function renderRunBar() {
   $("run-progress-text").textContent = `${progress}%`;
   renderDuration();
   const runId = $("run-id");
-  runId.textContent = run ? `run ${run.id.slice(0, 8)} · ${run.trigger_type ?? ""}` : "press Run to start one";
+  const runIdKey = run ? `${run.id}|${run.trigger_type}` : "";
+  if (runId.__key !== runIdKey) {
+    runId.__key = runIdKey;
+    if (run) runId.replaceChildren(`run ${run.id.slice(0, 8)} · `, triggerMark(run.trigger_type, "run-trigger"));
+    else runId.textContent = "press Run to start one";
+  }
   runId.title = run ? run.id : "";
   const stopped = [...state.nodes.values()].some((n) => n.status === "failed" || n.status === "cancelled");
   const rerunFailed = $("rerun-failed");
@@ -1781,7 +1976,7 @@ function renderHistory() {
           el(
             "span",
             { class: "item-sub" },
-            el("span", { text: run.trigger_type }),
+            triggerMark(run.trigger_type, "history-trigger"),
             el("span", { "data-testid": "history-duration", text: duration }),
           ),
         ),
