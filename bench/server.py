@@ -28,8 +28,11 @@ def free_port() -> int:
 
 
 def new_data_dir() -> Path:
-    """A fresh temporary WEFT_DATA_DIR (outside /root: the embedded DB runs as another user)."""
-    return Path(tempfile.mkdtemp(prefix="weft-bench-"))
+    """A fresh temporary WEFT_DATA_DIR, which the embedded DB's own user (as root) can reach,
+    so its cluster stays inside it and goes with it."""
+    path = Path(tempfile.mkdtemp(prefix="weft-bench-"))
+    path.chmod(0o755)
+    return path
 
 
 def remove_data_dir(path: Path) -> None:

@@ -14,7 +14,9 @@ def prestart_embedded_database() -> None:
     system's own start then finds it running (pgserver shares one server per data dir)."""
     if os.environ.get("DATABASE_URL", "").strip():
         return
-    data_dir = Path(os.environ.get("WEFT_DATA_DIR") or ".weft").resolve()
+    # As Settings reads it: unset, empty or blank means the default.
+    value = os.environ.get("WEFT_DATA_DIR", "")
+    data_dir = Path(value if value.strip() else ".weft").resolve()
 
     def start() -> None:
         from runner.store.embedded import start_embedded_sync

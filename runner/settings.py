@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     weft_log_format: str | None = Field(default=None, description="json, console, or auto")
     weft_log_level: str = "info"
 
+    @field_validator("weft_data_dir", mode="before")
+    @classmethod
+    def _empty_data_dir_is_default(cls, value: object) -> object:
+        # Set but empty means the default: Path("") would be the current folder.
+        empty = isinstance(value, str) and not value.strip()
+        return cls.model_fields["weft_data_dir"].default if empty else value
+
     @field_validator("database_url")
     @classmethod
     def _postgres_scheme(cls, value: str | None) -> str | None:

@@ -4,7 +4,8 @@ pgserver's own start is kept for existing data folders. A new one is made faster
 from a cached fresh cluster (see `template_dir`) or, the first time, made by initdb without
 its per-file fsyncs; either way flushed with one syncfs before the server starts. The
 server is started with `pg_ctl -w` while we poll its pid file ourselves, which sees it
-ready sooner than pg_ctl's 100 ms polls.
+ready sooner than pg_ctl's 100 ms polls. Started by root, it changes no folder's mode: see
+embedded_root for where its files go then.
 """
 
 from __future__ import annotations
@@ -78,8 +79,14 @@ def _start(pgdata: Path, cleanup: str) -> tuple[Any, str]:
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     # As pgserver's get_server, with our subclass.
-    pgdata = pgdata.expanduser().resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if _as_root():
+        # PostgreSQL runs as pgserver's user: put it where that user reaches it already.
+        from runner.store.embedded_root import place_cluster
+
+        pgdata = place_cluster(pgdata)
+    else:
+        pgdata = pgdata.expanduser().resolve()
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
     dead: list[int] = []
     if pgdata.exists():
         dead = forget_dead_handles(pgdata)
@@ -120,7 +127,7 @@ def _server_class() -> type[Any]:
     global _SERVER_CLASS
     if _SERVER_CLASS is not None:
         return _SERVER_CLASS
-    from pgserver._commands import POSTGRES_BIN_PATH
+    import pgserver._commands as commands
     from pgserver.postgres_server import PostgresServer
     from pgserver.utils import PostmasterInfo, find_suitable_socket_dir
 
@@ -130,14 +137,19 @@ def _server_class() -> type[Any]:
 
         def ensure_pgdata_inited(self) -> None:
             # Called under pgserver's interprocess lock, as is ensure_postgres_running.
-            if sys.platform != "linux" or any(self.pgdata.iterdir()):
-                super().ensure_pgdata_inited()
+            user = self.system_user
+            if user is None and (sys.platform != "linux" or any(self.pgdata.iterdir())):
+                super().ensure_pgdata_inited()  # as the current user it changes no modes
                 return
+            # As root pgserver's own would open up every parent of this folder and of its
+            # binaries: embedded_root placed both where its user reaches them already.
+            if user is not None:
+                shutil.chown(self.pgdata, user, user)
+                if (self.pgdata / "PG_VERSION").exists():
+                    return
             began = time.perf_counter()
-            if self.system_user is not None:
-                _grant_access(self.pgdata, self.system_user)
             _stop_orphan_servers(self.pgdata)
-            source = create_cluster(self.pgdata, self.system_user)
+            source = create_cluster(self.pgdata, user)
             self.created = (source, time.perf_counter() - began)
 
         def ensure_postgres_running(self) -> None:
@@ -147,14 +159,14 @@ def _server_class() -> type[Any]:
                 return
             # Not running: a pid file left by a crash would look ready to the poll below.
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
-            socket_dir = find_suitable_socket_dir(self.pgdata, self.runtime_path)
-            if self.system_user is not None and socket_dir != self.pgdata:
-                from pgserver.utils import ensure_prefix_permissions
+            if self.system_user is None:
+                socket_dir = find_suitable_socket_dir(self.pgdata, self.runtime_path)
+            else:  # pgserver's would open up the parents of a socket folder elsewhere
+                from runner.store.embedded_root import socket_dir as root_socket_dir
 
-                ensure_prefix_permissions(socket_dir)
-                socket_dir.chmod(0o777)
+                socket_dir = root_socket_dir(self.pgdata)
             pg_ctl = [
-                str(POSTGRES_BIN_PATH / "pg_ctl"),
+                str(commands.POSTGRES_BIN_PATH / "pg_ctl"),  # read now: see embedded_root
                 *("-D", str(self.pgdata), "-w", "-t", str(int(START_TIMEOUT_S))),
                 *("-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self.log), "start"),
             ]
@@ -213,19 +225,8 @@ def _pid_file_ready(pgdata: Path) -> bool:
     return True
 
 
-def _grant_access(pgdata: Path, user: str) -> None:
-    """What pgserver does as root before initdb: its user must reach the folder and run
-    the binaries."""
-    import stat
-
-    from pgserver._commands import POSTGRES_BIN_PATH
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
-
-    ensure_prefix_permissions(pgdata)
-    ensure_prefix_permissions(POSTGRES_BIN_PATH)
-    read = stat.S_IRGRP | stat.S_IROTH
-    ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | read)
-    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+def _as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def _stop_orphan_servers(pgdata: Path) -> None:

@@ -1,11 +1,14 @@
 """The embedded PostgreSQL's start on a new data folder: initdb the first time, then a copy
-of the cached template cluster; each cluster its own, and safe when starts race."""
+of the cached template cluster; each cluster its own, and safe when starts race. As root,
+a data folder its user cannot reach gets a cluster under /var/lib/weft (or the temp folder,
+for one in it), and no folder's mode changes."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -16,15 +19,16 @@ from typing import Any
 import pytest
 
 from runner.store.embedded import start_embedded_sync, template_dir
+from runner.store.embedded_root import BASE, TEMP_BASE_NAME
 
 
 @pytest.fixture
 def folder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A folder for data folders and an empty template cache (XDG_CACHE_HOME).
-
-    Not pytest's tmp_path: as root the server runs as another user, who cannot enter it.
+    """A folder for data folders and an empty template cache (XDG_CACHE_HOME), which the
+    server's user can enter (as root it runs as another user): the cluster is made in it.
     """
     path = Path(tempfile.mkdtemp(prefix="weft-test-embedded-"))
+    path.chmod(0o755)  # this test's own folder; mkdtemp makes it 700
     monkeypatch.setenv("XDG_CACHE_HOME", str(path / "cache"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -133,3 +137,86 @@ def test_racing_first_starts_each_get_a_working_cluster(folder: Path) -> None:
 def _system_user() -> str | None:
     """The user pgserver runs PostgreSQL as: its own when we are root."""
     return "pgserver" if os.geteuid() == 0 else None
+
+
+def _modes(paths: list[Path]) -> dict[Path, str]:
+    return {p: oct(stat.S_IMODE(p.stat().st_mode)) for p in paths}
+
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as another user as root")
+
+
+@as_root
+@pytest.mark.parametrize("in_temp", [False, True], ids=["var-lib", "temp"])
+def test_as_root_a_folder_its_user_cannot_reach_gets_a_cluster_elsewhere(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, in_temp: bool
+) -> None:
+    # Given a data folder under a home of mode 700, like /root, in the temp folder or not
+    if not in_temp:
+        (folder / "tmp").mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(folder / "tmp"))
+    home = folder / "home"
+    home.mkdir(mode=0o700)
+    link = home / "project" / ".weft" / "pgdata"
+    before = _modes([home, *home.parents])
+
+    # When the server starts on it, is stopped, and starts again
+    first, _ = start_embedded_sync(link, cleanup="stop")
+    try:
+        _query(first, "CREATE TABLE kept (x int);")
+    finally:
+        first.cleanup()
+    second, _ = start_embedded_sync(link, cleanup="delete")
+    try:
+        # Then the cluster lives under /var/lib/weft (the temp folder's weft-root for a
+        # folder in it), the data folder links to it, the second start found it, and no
+        # folder above the data folder changed its mode
+        target = link.resolve()
+        assert link.is_symlink()
+        base = Path(tempfile.gettempdir()).resolve() / TEMP_BASE_NAME if in_temp else BASE
+        assert target.parent == base / "clusters"
+        assert second.pgdata == target
+        assert "kept" in _query(second, r"\dt")
+        assert _modes([home, *home.parents]) == before
+        assert oct(stat.S_IMODE(home.stat().st_mode)) == "0o700"
+    finally:
+        second.cleanup()
+    # And its cleanup removed the cluster itself
+    assert not target.exists()
+
+
+@as_root
+def test_as_root_an_existing_cluster_its_user_cannot_reach_is_refused(folder: Path) -> None:
+    # Given a cluster (its PG_VERSION, enough here) under a home of mode 700
+    home = folder / "home"
+    home.mkdir(mode=0o700)
+    pgdata = home / "pgdata"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("16\n")
+
+    # When the server is started on it, then it is refused, saying why, and nothing moved
+    with pytest.raises(PermissionError, match=rf"cannot reach {pgdata} \({home} is mode 700\)"):
+        start_embedded_sync(pgdata, cleanup="delete")
+    assert oct(stat.S_IMODE(home.stat().st_mode)) == "0o700"
+    assert (pgdata / "PG_VERSION").read_text() == "16\n"
+
+
+@as_root
+def test_as_root_a_socket_path_too_long_goes_to_a_folder_of_wefts(folder: Path) -> None:
+    # Given a data folder its user can reach, too deep for a unix socket in it
+    deep = folder / ("d" * 100)
+    deep.mkdir()
+    before = _modes([deep, *deep.parents])
+
+    # When the server starts there
+    server, url = start_embedded_sync(deep / "pgdata", cleanup="delete")
+    socket_dir = Path(url.split("host=")[1])
+    try:
+        # Then the cluster is in place, its socket in /var/lib/weft/run, and nothing opened up
+        assert server.pgdata == deep / "pgdata"
+        assert socket_dir.parent == BASE / "run"
+        assert "1" in _query(server, "SELECT 1;")
+        assert _modes([deep, *deep.parents]) == before
+    finally:
+        server.cleanup()
+        shutil.rmtree(socket_dir, ignore_errors=True)
