@@ -8,6 +8,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.context import RunContext
+from blocks.outbound import OutboundRefusedError
 from blocks.registry import block
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -33,7 +34,10 @@ async def http_request(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]
         request_args["content"] = params.body
     elif params.body is not None:
         request_args["json"] = params.body
-    response = await ctx.http.request(params.method, params.url, **request_args)
+    try:
+        response = await ctx.http.request(params.method, params.url, **request_args)
+    except OutboundRefusedError as exc:  # refused by the shared client (blocks/outbound.py)
+        raise exc.by("http.request") from None
     ctx.log.info(
         f"{params.method} {params.url} → {response.status_code}",
         status=response.status_code,

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.context import RunContext
+from blocks.outbound import OutboundRefusedError
 from blocks.registry import block
 
 FALLBACK_MODEL = "fallback-upper"
@@ -42,12 +43,15 @@ async def llm_simple(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     if params.temperature is not None:
         body["temperature"] = params.temperature
 
-    response = await ctx.http.post(
-        f"{settings.openai_base_url.rstrip('/')}/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {settings.openai_api_key}"},
-        timeout=ctx.timeout_s,
-    )
+    try:
+        response = await ctx.http.post(
+            f"{settings.openai_base_url.rstrip('/')}/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
+            timeout=ctx.timeout_s,
+        )
+    except OutboundRefusedError as exc:  # OPENAI_BASE_URL obeys the outbound policy too
+        raise exc.by("llm.simple") from None
     if response.status_code >= 400:
         raise LlmResponseError(
             f"LLM endpoint answered {response.status_code}: {response.text[:500]}"

@@ -75,7 +75,14 @@ class WeftProcess:
     def __init__(self, env: dict[str, str], tmp_path: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "PORT": str(self.port), "WEFT_HOST": "127.0.0.1"}
+        # Its workflows call a counter on loopback, which `weft serve` refuses by default.
+        self.env = {
+            **os.environ,
+            "WEFT_HTTP_DENY_PRIVATE": "false",
+            **env,
+            "PORT": str(self.port),
+            "WEFT_HOST": "127.0.0.1",
+        }
         self.tmp_path = tmp_path
         self.process: subprocess.Popen[bytes] | None = None
 
