@@ -26,7 +26,7 @@ class RespondParams(BaseModel):
     """Params of `respond`."""
 
     model_config = ConfigDict(extra="forbid")
-    status: int = Field(default=200, ge=200, le=599, description="The HTTP status, 200–599.")
+    status: int = Field(default=200, ge=200, le=599, description="The HTTP status, 200 to 599.")
     body: Any = Field(
         default=None, description="JSON, or a string (sent as text/plain unless a header says)."
     )

@@ -59,6 +59,27 @@ class NodeOutputs(Mapping[str, Any]):
 NO_NODES = NodeOutputs(frozenset(), {})
 
 
+class SecretValues(Mapping[str, str]):
+    """`secrets` in a template: the secrets' values by name (for the nodes that use them)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+NO_SECRETS = SecretValues()
+
+
 class _Missing(StrictUndefined):
     """StrictUndefined whose message says what was missing and what was there instead."""
 
@@ -74,6 +95,8 @@ class _Missing(StrictUndefined):
                 f"nodes.{name} is undefined: not an ancestor of this node with an output "
                 f"(those here: {_names(owner)})"
             )
+        if isinstance(owner, SecretValues):  # its names only: they are no secret
+            return f"secrets.{name} is not defined (POST /secrets defines it)"
         if isinstance(owner, Mapping):
             return f"{name!r} is undefined here (the keys there: {_names(owner)})"
         if isinstance(owner, list):
@@ -97,7 +120,7 @@ class _JsonSandbox(BoundedSandbox):
         if isinstance(obj, Mapping):
             if attribute in obj:
                 return obj[attribute]
-            if isinstance(obj, NodeOutputs):  # no dict methods on `nodes`
+            if isinstance(obj, NodeOutputs | SecretValues):  # no dict methods on these
                 return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
@@ -218,10 +241,13 @@ def syntax_error(source: str, *, expression: bool = False) -> str | None:
     return None if refused is None else f"is refused: {refused}"
 
 
-def node_references(source: str, *, expression: bool = False) -> tuple[set[str], bool]:
-    """The node ids a template (or a bare expression) reads as `nodes.<id>` or
-    `nodes['<id>']`, and whether it also uses `nodes` in a way that names none (a loop, a
-    variable key). A template that does not compile references nothing."""
+def node_references(
+    source: str, *, expression: bool = False, name: str = "nodes"
+) -> tuple[set[str], bool]:
+    """The keys a template (or a bare expression) reads of `nodes` (or of `name`, such as
+    `secrets`) as `nodes.<id>` or `nodes['<id>']`, and whether it also uses it in a way that
+    names none (a loop, a variable key). A template that does not compile references
+    nothing."""
     match = _WHOLE_EXPRESSION.match(source)
     if expression and match is None:
         source = "{{ " + source + " }}"
@@ -234,7 +260,7 @@ def node_references(source: str, *, expression: bool = False) -> tuple[set[str],
     for node in tree.find_all((ast.Getattr, ast.Getitem)):
         assert isinstance(node, ast.Getattr | ast.Getitem)
         target = node.node
-        if not (isinstance(target, ast.Name) and target.name == "nodes"):
+        if not (isinstance(target, ast.Name) and target.name == name):
             continue
         if isinstance(node, ast.Getattr):
             named.add(node.attr)
@@ -242,7 +268,7 @@ def node_references(source: str, *, expression: bool = False) -> tuple[set[str],
         elif isinstance(node.arg, ast.Const) and isinstance(node.arg.value, str):
             named.add(node.arg.value)
             static += 1
-    uses = sum(1 for n in tree.find_all(ast.Name) if getattr(n, "name", None) == "nodes")
+    uses = sum(1 for n in tree.find_all(ast.Name) if getattr(n, "name", None) == name)
     return named, uses > static
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,12 @@ class ScheduleNotFoundError(NotFoundError):
     """No such schedule."""
 
     code = "schedule_not_found"
+
+
+class SecretNotFoundError(NotFoundError):
+    """No such secret."""
+
+    code = "secret_not_found"
 
 
 class HookNotFoundError(NotFoundError):
@@ -113,6 +120,40 @@ class PluginStartError(WeftError):
     """A block plugin could not be loaded (the message names it)."""
 
     code = "plugin_error"
+
+
+class SecretExistsError(ConflictError):
+    """A secret of that name exists."""
+
+    code = "secret_exists"
+
+
+class SecretKeyMissingError(WeftError):
+    """WEFT_SECRET_KEY is not set: weft stores and reads no secrets without it."""
+
+    code = "secret_key_missing"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "WEFT_SECRET_KEY is not set: weft stores and reads no secrets without it (set it "
+            "to a Fernet key; `weft up` makes one and keeps it under WEFT_DATA_DIR)"
+        )
+
+
+class RateLimitedError(WeftError):
+    """The workflow's rate limit is reached: retry after `retry_after_s` seconds (whole,
+    rounded up, at least 1)."""
+
+    code = "rate_limited"
+
+    def __init__(self, wait_s: float, *, requests: int, per_s: float) -> None:
+        self.retry_after_s = max(1, math.ceil(wait_s))
+        self.requests = requests
+        self.per_s = per_s
+        super().__init__(
+            f"the workflow starts at most {requests} runs per {per_s:g} s: retry in "
+            f"{self.retry_after_s} s"
+        )
 
 
 class ShuttingDownError(WeftError):

@@ -8,30 +8,30 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Any, NamedTuple, cast
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import anyio.abc
 
 from blocks.registry import Block
-from runner import schedules
 from runner.artifacts.artifacts import Artifacts
 from runner.engine.trial import TrialResult, try_node
 from runner.errors import (
     DatabaseUnavailableError,
-    InvalidRequestError,
     NodeNotFoundError,
     WeftError,
 )
+from runner.facade_operations import Operations
 from runner.graph.shape import Graph, NodePolicy
 from runner.live.bus import GoingAwayError
 from runner.live.streams import Item, LiveStreams
+from runner.metrics import Metrics
 from runner.models import (
     ALL_RUNS,
     ALL_WORKFLOWS,
     Durability,
     NodeStatus,
+    RateLimit,
     Run,
     RunFilter,
     RunStatus,
@@ -41,8 +41,8 @@ from runner.models import (
 from runner.records import Artifact, LogLine, NodeRun
 from runner.runtime.mailboxes import RuntimeStatistics
 from runner.runtime.runtime import Runtime
-from runner.runtime.scheduler import Scheduler
 from runner.runtime.workflows import SIGNATURE_HEADER
+from runner.secrets import Secrets
 from runner.store.protocol import Store
 
 # What web/ needs beside the facade: the webhook signature's header, the stream's item type
@@ -72,13 +72,16 @@ class Health(NamedTuple):
     statistics: RuntimeStatistics
 
 
-class Weft:
+class Weft(Operations):
     """Workflows, runs, webhooks, artifacts and live streams, as the API offers them."""
 
-    def __init__(self, runtime: Runtime, store: Store, artifacts: Artifacts) -> None:
+    def __init__(
+        self, runtime: Runtime, store: Store, artifacts: Artifacts, secrets: Secrets | None = None
+    ) -> None:
         self._runtime = runtime
         self._store = store
         self._artifacts = artifacts
+        self._secrets = secrets
         self._live = LiveStreams(store, runtime.services.events)
 
     # -- serving ---------------------------------------------------------------------------
@@ -104,6 +107,16 @@ class Weft:
         if not answered:
             raise DatabaseUnavailableError()
         return Health(self._runtime.statistics())
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """This process's metrics (the web layer reports its responses there)."""
+        return self._runtime.services.metrics
+
+    async def render_metrics(self) -> bytes:
+        """This process's metrics in Prometheus's text format (runner.metrics.CONTENT_TYPE)."""
+        metrics = self._runtime.services.metrics
+        return b"" if metrics is None else await metrics.render()
 
     def blocks(self) -> list[Block]:
         """The registered block types (the editor's palette)."""
@@ -131,7 +144,9 @@ class Weft:
         durability: Durability = Durability.SYNC,
         description: str = "",
         tags: tuple[str, ...] = (),
+        rate_limit: RateLimit | None = None,
     ) -> Workflow:
+        await self._check_secret_references(graph)
         return await self._runtime.workflows.create(
             name=name,
             graph=graph,
@@ -141,6 +156,7 @@ class Weft:
             durability=durability,
             description=description,
             tags=tags,
+            rate_limit=rate_limit,
         )
 
     async def duplicate_workflow(self, workflow_id: UUID, *, name: str | None) -> Workflow:
@@ -169,9 +185,11 @@ class Weft:
         durability: Durability = Durability.SYNC,
         description: str | None = None,
         tags: tuple[str, ...] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Workflow:
         """Overwrite a workflow; an omitted slug, description or tags (None) and
-        `keep_secret` keep what it had."""
+        `keep_secret` keep what it had (a rate_limit of None clears it)."""
+        await self._check_secret_references(graph)
         return await self._runtime.workflows.update(
             workflow_id,
             name=name,
@@ -183,70 +201,11 @@ class Weft:
             durability=durability,
             description=description,
             tags=tags,
+            rate_limit=rate_limit,
         )
 
     async def delete_workflow(self, workflow_id: UUID) -> None:
         await self._runtime.workflows.delete(workflow_id)
-
-    # -- schedules -------------------------------------------------------------------------
-
-    def _scheduler(self) -> Scheduler:
-        if self._runtime.scheduler is None:
-            raise WeftError("schedules need PostgreSQL")
-        return self._runtime.scheduler
-
-    def _next_fire(self, cron: str, timezone: str, enabled: bool) -> datetime | None:
-        """The schedule's first slot from now; ScheduleError becomes a 422 naming the field."""
-        try:
-            schedules.check(cron, timezone)
-        except schedules.ScheduleError as exc:
-            raise InvalidRequestError(str(exc), exc.field) from None
-        if not enabled:
-            return None
-        return schedules.next_fire(cron, timezone, self._scheduler().clock())
-
-    async def create_schedule(
-        self, workflow_id: UUID, *, cron: str, timezone: str, payload: Any, enabled: bool
-    ) -> schedules.Schedule:
-        """A new schedule of the workflow, with its next fire time."""
-        next_fire_at = self._next_fire(cron, timezone, enabled)
-        created = await self._scheduler().schedules.create(
-            schedule_id=uuid4(),
-            workflow_id=workflow_id,
-            cron=cron,
-            timezone=timezone,
-            payload=payload,
-            enabled=enabled,
-            next_fire_at=next_fire_at,
-        )
-        self._scheduler().wake()
-        return created
-
-    async def list_schedules(self, workflow_id: UUID) -> list[schedules.Schedule]:
-        await self._store.get_workflow(workflow_id)  # 404 for an unknown workflow
-        return await self._scheduler().schedules.of_workflow(workflow_id)
-
-    async def get_schedule(self, schedule_id: UUID) -> schedules.Schedule:
-        return await self._scheduler().schedules.get(schedule_id)
-
-    async def update_schedule(
-        self, schedule_id: UUID, *, cron: str, timezone: str, payload: Any, enabled: bool
-    ) -> schedules.Schedule:
-        """Overwrite a schedule; its next fire time counts from now."""
-        next_fire_at = self._next_fire(cron, timezone, enabled)
-        updated = await self._scheduler().schedules.update(
-            schedule_id,
-            cron=cron,
-            timezone=timezone,
-            payload=payload,
-            enabled=enabled,
-            next_fire_at=next_fire_at,
-        )
-        self._scheduler().wake()
-        return updated
-
-    async def delete_schedule(self, schedule_id: UUID) -> None:
-        await self._scheduler().schedules.delete(schedule_id)
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -80,6 +80,25 @@ MAX_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `requests` runs started per `per_s` seconds by a workflow's triggers (its
+    webhook and run calls), across every process."""
+
+    requests: int
+    per_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "per_s": self.per_s}
+
+    @classmethod
+    def from_row(cls, row: Row) -> RateLimit | None:
+        """The limit a workflows row holds; None without one."""
+        if row["rate_limit_requests"] is None:
+            return None
+        return cls(row["rate_limit_requests"], row["rate_limit_per_s"])
+
+
+@dataclass(frozen=True, slots=True)
 class Workflow:
     """A saved workflow: one mutable graph plus its webhook."""
 
@@ -94,6 +113,7 @@ class Workflow:
     durability: Durability = Durability.SYNC
     description: str = ""
     tags: tuple[str, ...] = ()
+    rate_limit: RateLimit | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The workflow as the API shows it (never its secret)."""
@@ -103,6 +123,7 @@ class Workflow:
             "description": self.description,
             "tags": list(self.tags),
             "max_concurrency": self.max_concurrency,
+            "rate_limit": None if self.rate_limit is None else self.rate_limit.to_json(),
             "durability": str(self.durability),
             "webhook_slug": self.webhook_slug,
             "webhook_url": f"/hooks/{self.webhook_slug}",
@@ -126,6 +147,7 @@ class Workflow:
             durability=Durability(row["durability"]),
             description=row["description"],
             tags=tuple(row["tags"]),
+            rate_limit=RateLimit.from_row(row),
         )
 
 
@@ -289,6 +311,7 @@ class Hook:
     slug: str
     workflow_id: UUID
     secret: str | None
+    rate_limit: RateLimit | None = None  # the workflow's, when the hook was looked up
 
 
 def human_duration(ms: int) -> str:

@@ -12,6 +12,7 @@ import httpx
 import structlog
 
 from blocks.context import BlockSettings
+from blocks.outbound import OutboundPolicy, guarded_client
 from blocks.plugins import PluginError, load_plugins
 from blocks.registry import BlockRegistry
 from blocks.standard import standard_registry
@@ -21,7 +22,9 @@ from runner.engine.services import RunLimits, RunServices
 from runner.errors import PluginStartError
 from runner.facade import Weft
 from runner.live.bus import EventBus
+from runner.metrics import Metrics
 from runner.runtime.runtime import Runtime
+from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.store.db import Database, as_weft_errors
 from runner.store.embedded import start_embedded
@@ -110,18 +113,29 @@ async def open_system(
         events = EventBus(subscriber_buffer=settings.weft_event_buffer)
         store = PostgresStore(db, origin=origin)
         notifier = Notifier(db, origin=origin)
+        # Every outbound call (standard and users' blocks, each redirect hop) obeys the
+        # policy. Unset, WEFT_HTTP_DENY_PRIVATE was left to a command (web/cli.py chooses for
+        # `up` and `serve`); a System opened otherwise (tests) may reach private hosts.
+        outbound = OutboundPolicy.from_settings(
+            deny_private=settings.weft_http_deny_private is True,
+            allow_hosts=settings.weft_http_allow_hosts,
+        )
         http = await stack.enter_async_context(
-            httpx.AsyncClient(
+            guarded_client(
+                outbound,
                 timeout=httpx.Timeout(30.0),
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
                 follow_redirects=True,
             )
         )
         artifacts = Artifacts(make_blob_store(settings), PostgresStore(db.retrying()))
+        secrets = Secrets(db, settings.weft_secret_key)
+        # This process's own metrics registry (GET /metrics); pending runs are the database's.
+        metrics = Metrics(count_pending=lambda: db.fetch_val("count_pending_runs"))
         services = RunServices(
             store=PostgresStore(db.retrying(), origin=origin),
             events=events,
-            writer=Writer(db, publish=events.publish, notifier=notifier),
+            writer=Writer(db, publish=events.publish, notifier=notifier, metrics=metrics),
             http=http,
             artifacts=artifacts,
             block_settings=BlockSettings(
@@ -133,6 +147,8 @@ async def open_system(
                 max_output_bytes=settings.weft_max_output_bytes,
                 max_items=settings.weft_max_items,
             ),
+            secrets=secrets,
+            metrics=metrics,
             # Leases are held in the name of this instance (a dyno, host:port): a restart
             # of the same instance takes back its runs at once instead of waiting for them.
             owner=uuid5(LEASE_NAMESPACE, instance) if instance else uuid4(),
@@ -150,4 +166,4 @@ async def open_system(
             schedules=PostgresSchedules(db),
             notifier=notifier,
         )
-        yield System(settings, runtime, Weft(runtime, store, artifacts), url, server)
+        yield System(settings, runtime, Weft(runtime, store, artifacts, secrets), url, server)

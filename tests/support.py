@@ -12,6 +12,7 @@ from uuid import UUID
 
 import anyio
 import httpx
+from cryptography.fernet import Fernet
 from hypercorn.asyncio import serve as hypercorn_serve
 
 from blocks.registry import BlockRegistry
@@ -109,6 +110,8 @@ async def run_weft_server(
         "openai_api_key": None,
         "gcs_bucket": None,
         "weft_api_token": None,
+        # What `weft up` would make: secrets work unless a test takes the key away.
+        "weft_secret_key": Fernet.generate_key().decode(),
         "cors_origins": "",
         # Tests stop their server at once; runs left unfinished are simply interrupted.
         "weft_shutdown_grace": 0.0,

@@ -12,10 +12,12 @@ from quart_schema import Info, QuartSchema
 
 from runner.facade import SIGNATURE_HEADER, Weft
 from runner.settings import Settings
-from web import artifacts, docs, hooks, live, meta, page, runs, schedules, workflows
+from web import artifacts, docs, hooks, live, meta, page, runs, schedules, secrets, workflows
 from web.auth import install_auth
 from web.context import EXTENSION_KEY
 from web.errors import ApiError, register_error_handlers
+from web.metrics import MeasuredQuart
+from web.metrics import blueprint as metrics_blueprint
 from web.openapi import WeftOpenAPIProvider
 
 
@@ -60,7 +62,8 @@ def contains_nul(value: Any) -> bool:
 
 def create_app(weft: Weft, settings: Settings) -> Quart:
     """Build the Quart app around the runner's facade."""
-    app = Quart(__name__, static_folder=None)
+    app = MeasuredQuart(__name__, static_folder=None)
+    app.metrics = weft.metrics  # every HTTP response counted (see web/metrics.py)
     app.request_class = WeftRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.weft_max_body_bytes
     app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = "/docs/assets/swagger-ui-bundle.js"
@@ -87,6 +90,8 @@ def create_app(weft: Weft, settings: Settings) -> Quart:
         live.blueprint,
         page.blueprint,
         schedules.blueprint,
+        secrets.blueprint,
+        metrics_blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

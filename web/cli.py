@@ -34,6 +34,23 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _deny_private_by_default(settings: Settings, deny: bool) -> Settings:
+    """WEFT_HTTP_DENY_PRIVATE when unset: the command's default (serve: true, up: false)."""
+    if settings.weft_http_deny_private is not None:
+        return settings
+    return settings.model_copy(update={"weft_http_deny_private": deny})
+
+
+def _with_kept_secret_key(settings: Settings) -> Settings:
+    """`weft up` without WEFT_SECRET_KEY: the key it made and keeps under WEFT_DATA_DIR
+    (`weft serve` makes none: it refuses to store secrets without one)."""
+    if settings.weft_secret_key:
+        return settings
+    from runner.secrets import kept_key
+
+    return settings.model_copy(update={"weft_secret_key": kept_key(settings.weft_data_dir)})
+
+
 def _check_plugins(settings: Settings) -> None:
     """Load the block plugins once before serving: a plugin that fails stops the start
     with one line (before any worker starts, not in each)."""
@@ -50,7 +67,10 @@ def _check_plugins(settings: Settings) -> None:
 def _describe_database(weft: System) -> str:
     if weft.settings.database_url:
         return "DATABASE_URL"
-    return f"embedded PostgreSQL in {weft.settings.embedded_db_dir}"
+    where = weft.settings.embedded_db_dir
+    # As root it may be a link to a cluster under /var/lib/weft (runner/store/embedded_root).
+    real = getattr(weft.embedded_server, "pgdata", where)
+    return f"embedded PostgreSQL in {where}" + (f" (→ {real})" if real != where else "")
 
 
 def cmd_up(args: argparse.Namespace) -> None:
@@ -59,7 +79,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     from runner.log_config import configure_logging
     from web.serve import serve
 
-    settings = _settings()
+    settings = _with_kept_secret_key(_deny_private_by_default(_settings(), deny=False))
     _check_plugins(settings)
     configure_logging(settings.weft_log_format, settings.weft_log_level)
     host = args.host or settings.weft_host or "127.0.0.1"
@@ -88,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     log = structlog.get_logger(__name__)
 
-    settings = _settings()
+    settings = _deny_private_by_default(_settings(), deny=True)
     _check_plugins(settings)
     configure_logging(settings.weft_log_format or "json", settings.weft_log_level)
     host = args.host or settings.weft_host or "0.0.0.0"

@@ -18,6 +18,8 @@ from runner.errors import (
     InvalidGraphError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
+    SecretKeyMissingError,
     ShuttingDownError,
     UnauthorizedError,
     WeftError,
@@ -62,7 +64,9 @@ WEFT_STATUSES: tuple[tuple[type[WeftError], int], ...] = (
     (UnauthorizedError, 401),
     (InvalidGraphError, 422),
     (InvalidRequestError, 422),
+    (RateLimitedError, 429),
     (ShuttingDownError, 503),
+    (SecretKeyMissingError, 503),
     (DatabaseUnavailableError, 503),
     (DatabaseError, 500),
 )
@@ -91,6 +95,14 @@ def register_error_handlers(app: Quart) -> None:
         if isinstance(exc, InvalidRequestError) and exc.field is not None:
             details = [{"field": exc.field, "message": str(exc)}]
             return error_response(_weft_status(exc), exc.code, str(exc), details)
+        if isinstance(exc, RateLimitedError):
+            limit = {"requests": exc.requests, "per_s": exc.per_s}
+            waits: list[dict[str, Any]] = [
+                {"retry_after_s": exc.retry_after_s, "rate_limit": limit}
+            ]
+            response = error_response(_weft_status(exc), exc.code, str(exc), waits)
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
         if isinstance(exc, DatabaseUnavailableError):
             log.warning("database_unavailable", path=request.path, error=repr(exc.__cause__))
             message = "the database is not reachable; retry shortly"

@@ -35,9 +35,12 @@ def trigger_payload(body: Any) -> Any:
 @document_response(RunOut, 202)
 @document_response(ErrorResponse, 401)
 @document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 429)
 async def fire_hook(slug: str) -> Response:
     """Start a run of the workflow with this webhook slug: 202 with the run (200 with the
-    finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
+    finished run under ?wait, or the earlier run for a repeated Idempotency-Key); 429 with
+    Retry-After over the workflow's rate_limit (every signed call counts, a repeated key
+    too)."""
     raw = await request.get_data(as_text=False)
     body = raw if isinstance(raw, bytes) else raw.encode()
     signature = request.headers.get(SIGNATURE_HEADER)

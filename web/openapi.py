@@ -32,6 +32,21 @@ _DESCRIPTIONS = {
 }
 
 
+def _rate_limited() -> dict[str, Any]:
+    """A 429: a trigger over its workflow's rate_limit, told when to call again."""
+    retry_after = {
+        "description": "Whole seconds until the call fits (rounded up, at least 1).",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+    return {
+        "description": "Over the workflow's rate_limit: nothing was started; call again "
+        "after Retry-After seconds.",
+        "content": {"application/json": {"schema": ERROR_REF}},
+        "headers": {"Retry-After": retry_after},
+    }
+
+
 def _error(status: int) -> dict[str, Any]:
     return {
         "description": _DESCRIPTIONS[status],
@@ -206,6 +221,8 @@ def complete_schema(schema: dict[str, Any], block_types: Iterable[str]) -> dict[
                 statuses.append(422)
             for status in statuses:
                 responses.setdefault(status, _error(status))
+            if 429 in responses:
+                responses[429] = _rate_limited()
     paths = schema.get("paths", {})
     if "/artifacts/{artifact_id}" in paths:
         paths["/artifacts/{artifact_id}"]["get"]["responses"][200] = {
@@ -213,9 +230,29 @@ def complete_schema(schema: dict[str, Any], block_types: Iterable[str]) -> dict[
             # Any bytes: JSON, text or binary, as the block stored them.
             "content": {"*/*": {"schema": {}}},
         }
-    if "/workflows/{workflow_id}" in paths:
-        paths["/workflows/{workflow_id}"]["delete"]["responses"][204] = {
-            "description": "Deleted, with its run history."
+    deleted = {
+        "/workflows/{workflow_id}": "Deleted, with its run history and schedules.",
+        "/schedules/{schedule_id}": "Deleted.",
+        "/secrets/{name}": "Deleted.",
+    }
+    for path, description in deleted.items():
+        if path in paths:
+            paths[path]["delete"]["responses"][204] = {"description": description}
+    # Under ?wait, a workflow's `respond` node sets the answer: any status 200-599, any body.
+    for path in ("/workflows/{workflow_id}/run", "/hooks/{slug}"):
+        if path in paths:
+            for status in (200, 202):
+                answer = paths[path]["post"]["responses"].get(status)
+                if answer is not None:
+                    answer["description"] = (
+                        f"{answer.get('description', '')} Under ?wait, a workflow with a "
+                        "`respond` node answers with the status, headers and body it set."
+                    ).strip()
+                    answer["content"] = {"application/json": {"schema": {}}}
+    if "/metrics" in paths:
+        paths["/metrics"]["get"]["responses"][200] = {
+            "description": "This process's metrics in Prometheus's text format (0.0.4).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
         }
     if "/runs/{run_id}/events" in paths:
         paths["/runs/{run_id}/events"]["get"]["responses"][200] = {

@@ -45,6 +45,16 @@ def _unique(tags: list[str]) -> list[str]:
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_unique)]
 
 
+class WorkflowRateLimit(BaseModel):
+    """At most `requests` runs started per `per_s` seconds by the workflow's webhook and run
+    calls (a batch of k counts k), across every process; a call over it is answered 429
+    with Retry-After and starts nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests: int = Field(ge=1, le=1_000_000, examples=[100])
+    per_s: float = Field(gt=0, le=86_400, allow_inf_nan=False, examples=[60])
+
+
 class WorkflowIn(BaseModel):
     """A workflow as created or overwritten."""
 
@@ -77,6 +87,11 @@ class WorkflowIn(BaseModel):
         le=10_000,
         description="At most this many runs at once; more wait as pending, in order.",
     )
+    rate_limit: WorkflowRateLimit | None = Field(
+        default=None,
+        description="At most `requests` runs started per `per_s` seconds by its webhook and "
+        "run calls; null or omitted: no limit (a PUT without it clears it).",
+    )
     durability: Literal["sync", "async", "exit"] = Field(
         default="sync",
         description="sync: a node's success is committed before its children start; async: "
@@ -91,6 +106,7 @@ class WorkflowOut(BaseModel):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     max_concurrency: int | None = None
+    rate_limit: WorkflowRateLimit | None = None
     durability: str = "sync"
     webhook_slug: str
     webhook_url: str
@@ -148,6 +164,29 @@ class RunIn(BaseModel):
     start_input: Any = None
 
 
+class SecretIn(BaseModel):
+    """A secret: its name (`{{ secrets.NAME }}`) and its value."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", examples=["API_KEY"])
+    value: str = Field(min_length=1, max_length=65_536)
+
+
+class SecretValueIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(min_length=1, max_length=65_536)
+
+
+class SecretOut(BaseModel):
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretList(BaseModel):
+    items: list[SecretOut]
+
+
 class ScheduleIn(BaseModel):
     """A schedule: run the workflow on `cron` (5 fields) in `timezone`, with `payload` (plus
     `fired_at`) as its trigger payload."""
@@ -156,7 +195,7 @@ class ScheduleIn(BaseModel):
     cron: str = Field(min_length=1, max_length=200, examples=["0 7 * * 1-5"])
     timezone: str = Field(default="UTC", min_length=1, max_length=100, examples=["Europe/Paris"])
     payload: dict[str, Any] = Field(default_factory=dict)
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
 
 
 class ScheduleOut(BaseModel):

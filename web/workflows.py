@@ -15,6 +15,7 @@ from quart_schema import (
 )
 
 from runner.facade import Durability
+from runner.models import RateLimit
 from web.bodies import read_model
 from web.context import weft
 from web.errors import ApiError
@@ -32,11 +33,16 @@ from web.schemas import (
     WorkflowIn,
     WorkflowList,
     WorkflowOut,
+    WorkflowRateLimit,
 )
 from web.triggers import IDEMPOTENCY_HEADER, TriggerQuery, trigger
 from web.views import json_response, page_of_runs
 
 blueprint = Blueprint("workflows", __name__)
+
+
+def rate_limit_of(sent: WorkflowRateLimit | None) -> RateLimit | None:
+    return None if sent is None else RateLimit(sent.requests, sent.per_s)
 
 
 @blueprint.post("/workflows")
@@ -55,6 +61,7 @@ async def create_workflow(data: WorkflowIn) -> Response:
         durability=Durability(data.durability),
         description=data.description,
         tags=tuple(data.tags),
+        rate_limit=rate_limit_of(data.rate_limit),
     )
     return json_response(workflow.to_json(), 201)
 
@@ -95,7 +102,7 @@ async def get_workflow(workflow_id: UUID) -> Response:
 async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> Response:
     """Overwrite name, slug and graph; runs in flight finish on the graph they started with.
     An omitted webhook_slug, webhook_secret, description or tags keeps the one the workflow
-    has."""
+    has; an omitted max_concurrency or rate_limit clears it."""
     sent = data.model_fields_set
     workflow = await weft().update_workflow(
         workflow_id,
@@ -108,6 +115,7 @@ async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> Response:
         durability=Durability(data.durability),
         description=data.description if "description" in sent else None,
         tags=tuple(data.tags) if "tags" in sent else None,
+        rate_limit=rate_limit_of(data.rate_limit),
     )
     return json_response(workflow.to_json())
 
@@ -119,9 +127,9 @@ async def put_workflow(workflow_id: UUID, data: WorkflowIn) -> Response:
 @document_response(ErrorResponse, 422)
 async def duplicate_workflow(workflow_id: UUID) -> Response:
     """Copy a workflow (the editor's "save as", or a new workflow from a template): its
-    graph, description, tags, max_concurrency and durability, under `name` (by default
-    "<name> (copy)"). The copy gets a new random webhook slug; the webhook secret is NOT
-    copied (set one with PUT), and neither are runs. 201 with the new workflow; 422 also
+    graph, description, tags, max_concurrency, rate_limit and durability, under `name` (by
+    default "<name> (copy)"). The copy gets a new random webhook slug; the webhook secret is
+    NOT copied (set one with PUT), and neither are runs. 201 with the new workflow; 422 also
     when the graph no longer validates (a block it uses is gone). The body may be empty."""
     body = await read_model(DuplicateIn, default=DuplicateIn())
     workflow = await weft().duplicate_workflow(workflow_id, name=body.name)
@@ -143,10 +151,12 @@ async def delete_workflow(workflow_id: UUID) -> tuple[str, int]:
 @document_response(RunOut, 200)
 @document_response(RunOut, 202)
 @document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 429)
 @document_response(ErrorResponse, 503)
 async def run_workflow(workflow_id: UUID) -> Response:
     """Start a run on the current graph: 202 at once with the pending run (200 with the
-    finished run under ?wait, or the earlier run for a repeated Idempotency-Key)."""
+    finished run under ?wait, or the earlier run for a repeated Idempotency-Key); 429 with
+    Retry-After over the workflow's rate_limit (every call counts, a repeated key too)."""
     body = await read_model(RunIn, default=RunIn())
     payload = body.start_input if body.start_input is not None else {}
     return await trigger(
@@ -160,10 +170,13 @@ async def run_workflow(workflow_id: UUID) -> Response:
 @document_response(ErrorResponse, 400)
 @document_response(ErrorResponse, 404)
 @document_response(ErrorResponse, 422)
+@document_response(ErrorResponse, 429)
 @document_response(ErrorResponse, 503)
 async def run_workflow_batch(workflow_id: UUID, data: RunBatchIn) -> Response:
     """Start up to 1000 runs at once on the current graph (one database statement): 202
-    with the pending runs, in order. For load tests and fan-out triggers."""
+    with the pending runs, in order. For load tests and fan-out triggers. A batch of k counts
+    k against the workflow's rate_limit: 429 with Retry-After when they do not fit now (none
+    is started), 422 when k is more than the limit's `requests`."""
     if request.headers.get(IDEMPOTENCY_HEADER) is not None:
         raise ApiError(
             400,

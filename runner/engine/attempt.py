@@ -17,7 +17,7 @@ import anyio
 import orjson
 
 from blocks.context import ArtifactStore, RunContext
-from blocks.templating import NO_NODES, render_value
+from blocks.templating import NO_NODES, NO_SECRETS, render_value
 from runner.graph.plan import PlanNode
 from runner.json_values import without_nul
 
@@ -82,13 +82,15 @@ def prepare(
     trigger: Any,
     nodes: Mapping[str, Any] = NO_NODES,
     loop: dict[str, Any] | None = None,
+    secrets: Mapping[str, str] = NO_SECRETS,
 ) -> NodeInput:
     """Render the node's params over its upstream, trigger and ancestors (and, for one item
     of a for_each node, `loop`: its `item` and `index`), and validate them.
 
     Raises what rendering or validation raises: a node error no retry can mend.
     """
-    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes, **(loop or {})}
+    extra = {**(loop or {}), **({"secrets": secrets} if secrets else {})}
+    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes, **extra}
     rendered = {
         key: value
         if key in node.block.raw_params
@@ -99,7 +101,7 @@ def prepare(
     stored = {"params": params.model_dump(mode="json"), "upstream": upstream, "trigger": trigger}
     # An item's input is not stored (its node's is: the list, once).
     encoded = "" if loop else orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS).decode()
-    return NodeInput(params, {**stored, "nodes": nodes, **(loop or {})}, encoded)
+    return NodeInput(params, {**stored, "nodes": nodes, **extra}, encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from blocks.context import RunContext
+from blocks.templating import NO_SECRETS, SecretValues
 from runner.engine.attempt import Failed, OutputCap, Result, error_info, now, perform, prepare
 from runner.engine.deferred import DeferredWriter
 from runner.engine.items import perform_items, render_items
@@ -295,6 +296,15 @@ class RunExecutor:
             workflows=self._children,
         )
 
+    async def _secrets(self, node: PlanNode) -> SecretValues:
+        """The secrets' values for a node that reads them (masked in all the run records
+        from now on); none for the others."""
+        if not node.uses_secrets or self.services.secrets is None:
+            return NO_SECRETS
+        values = await self.services.secrets.values()
+        self.journal.redactor.add(values.values())
+        return SecretValues(values)
+
     async def _run_items(
         self, assignment: Assignment, log: NodeLog, started_at: datetime
     ) -> tuple[Result, str | None]:
@@ -307,6 +317,7 @@ class RunExecutor:
                 self.run.trigger_payload,
                 assignment.nodes,
                 max_items=self.services.limits.max_items,
+                secrets=await self._secrets(node),
             )
         except Exception as exc:  # the list could not be made: retrying cannot help
             return Failed(error_info(exc), 1, started_at), None
@@ -338,7 +349,11 @@ class RunExecutor:
             else:
                 try:
                     node_input = prepare(
-                        node, assignment.upstream, self.run.trigger_payload, assignment.nodes
+                        node,
+                        assignment.upstream,
+                        self.run.trigger_payload,
+                        assignment.nodes,
+                        secrets=await self._secrets(node),
                     )
                 except Exception as exc:  # a template or params error: retrying cannot help
                     result = Failed(error_info(exc), 1, started_at)
@@ -355,6 +370,8 @@ class RunExecutor:
                     )
         if result is None:  # its scope was cancelled before it could finish
             return NodeStopped(node.id, started_at)
+        if (metrics := self.services.metrics) is not None:
+            metrics.node_finished(node.type, isinstance(result, Failed), now() - started_at)
         if isinstance(result, Failed):
             handled = node.policy.handles_errors
             await self.journal.node_failed(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ import anyio
 import orjson
 
 from blocks.context import RunContext
-from blocks.templating import render_value
+from blocks.templating import NO_SECRETS, SecretValues, render_value
 from runner.engine.attempt import (
     Failed,
     OutputCap,
@@ -67,6 +67,7 @@ class Items:
     trigger: Any
     nodes: Mapping[str, Any]
     values: list[Any]
+    secrets: Mapping[str, str] = field(default_factory=SecretValues)
 
     def stored_input(self, node: PlanNode) -> str:
         """The node's input as stored: its params as declared (rendered per item), its
@@ -87,9 +88,10 @@ def render_items(
     nodes: Mapping[str, Any],
     *,
     max_items: int,
+    secrets: Mapping[str, str] = NO_SECRETS,
 ) -> Items:
     """The node's for_each, rendered: a list of at most `max_items` items, else ItemsError."""
-    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes}
+    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes, "secrets": secrets}
     values = render_value(node.policy.for_each, context, "params.for_each")
     if not isinstance(values, list):
         raise ItemsError(
@@ -100,7 +102,7 @@ def render_items(
             f"params.for_each gave {len(values)} items; a node runs at most {max_items} "
             "(WEFT_MAX_ITEMS)"
         )
-    return Items(upstream, trigger, nodes, values)
+    return Items(upstream, trigger, nodes, values, secrets)
 
 
 def _preview(value: Any) -> str:
@@ -155,7 +157,9 @@ async def perform_items(
         nonlocal done, failure
         loop = {"item": items.values[index], "index": index}
         try:
-            item_input = prepare(node, items.upstream, items.trigger, items.nodes, loop)
+            item_input = prepare(
+                node, items.upstream, items.trigger, items.nodes, loop, items.secrets
+            )
         except Exception as exc:
             result: Result = Failed(error_info(exc), 1, now())
         else:

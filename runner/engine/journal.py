@@ -39,6 +39,7 @@ from runner.live.events import (
 )
 from runner.models import CANCELLED_ERROR, NodeStatus, Run, RunStatus, duration_ms
 from runner.records import LogRecord
+from runner.secrets import Redactor
 from runner.store.db import RawJson
 from runner.store.protocol import ItemEnd, NodeEnd, NodeStart, RunEnd, RunWriter, Store
 
@@ -73,6 +74,14 @@ class Journal:
         self._events = events
         # The seq of the run's last event in its log (a resumed run goes on from there).
         self._seq = seq
+        # The secret values this run read: masked in everything it records (rows, events).
+        self.redactor = Redactor()
+
+    def _json(self, encoded: str) -> str:
+        return self.redactor.json(encoded) if self.redactor else encoded
+
+    def _value(self, value: Any) -> Any:
+        return self.redactor.value(value) if self.redactor else value
 
     @property
     def seq(self) -> int:
@@ -119,6 +128,7 @@ class Journal:
         returns the seq of its run.finished. A failure to commit is raised, and nothing is
         announced: the run stays unfinished in the database and is resumed."""
         seq = self._next_seq()
+        outputs, error = self._value(outputs), self._value(error)
         end = RunEnd(self.run_id, status, outputs, error, finished_at, seq)
         took = duration_ms(started_at, finished_at)
         self._publish(RunFinished(status, finished_at, took, error), seq)
@@ -178,7 +188,7 @@ class Journal:
         """An attempt began; `input` is the node's input as JSON text."""
         # Not awaited: the node's end carries the same fields, so a lost start is harmless.
         self._writer.node_started(
-            NodeStart(self.run_id, node_id, started_at, RawJson(input), attempt)
+            NodeStart(self.run_id, node_id, started_at, RawJson(self._json(input)), attempt)
         )
         self._publish(NodeStarted(node_id, node_type, attempt, started_at))
 
@@ -196,6 +206,9 @@ class Journal:
     ) -> None:
         """A node's success; committed before returning when children wait on it (a resumed
         run never re-runs it), else with the next batch, at the latest with the run's end."""
+        if self.redactor:
+            input, output = self._json(input), self._value(output)
+            encoded = self._json(encoded.decode()).encode()
         end = NodeEnd(
             self.run_id,
             node_id,
@@ -242,6 +255,8 @@ class Journal:
         that lets the run go on: the node's output is then {"error": error}, which its
         children read (and a resumed run restores)."""
         finished_at = now()
+        error = self._value(error)
+        input = None if input is None else self._json(input)
         end = NodeEnd(
             self.run_id,
             node_id,
@@ -270,6 +285,9 @@ class Journal:
     ) -> None:
         """An item of a for_each node finished (its JSON output, or its error): with the next
         commit, so a resumed run runs only the items left."""
+        if self.redactor and encoded is not None:
+            encoded = self._json(encoded.decode()).encode()
+        error = self._value(error)
         self._writer.item_ended(
             ItemEnd(
                 self.run_id,
@@ -338,8 +356,8 @@ class Journal:
             node_id=node_id,
             ts=now(),
             level=level,
-            message=without_nul(message[:MAX_MESSAGE_CHARS]),
-            data=_log_data(data or {}),
+            message=self._value(without_nul(message[:MAX_MESSAGE_CHARS])),
+            data=self._value(_log_data(data or {})),
         )
         self._writer.log(record)
         self._publish(NodeLogged(node_id, level, record.message, record.data))

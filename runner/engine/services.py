@@ -12,6 +12,7 @@ import httpx
 from blocks.context import ArtifactStore, BlockSettings, SubWorkflows
 from runner.engine.items import DEFAULT_MAX_ITEMS
 from runner.live.bus import EventBus
+from runner.metrics import Metrics
 from runner.models import Run
 from runner.store.protocol import RunWriter, Store
 
@@ -32,6 +33,12 @@ class ChildStarter(Protocol):
         ...
 
 
+class SecretSource(Protocol):
+    """The secrets' values by name (runner/secrets.py)."""
+
+    async def values(self) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RunServices:
     """What runs need from the process: persistence, shared clients, settings."""
@@ -47,3 +54,7 @@ class RunServices:
     owner: UUID = dataclasses.field(default_factory=uuid4)
     # Starts the runs that workflow.run nodes ask for (set by the Runtime).
     children: ChildStarter | None = None
+    # The secrets' values, for the nodes whose params read `secrets`.
+    secrets: SecretSource | None = None
+    # The process's metrics (node durations; runner/metrics.py).
+    metrics: Metrics | None = None

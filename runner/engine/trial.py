@@ -15,13 +15,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from blocks.context import ArtifactStore, RunContext
-from blocks.templating import NodeOutputs
+from blocks.templating import NO_SECRETS, NodeOutputs, SecretValues
 from runner.engine.attempt import Failed, OutputCap, Result, error_info, now, perform, prepare
 from runner.engine.items import perform_items, render_items
 from runner.engine.node_log import NodeListener, NodeLog
 from runner.engine.services import RunServices
 from runner.graph.plan import PlanNode
 from runner.records import ItemResult
+from runner.secrets import Redactor
 
 
 @dataclass
@@ -110,10 +111,21 @@ async def try_node(
     visible = NodeOutputs(frozenset(nodes), nodes)
     started_at = now()
     result: Result
+    redactor = Redactor()
     try:
+        secrets = NO_SECRETS
+        if node.uses_secrets and services.secrets is not None:
+            values = await services.secrets.values()
+            redactor.add(values.values())
+            secrets = SecretValues(values)
         if node.policy.for_each is not None:
             items = render_items(
-                node, upstream, trigger, visible, max_items=services.limits.max_items
+                node,
+                upstream,
+                trigger,
+                visible,
+                max_items=services.limits.max_items,
+                secrets=secrets,
             )
             result = await perform_items(
                 node,
@@ -125,7 +137,7 @@ async def try_node(
                 started_at=started_at,
             )
         else:
-            node_input = prepare(node, upstream, trigger, visible)
+            node_input = prepare(node, upstream, trigger, visible, secrets=secrets)
             result = await perform(
                 node,
                 node_input,
@@ -136,6 +148,7 @@ async def try_node(
     except Exception as exc:  # a template, params or list error
         result = Failed(error_info(exc), 1, started_at)
     took = round((time.perf_counter() - began) * 1000)
+    logs = redactor.value(recorder.lines) if redactor else recorder.lines
     if isinstance(result, Failed):
-        return TrialResult("failed", None, result.error, recorder.lines, took)
-    return TrialResult("succeeded", result.output, None, recorder.lines, took)
+        return TrialResult("failed", None, redactor.value(result.error), logs, took)
+    return TrialResult("succeeded", redactor.value(result.output), None, logs, took)

@@ -58,6 +58,9 @@ class PlanNode:
     # The nodes whose outputs its templates may read as `nodes.<id>`: its ancestors, when
     # its params mention `nodes` at all (else none: no graph walk for the common node).
     sees: frozenset[str] = frozenset()
+    # Whether its params may read `secrets` (then they are loaded, and masked in what the
+    # run records, for it).
+    uses_secrets: bool = False
 
     @property
     def timeout_s(self) -> float:
@@ -109,6 +112,7 @@ def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> Execut
             tuple(outgoing[n.id]),
             NodePolicy.model_validate(policy),
             ancestors(n.id, parents) if mentions_nodes(n.params) else frozenset(),
+            mentions_nodes(n.params, "secrets"),
         )
     order = topological_order(node_ids, [(e.source, e.target) for e in edges])
     return ExecutionPlan(nodes, tuple(order))

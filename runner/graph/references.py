@@ -31,28 +31,28 @@ def template_sources(
 
 
 def read_nodes(
-    params: dict[str, Any], raw_params: frozenset[str]
+    params: dict[str, Any], raw_params: frozenset[str], name: str = "nodes"
 ) -> tuple[list[tuple[str, str]], bool]:
-    """The (path, node id) pairs the params read as `nodes.<id>`, and whether they also use
-    `nodes` without naming a node (a loop over it, a computed key)."""
+    """The (path, node id) pairs the params read as `nodes.<id>` (or `secrets.<name>` with
+    `name`), and whether they also use it without naming one (a loop, a computed key)."""
     named: list[tuple[str, str]] = []
     dynamic = False
     for path, source in template_sources(params, raw_params):
-        if "nodes" not in source:  # the common case, without parsing
+        if name not in source:  # the common case, without parsing
             continue
         expression = not is_template(source)
-        ids, other = node_references(source, expression=expression)
+        ids, other = node_references(source, expression=expression, name=name)
         named.extend((path, node_id) for node_id in sorted(ids))
         dynamic = dynamic or other
     return named, dynamic
 
 
-def mentions_nodes(params: dict[str, Any]) -> bool:
-    """Whether any string in the params mentions `nodes` (cheap: no parsing)."""
+def mentions_nodes(params: dict[str, Any], word: str = "nodes") -> bool:
+    """Whether any string in the params mentions `word` (cheap: no parsing)."""
 
     def visit(value: Any) -> bool:
         if isinstance(value, str):
-            return "nodes" in value
+            return word in value
         if isinstance(value, dict):
             return any(visit(v) for v in value.values())
         if isinstance(value, list):

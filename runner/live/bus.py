@@ -210,6 +210,11 @@ class EventBus:
             c.subscribers for c in self._workflows.values()
         )
 
+    def subscriber_counts(self) -> tuple[int, int]:
+        """How many subscribers follow a run here, and how many a workflow (for metrics)."""
+        runs = sum(len(c.subscribers) for c in self._runs.values())
+        return runs, sum(len(c.subscribers) for c in self._workflows.values())
+
     def watches_workflow(self, workflow_id: UUID) -> bool:
         channel = self._workflows.get(workflow_id)
         return channel is not None and bool(channel.subscribers)

@@ -4,6 +4,7 @@ waited for."""
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,6 +18,7 @@ from runner.errors import (
     HookChangedError,
     InvalidRequestError,
     NothingToRerunError,
+    RateLimitedError,
     RunAlreadyFinishedError,
     RunNotFinishedError,
     RunNotFoundError,
@@ -36,6 +38,9 @@ from runner.store.protocol import Store
 
 # How long a cancel request waits for the run to reach `cancelled` before answering.
 CANCEL_WAIT_S = 10.0
+# The triggers a workflow's rate_limit bounds: run and batch calls, webhook calls (not the
+# runs of workflow.run nodes, re-runs or schedules).
+RATE_LIMITED = frozenset({"manual", "webhook"})
 
 
 class Runs:
@@ -74,6 +79,7 @@ class Runs:
         hook: Hook | None = None,
         lineage: Lineage = NO_LINEAGE,
         graph: dict[str, Any] | None = None,
+        rate_taken: bool = False,
     ) -> tuple[Run, bool]:
         """Store a pending run on the workflow's current graph (or `graph`, a re-run's) and
         hand it to its supervisor.
@@ -81,10 +87,14 @@ class Runs:
         Returns the run and True; or, when `idempotency_key` was used before for this
         workflow, the run it started then and False (and nothing is started).
         `hook`: the webhook the call was verified against; raises HookChangedError when the
-        workflow no longer has it (look it up afresh).
+        workflow no longer has it (look it up afresh). A run or webhook call takes its share
+        of the workflow's rate limit first (RateLimitedError when over it), unless the
+        caller took it (`rate_taken`).
         """
         if not self._accepting():
             raise ShuttingDownError()
+        if trigger_type in RATE_LIMITED and not rate_taken:
+            await self._take_rate_limit(workflow_id, 1)
         # Shielded: a caller that goes away between the insert and the hand-over must not
         # leave a stored run that nobody executes.
         with anyio.CancelScope(shield=True), self._claims.reserve(1) as room:
@@ -111,9 +121,11 @@ class Runs:
         self, workflow_id: UUID, *, trigger_type: str, payloads: list[Any]
     ) -> list[Run]:
         """Store a batch of pending runs (one per payload) in one statement and hand them to
-        the workflow's supervisor, in order."""
+        the workflow's supervisor, in order; all of them or none within its rate limit."""
         if not self._accepting():
             raise ShuttingDownError()
+        if trigger_type in RATE_LIMITED:
+            await self._take_rate_limit(workflow_id, len(payloads))
         # As in start: no stored run left behind; room for those leased here held meanwhile.
         with anyio.CancelScope(shield=True), self._claims.reserve(len(payloads)) as room:
             runs = await self._store.insert_runs(
@@ -132,6 +144,8 @@ class Runs:
     async def _hand_over(self, run: Run) -> None:
         """Announce a run just stored; give it to its workflow's supervisor when it is
         leased to this process, else let claims find it (here or in another process)."""
+        if self._services.metrics is not None:
+            self._services.metrics.run_started(run.trigger_type)
         created = RunCreated(str(run.status), run.trigger_type, run.created_at.isoformat())
         self._services.events.run_created(run.id, run.workflow_id, created)
         taken = run.lease_owner == self._leases.owner
@@ -155,6 +169,8 @@ class Runs:
         whatever its body)."""
         hook = await self._workflows.verified_hook(slug, body, signature)
         payload_value = await payload()
+        # Once per call, though it may be inserted twice.
+        await self._take_rate_limit(hook.workflow_id, 1)
         try:
             # The insert re-checks the remembered hook: no run starts on a stale copy.
             return await self.start(
@@ -163,16 +179,38 @@ class Runs:
                 payload=payload_value,
                 idempotency_key=idempotency_key,
                 hook=hook,
+                rate_taken=True,
             )
         except HookChangedError:
             # Changed or gone since remembered, or a repeated idempotency key: look again.
-            hook = await self._workflows.verified_hook(slug, body, signature, fresh=True)
+            fresh = await self._workflows.verified_hook(slug, body, signature, fresh=True)
+            if fresh.workflow_id != hook.workflow_id:  # the slug went to another workflow
+                await self._take_rate_limit(fresh.workflow_id, 1)
             return await self.start(
-                hook.workflow_id,
+                fresh.workflow_id,
                 trigger_type="webhook",
                 payload=payload_value,
                 idempotency_key=idempotency_key,
+                rate_taken=True,
             )
+
+    async def _take_rate_limit(self, workflow_id: UUID, runs: int) -> None:
+        """Take `runs` cells of the workflow's rate limit (in PostgreSQL, so that it holds
+        across processes), or raise RateLimitedError. A workflow without one costs no
+        statement: whether it has one is remembered (Workflows.rate_limit)."""
+        limit = await self._workflows.rate_limit(workflow_id)
+        if limit is None:
+            return
+        wait_s = await self._store.take_rate_limit(workflow_id, runs)
+        if wait_s is None:
+            return
+        if math.isinf(wait_s):
+            raise InvalidRequestError(
+                f"{runs} runs at once never fit in workflow {workflow_id}'s rate limit of "
+                f"{limit.requests} per {limit.per_s:g} s: start at most {limit.requests}",
+                "runs",
+            )
+        raise RateLimitedError(wait_s, requests=limit.requests, per_s=limit.per_s)
 
     async def rerun(self, run_id: UUID, from_node: str | None = None) -> Run:
         """A new run on the graph the finished run executed: `from_node` and everything
@@ -226,6 +264,8 @@ class Runs:
             cancelled = await journal.cancel_stored(run, owner=services.owner)
             if cancelled is not None:
                 self._waiters.run_finished(run.id, cancelled)  # a ?wait here, say
+                if services.metrics is not None:  # no supervisor here tells of its end
+                    services.metrics.run_finished(cancelled)
                 return cancelled
             # Held by another live process, which was asked: wait for its answer.
         with anyio.move_on_after(CANCEL_WAIT_S):

@@ -115,6 +115,11 @@ class Runtime:
             owner=services.owner,
         )
         children.attach(self.runs)
+        if services.metrics is not None:
+            services.metrics.watch(
+                in_flight=lambda: self.statistics().runs_in_flight,
+                subscribers=services.events.subscriber_counts,
+            )
         self.scheduler = (
             None
             if schedules is None
@@ -153,6 +158,9 @@ class Runtime:
 
     def _run_finished(self, run_id: UUID, run: Run | None, limited: UUID | None) -> None:
         self.waiters.run_finished(run_id, run)
+        # None: paused by a shutdown, or its end could not be read (it is not counted).
+        if run is not None and run.status.finished and self.services.metrics is not None:
+            self.services.metrics.run_finished(run)
         if run is not None and run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
             if self._tg is not None:  # its children go with it
                 self._tg.start_soon(self.runs.cancel_children, run_id)

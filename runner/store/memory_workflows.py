@@ -4,14 +4,25 @@ PostgreSQL's queries would."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
 import orjson
 
 from runner.errors import SlugTakenError, WorkflowBusyError, WorkflowNotFoundError
-from runner.models import ALL_WORKFLOWS, Durability, Hook, Run, Workflow, WorkflowFilter
+from runner.models import (
+    ALL_WORKFLOWS,
+    Durability,
+    Hook,
+    RateLimit,
+    Run,
+    Workflow,
+    WorkflowFilter,
+)
 from runner.records import NodeRun
 from runner.store.db import RawJson
 
@@ -47,6 +58,7 @@ class MemoryWorkflows:
         durability: Durability = Durability.SYNC,
         description: str = "",
         tags: tuple[str, ...] = (),
+        rate_limit: RateLimit | None = None,
     ) -> Workflow:
         self._check_slug(workflow_id, webhook_slug)
         at = now()
@@ -62,6 +74,7 @@ class MemoryWorkflows:
             durability,
             description,
             tuple(tags),
+            rate_limit,
         )
         self.workflows[workflow_id] = workflow
         return workflow
@@ -79,7 +92,7 @@ class MemoryWorkflows:
     async def find_hook(self, slug: str) -> Hook | None:
         for workflow in self.workflows.values():
             if workflow.webhook_slug == slug:
-                return Hook(slug, workflow.id, workflow.webhook_secret)
+                return Hook(slug, workflow.id, workflow.webhook_secret, workflow.rate_limit)
         return None
 
     async def list_workflows(
@@ -102,6 +115,7 @@ class MemoryWorkflows:
         durability: Durability = Durability.SYNC,
         description: str | None = None,
         tags: tuple[str, ...] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Workflow:
         current = await self.get_workflow(workflow_id)
         slug = webhook_slug or current.webhook_slug
@@ -116,6 +130,7 @@ class MemoryWorkflows:
             durability=durability,
             description=current.description if description is None else description,
             tags=current.tags if tags is None else tuple(tags),
+            rate_limit=rate_limit,
             updated_at=now(),
         )
         self.workflows[workflow_id] = workflow
@@ -130,3 +145,25 @@ class MemoryWorkflows:
             del self.runs[run_id]
             self.nodes.pop(run_id, None)
             self.leases.pop(run_id, None)
+
+    # -- rate limits (as sql/queries/rate_limits.sql, in exact fractions of a second) --------
+
+    async def get_rate_limit(self, workflow_id: UUID) -> RateLimit | None:
+        return (await self.get_workflow(workflow_id)).rate_limit
+
+    async def take_rate_limit(self, workflow_id: UUID, cells: int) -> float | None:
+        limit = self.workflows[workflow_id].rate_limit if workflow_id in self.workflows else None
+        if limit is None:
+            return None
+        # Beside the store's own dicts: MemoryStore.__init__ knows nothing of rate limits.
+        tats: dict[UUID, Fraction] = self.__dict__.setdefault("rate_tats", {})
+        clock = Fraction(time.monotonic_ns(), 1_000_000_000)
+        window = Fraction(limit.per_s)
+        after = max(min(tats.get(workflow_id, clock), clock + window), clock)
+        after += cells * window / limit.requests
+        if after - clock <= window:
+            tats[workflow_id] = after
+            return None
+        if cells > limit.requests:
+            return math.inf
+        return float(after - window - clock)

@@ -1,15 +1,24 @@
 """The workflows part of the PostgresStore (runner/store/postgres.py): create, read, list
-and search, overwrite, delete."""
+and search, overwrite, delete; and their rate limits."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from runner.errors import SlugTakenError, WorkflowBusyError, WorkflowNotFoundError
-from runner.models import ALL_WORKFLOWS, Durability, Hook, Row, Workflow, WorkflowFilter
+from runner.models import (
+    ALL_WORKFLOWS,
+    Durability,
+    Hook,
+    RateLimit,
+    Row,
+    Workflow,
+    WorkflowFilter,
+)
 from runner.store import notices
 from runner.store.db import Database
 
@@ -34,6 +43,7 @@ class PostgresWorkflows:
         durability: Durability = Durability.SYNC,
         description: str = "",
         tags: tuple[str, ...] = (),
+        rate_limit: RateLimit | None = None,
     ) -> Workflow:
         row = await self._write_workflow(
             webhook_slug,
@@ -47,6 +57,7 @@ class PostgresWorkflows:
             str(durability),
             description,
             list(tags),
+            *_limit_args(rate_limit),
         )
         assert row is not None
         return Workflow.from_row(row)
@@ -60,7 +71,9 @@ class PostgresWorkflows:
     async def find_hook(self, slug: str) -> Hook | None:
         """The webhook with this slug: its workflow's id and secret (not the whole graph)."""
         row = await self.db.fetch_one("get_hook", slug)
-        return None if row is None else Hook(slug, row["id"], row["webhook_secret"])
+        if row is None:
+            return None
+        return Hook(slug, row["id"], row["webhook_secret"], RateLimit.from_row(row))
 
     async def list_workflows(
         self, *, limit: int, offset: int, filters: WorkflowFilter = ALL_WORKFLOWS
@@ -83,9 +96,11 @@ class PostgresWorkflows:
         durability: Durability = Durability.SYNC,
         description: str | None = None,
         tags: tuple[str, ...] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Workflow:
         """Overwrite a workflow; a `webhook_slug`, `description` or `tags` of None keeps
-        what it has, and so does `keep_secret` the secret."""
+        what it has, and so does `keep_secret` the secret (a `rate_limit` of None clears
+        it, as max_concurrency)."""
         row = await self._write_workflow(
             webhook_slug,
             "update_workflow",
@@ -99,6 +114,7 @@ class PostgresWorkflows:
             str(durability),
             description,
             None if tags is None else list(tags),
+            *_limit_args(rate_limit),
         )
         if row is None:
             raise WorkflowNotFoundError(f"no workflow {workflow_id}")
@@ -117,3 +133,24 @@ class PostgresWorkflows:
             await self.get_workflow(workflow_id)  # raises when it does not exist
             raise WorkflowBusyError()
         await self.db.execute("notify", self._payloads(notices.WorkflowChanged(workflow_id)))
+
+    # -- rate limits -----------------------------------------------------------------------
+
+    async def get_rate_limit(self, workflow_id: UUID) -> RateLimit | None:
+        row = await self.db.fetch_one("get_rate_limit", workflow_id)
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+        return RateLimit.from_row(row)
+
+    async def take_rate_limit(self, workflow_id: UUID, cells: int) -> float | None:
+        """Take `cells` of the workflow's rate limit, in one statement whichever processes
+        ask at once: None when taken (or it has no limit), else the seconds until they
+        would fit (math.inf: never, more than its `requests`)."""
+        row = await self.db.fetch_one("take_rate_limit", workflow_id, cells)
+        if row is None or row["taken"]:
+            return None
+        return math.inf if row["wait_s"] is None else float(row["wait_s"])
+
+
+def _limit_args(limit: RateLimit | None) -> tuple[int | None, float | None]:
+    return (None, None) if limit is None else (limit.requests, limit.per_s)

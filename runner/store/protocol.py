@@ -23,6 +23,7 @@ from runner.models import (
     Durability,
     Hook,
     Lineage,
+    RateLimit,
     Run,
     RunFilter,
     Workflow,
@@ -99,6 +100,7 @@ class Store(Protocol):
         durability: Durability = Durability.SYNC,
         description: str = "",
         tags: tuple[str, ...] = (),
+        rate_limit: RateLimit | None = None,
     ) -> Workflow: ...
 
     async def get_workflow(self, workflow_id: UUID) -> Workflow: ...
@@ -122,9 +124,14 @@ class Store(Protocol):
         durability: Durability = Durability.SYNC,
         description: str | None = None,
         tags: tuple[str, ...] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Workflow: ...
 
     async def delete_workflow(self, workflow_id: UUID) -> None: ...
+
+    async def get_rate_limit(self, workflow_id: UUID) -> RateLimit | None: ...
+
+    async def take_rate_limit(self, workflow_id: UUID, cells: int) -> float | None: ...
 
     async def insert_run(
         self,

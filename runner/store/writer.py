@@ -16,6 +16,7 @@ sees what a crash would undo.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ import anyio
 import structlog
 
 from runner.live.events import Event
+from runner.metrics import Metrics
 from runner.records import LogRecord
 from runner.store.batch import Batch, NodeEndColumns, Pending
 from runner.store.db import TRANSIENT_ERRORS, Connection, Database
@@ -53,8 +55,10 @@ class Writer:
         *,
         publish: Callable[[Event, UUID], None] | None = None,
         notifier: Notifier | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
+        self._metrics = metrics  # batch sizes and commit times
         # Where committed events go: this process's bus, and wake-ups for the others.
         self._publish = publish
         self._notifier = notifier
@@ -165,12 +169,15 @@ class Writer:
                 self._wakeup.set()
 
     async def _write(self, batch: Batch) -> None:
-        if len(batch):
+        if rows := len(batch):
+            began = time.perf_counter()
             try:
                 await self._execute(batch)
             except Exception as exc:
                 await self._write_apart(batch, exc)
                 return
+            if self._metrics is not None:
+                self._metrics.committed(rows, time.perf_counter() - began)
             self._published(batch)
         for pending in batch.waiters:
             pending.done.set()

@@ -1,9 +1,10 @@
 -- name: insert_workflow
 -- Create a workflow ($1 id, $2 name, $3 webhook_slug, $4 webhook_secret, $5 graph,
--- $6 max_concurrency, $7 durability, $8 description, $9 tags).
+-- $6 max_concurrency, $7 durability, $8 description, $9 tags, $10 and $11 the rate limit's
+-- requests and per_s, null for none).
 INSERT INTO workflows (id, name, webhook_slug, webhook_secret, graph, max_concurrency,
-                       durability, description, tags)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                       durability, description, tags, rate_limit_requests, rate_limit_per_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING *
 
 -- name: get_workflow
@@ -11,8 +12,10 @@ RETURNING *
 SELECT * FROM workflows WHERE id = $1
 
 -- name: get_hook
--- What a webhook call needs of its workflow: its id and secret ($1 webhook slug).
-SELECT id, webhook_secret FROM workflows WHERE webhook_slug = $1
+-- What a webhook call needs of its workflow: its id, secret and rate limit ($1 webhook
+-- slug).
+SELECT id, webhook_secret, rate_limit_requests, rate_limit_per_s
+FROM workflows WHERE webhook_slug = $1
 
 -- name: list_workflows
 -- Workflows, most recently updated first ($1 limit, $2 offset), those whose name holds $3
@@ -35,12 +38,14 @@ WHERE ($1::text IS NULL OR strpos(lower(w.name), lower($1)) > 0)
 -- name: update_workflow
 -- Overwrite a workflow ($1 id, $2 name, $3 webhook_slug or null to keep it,
 -- $4 webhook_secret, $5 graph, $6 max_concurrency, $7 true to keep the secret as it is,
--- $8 durability, $9 description or null to keep it, $10 tags or null to keep them).
+-- $8 durability, $9 description or null to keep it, $10 tags or null to keep them,
+-- $11 and $12 the rate limit's requests and per_s, null for none).
 UPDATE workflows
 SET name = $2, webhook_slug = coalesce($3, webhook_slug),
     webhook_secret = CASE WHEN $7 THEN webhook_secret ELSE $4 END,
     graph = $5, max_concurrency = $6, durability = $8,
     description = coalesce($9, description), tags = coalesce($10::text[], tags),
+    rate_limit_requests = $11, rate_limit_per_s = $12,
     updated_at = now()
 WHERE id = $1
 RETURNING *

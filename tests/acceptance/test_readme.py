@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from cryptography.fernet import Fernet
 
-from tests.readme import Session, section
-from tests.support import WeftServer, json_response, read_body, serve_asgi
+from tests.readme import Session, commands, section
+from tests.support import WeftServer, json_response, read_body, run_weft_server, serve_asgi
 
 pytestmark = pytest.mark.anyio
 
@@ -100,3 +102,62 @@ async def test_the_search_examples_run_as_written(weft: WeftServer) -> None:
     assert copy["name"] == "todo digest v2"
     assert copy["tags"] == ["reports"]
     assert copy["webhook_slug"] != "todo-digest"
+
+
+async def test_the_schedule_examples_run_as_written(weft: WeftServer) -> None:
+    workflow = await weft.create_workflow({"nodes": [{"id": "start", "type": "start"}]})
+    session = Session(weft.url)
+    session.workflow_id = workflow["id"]
+    created, listed = await anyio_run_all(session, section("Schedules"))
+    assert created["cron"] == "0 7 * * 1-5"
+    assert created["next_fire_at"] is not None
+    assert [s["id"] for s in listed["items"]] == [created["id"]]
+
+
+async def test_the_secret_examples_run_as_written(database_url: str, tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+    async with (
+        run_weft_server(database_url, tmp_path / "d", weft_secret_key=key) as weft,
+        serve_asgi(todos) as peer,
+    ):
+        session = Session(weft.url, replace={"https://jsonplaceholder.typicode.com": peer})
+        answers = await anyio_run_all(session, section("Secrets"))
+    assert answers[0]["name"] == "TODO_API_KEY"
+    assert answers[2]["status"] == "succeeded"
+    (node,) = answers[3]["items"]
+    assert node["input"]["params"]["headers"]["Authorization"] == "Bearer ***"
+    assert "abc123" not in json.dumps(answers)
+
+
+async def test_the_respond_example_runs_as_written(weft: WeftServer) -> None:
+    session = Session(weft.url)
+    _, answered = await anyio_run_all(session, section("Answering a webhook: the `respond` block"))
+    head, _, body = answered.replace("\r\n", "\n").partition("\n\n")
+    assert head.startswith("HTTP/1.1 202")
+    assert json.loads(body) == {"received": "evt_1"}
+
+
+async def test_the_outbound_example_runs_as_written(weft: WeftServer) -> None:
+    # The metadata address is refused before any connection: nothing leaves loopback.
+    _, run = await anyio_run_all(Session(weft.url), section("Safe outbound calls"))
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "OutboundRefusedError"
+    assert "169.254.169.254" in run["error"]["message"]
+
+
+async def test_the_metrics_example_runs_as_written(weft: WeftServer) -> None:
+    workflow = await weft.create_workflow({"nodes": [{"id": "start", "type": "start"}]})
+    await weft.run(workflow["id"])
+    (lines,) = await anyio_run_all(Session(weft.url), section("Metrics"))
+    assert 'weft_runs_started_total{trigger_type="manual"} 1.0' in lines
+    assert 'weft_runs_finished_total{status="succeeded",trigger_type="manual"} 1.0' in lines
+
+
+async def test_the_rate_limit_example_runs_as_written(weft: WeftServer) -> None:
+    text = section("Triggers: idempotency, waiting, signatures")
+    limited = [c for c in commands(text) if "ingest" in c]
+    session = Session(weft.url)
+    created = await anyio.to_thread.run_sync(session.run, limited[0])
+    assert created["rate_limit"] == {"requests": 3, "per_s": 60.0}
+    codes = await anyio.to_thread.run_sync(session.run, limited[1])
+    assert codes.split() == ["202", "202", "202", "429"]

@@ -1,0 +1,171 @@
+"""Secrets: values encrypted at rest with WEFT_SECRET_KEY (cryptography's Fernet), read by
+the runs that reference them (`{{ secrets.NAME }}`), and never written or shown in clear:
+a Redactor replaces each value with *** wherever it would appear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+
+from runner.errors import (
+    InvalidRequestError,
+    SecretExistsError,
+    SecretKeyMissingError,
+    SecretNotFoundError,
+)
+from runner.store.db import Database
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_VALUE_CHARS = 64 * 1024
+MASK = "***"
+# How long a process trusts the values it read (another process may have changed them).
+CACHE_S = 2.0
+KEY_FILE = "secret.key"
+
+
+def kept_key(data_dir: Path) -> str:
+    """The key `weft up` keeps under its data folder: made (mode 600) on first use."""
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    """What the API shows of a secret: its name and times, never its value."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class Redactor:
+    """Replaces known secret values with *** in text and JSON-like values."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        self._values.update(v for v in values if v)
+        # Longest first: a value inside another is not left half-masked.
+        self._ordered = sorted(self._values, key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def text(self, text: str) -> str:
+        for value in self._ordered:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+    def json(self, encoded: str) -> str:
+        """A JSON text with the values masked (a value as JSON-escaped text included)."""
+        out = self.text(encoded)
+        for value in self._ordered:
+            escaped = orjson.dumps(value).decode()[1:-1]
+            if escaped != value and escaped in out:
+                out = out.replace(escaped, MASK)
+        return out
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with the secret values masked."""
+        if not self._values or value is None:
+            return value
+        return orjson.loads(self.json(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()))
+
+
+class Secrets:
+    """The secrets table, through a Fernet key; `values()` for runs, cached for CACHE_S."""
+
+    def __init__(self, db: Database, key: str | None) -> None:
+        self._db = db
+        self._box = None if not key else Fernet(key.encode())
+        self._cached: dict[str, str] | None = None
+        self._read_at = -CACHE_S
+        self._lock = anyio.Lock()
+
+    def _fernet(self) -> Fernet:
+        if self._box is None:
+            raise SecretKeyMissingError()
+        return self._box
+
+    @staticmethod
+    def _check(name: str, value: str | None = None) -> None:
+        if not NAME.match(name):
+            raise InvalidRequestError(
+                f"{name!r} is not a secret name (letters, digits and _, not first a digit)",
+                "name",
+            )
+        if value is not None and (not value or len(value) > MAX_VALUE_CHARS or "\0" in value):
+            raise InvalidRequestError(
+                f"a secret's value is 1 to {MAX_VALUE_CHARS} characters, without NUL", "value"
+            )
+
+    async def create(self, name: str, value: str) -> SecretInfo:
+        self._check(name, value)
+        row = await self._db.fetch_one(
+            "insert_secret", name, self._fernet().encrypt(value.encode())
+        )
+        if row is None:
+            raise SecretExistsError(f"secret {name!r} exists: PUT /secrets/{name} changes it")
+        self._cached = None
+        return SecretInfo(row["name"], row["created_at"], row["updated_at"])
+
+    async def update(self, name: str, value: str) -> SecretInfo:
+        self._check(name, value)
+        row = await self._db.fetch_one(
+            "update_secret", name, self._fernet().encrypt(value.encode())
+        )
+        if row is None:
+            raise SecretNotFoundError(f"no secret {name!r}")
+        self._cached = None
+        return SecretInfo(row["name"], row["created_at"], row["updated_at"])
+
+    async def delete(self, name: str) -> None:
+        if await self._db.fetch_one("delete_secret", name) is None:
+            raise SecretNotFoundError(f"no secret {name!r}")
+        self._cached = None
+
+    async def list(self) -> list[SecretInfo]:
+        rows = await self._db.fetch_all("list_secrets")
+        return [SecretInfo(r["name"], r["created_at"], r["updated_at"]) for r in rows]
+
+    async def names(self) -> set[str]:
+        return {info.name for info in await self.list()}
+
+    async def values(self) -> dict[str, str]:
+        """Every secret's value, for the runs that reference them."""
+        async with self._lock:
+            if self._cached is None or anyio.current_time() - self._read_at > CACHE_S:
+                rows = await self._db.fetch_all("secret_values")
+                fernet = self._fernet() if rows else None
+                values = {}
+                for row in rows:
+                    assert fernet is not None
+                    try:
+                        values[row["name"]] = fernet.decrypt(bytes(row["value"])).decode()
+                    except InvalidToken:  # stored with another key: as if not there
+                        continue
+                self._cached, self._read_at = values, anyio.current_time()
+            return dict(self._cached)
