@@ -61,7 +61,18 @@ class Operations:
             if named and known is None:
                 known = await self._secrets.names() if self._secrets is not None else set()
             for path, name in named:
-                if known is not None and name not in known:
+                if node.type == "workflow.run" and path.startswith("input"):
+                    problems.append(
+                        Problem(
+                            "secret_in_child_input",
+                            f"node {node.id!r}: params.{path}: secrets.{name}: a child run's "
+                            "input is stored with it in clear; let the child workflow read "
+                            f"secrets.{name} itself",
+                            node_id=node.id,
+                            field=f"params.{path}",
+                        )
+                    )
+                elif known is not None and name not in known:
                     problems.append(
                         Problem(
                             "unknown_secret",

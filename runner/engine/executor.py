@@ -252,11 +252,12 @@ class RunExecutor:
             started_at=started_at,
             finished_at=finished_at,
         )
+        # As recorded: what its waiters answer (?wait) shows no secret either.
         return dataclasses.replace(
             self.run,
             status=status,
-            outputs=self.state.outputs,
-            error=self._first_error,
+            outputs=self.journal.masked(self.state.outputs),
+            error=self.journal.masked(self._first_error),
             started_at=self.run.started_at or started_at,
             finished_at=finished_at,
             event_seq=seq,

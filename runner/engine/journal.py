@@ -83,6 +83,10 @@ class Journal:
     def _value(self, value: Any) -> Any:
         return self.redactor.value(value) if self.redactor else value
 
+    def masked(self, value: Any) -> Any:
+        """A value as the run records it: the secrets it read shown as ***."""
+        return self._value(value)
+
     @property
     def seq(self) -> int:
         """The seq of the last event recorded."""

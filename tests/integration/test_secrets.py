@@ -117,6 +117,9 @@ async def test_a_secret_used_in_a_header_and_a_url_is_never_shown(
         answers.append((await events.aread()).decode())
     tried = await keyed.client.post(f"/workflows/{workflow['id']}/nodes/call/test")
     answers.append(tried.text)
+    waited = await keyed.client.post(f"/workflows/{workflow['id']}/run?wait=20", json={})
+    assert waited.json()["status"] == "succeeded"
+    answers.append(waited.text)  # the finished run as its waiter got it
     assert tried.json()["status"] == "succeeded"
     for text in answers:
         assert SECRET not in text
@@ -140,3 +143,18 @@ async def test_a_secret_used_in_a_header_and_a_url_is_never_shown(
     # and the server's own log.
     out, err = capfd.readouterr()
     assert SECRET not in out + err
+
+
+async def test_a_secret_cannot_be_passed_to_a_child_run(keyed: WeftServer) -> None:
+    await keyed.client.post("/secrets", json={"name": "TOKEN", "value": SECRET})
+    child = await keyed.create_workflow({"nodes": [{"id": "s", "type": "start"}]})
+    node = {
+        "id": "call",
+        "type": "workflow.run",
+        "params": {"workflow_id": child["id"], "input": {"token": "{{ secrets.TOKEN }}"}},
+    }
+    response = await keyed.client.post(
+        "/workflows", json={"name": "parent", "graph": {"nodes": [node]}}
+    )
+    (detail,) = error_of(response, 422, "invalid_graph")["details"]
+    assert (detail["code"], detail["field"]) == ("secret_in_child_input", "params.input.token")
