@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import Environment, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
@@ -97,6 +97,44 @@ def sized(value: Any) -> Any:
             f"a value of {len(value):,} characters or items is over the limit of {MAX_CHARS:,}"
         )
     return charged(value)
+
+
+def _estimated_chars(value: Any, depth: int = 0) -> int:
+    """About how many characters `value` makes as text (stops counting past MAX_CHARS)."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple | set) and depth < 4:
+        total = len(value)
+        for item in value:
+            total += _estimated_chars(item, depth + 1)
+            if total > MAX_CHARS:
+                break
+        return total
+    return 16
+
+
+def _would_build(chars: int, what: str) -> None:
+    """Refuse, before building it, a value of `chars` characters over MAX_CHARS."""
+    if chars > MAX_CHARS:
+        raise TemplateLimitError(
+            f"{what} would make over {MAX_CHARS:,} characters (about {chars:,})"
+        )
+
+
+_JINJA_STATE = (Context, Environment, nodes.EvalContext)
+# What a filter or str method would build, estimated from its arguments before it runs.
+_JOINS = frozenset({"join", "tojson", "string", "list", "pprint", "urlencode", "dictsort"})
+
+
+def _before(name: str, args: tuple[Any, ...]) -> None:
+    if name in _JOINS and args:
+        _would_build(_estimated_chars(args[0]), name)
+    elif name == "replace" and len(args) >= 3 and isinstance(args[0], str):
+        old, new = str(args[1]), str(args[2])
+        times = args[0].count(old) if old else len(args[0]) + 1
+        _would_build(len(args[0]) + times * max(0, len(new) - len(old)), name)
 
 
 def _small(number: Any, what: str) -> None:
@@ -179,6 +217,8 @@ def _bounded_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         for arg in args:
             charged(arg)
+        # Past jinja's own first argument (a context), if the filter takes one.
+        _before(name, tuple(a for a in args if not isinstance(a, _JINJA_STATE)))
         if name in _SIZING_FILTERS:
             for arg in (*args[1:], *kwargs.values()):
                 _small(arg, f"{name}'s argument")
@@ -235,6 +275,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         receiver = getattr(__obj, "__self__", None)
+        if isinstance(receiver, str):
+            method = getattr(__obj, "__name__", "")
+            if method == "join" and args:
+                _would_build(_estimated_chars(args[0]) + len(receiver) * 1024, "join")
+            elif method == "replace":
+                _before("replace", (receiver, *args))
         if isinstance(receiver, str) and getattr(__obj, "__name__", "") in _SIZING_METHODS:
             for arg in (*args, *kwargs.values()):
                 _small(arg, f"{__obj.__name__}'s argument")

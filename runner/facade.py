@@ -275,6 +275,8 @@ class Weft(Operations):
     async def _response_of(self, run_id: UUID, node_id: str) -> Response:
         (node,) = [n for n in await self._store.list_node_runs(run_id) if n.node_id == node_id]
         output = node.output if isinstance(node.output, dict) else {}
+        if isinstance(output.get("items"), list):  # under for_each: its first item's answer
+            output = next((i for i in output["items"] if isinstance(i, dict)), {})
         return Response(
             int(output.get("status", 200)), dict(output.get("headers") or {}), output.get("body")
         )

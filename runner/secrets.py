@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import anyio
 import orjson
@@ -59,14 +60,18 @@ class SecretInfo:
 
 
 class Redactor:
-    """Replaces known secret values with *** in text and JSON-like values."""
+    """Replaces known secret values with *** in text and in JSON-like values (inside their
+    strings, and a number that is a secret's value), as they are and URL-encoded."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
+        self._ordered: list[str] = []
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
-        self._values.update(v for v in values if v)
+        for value in values:
+            if value:
+                self._values.update({value, quote(value, safe=""), quote_plus(value)})
         # Longest first: a value inside another is not left half-masked.
         self._ordered = sorted(self._values, key=len, reverse=True)
 
@@ -79,20 +84,26 @@ class Redactor:
                 text = text.replace(value, MASK)
         return text
 
-    def json(self, encoded: str) -> str:
-        """A JSON text with the values masked (a value as JSON-escaped text included)."""
-        out = self.text(encoded)
-        for value in self._ordered:
-            escaped = orjson.dumps(value).decode()[1:-1]
-            if escaped != value and escaped in out:
-                out = out.replace(escaped, MASK)
-        return out
-
     def value(self, value: Any) -> Any:
-        """A JSON-like value with the secret values masked."""
-        if not self._values or value is None:
+        """A JSON-like value with the secret values masked (its structure kept)."""
+        if not self._values:
             return value
-        return orjson.loads(self.json(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()))
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return MASK if str(value) in self._values else value
+        return value
+
+    def json(self, encoded: str) -> str:
+        """A JSON text with the values masked (decoded, masked, encoded again: replacing in
+        the text itself could break its syntax, a secret `1234` inside a number)."""
+        if not self._values:
+            return encoded
+        return orjson.dumps(self.value(orjson.loads(encoded))).decode()
 
 
 class Secrets:

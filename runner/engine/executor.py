@@ -77,7 +77,7 @@ class RunExecutor:
         self._stop = Stop.NONE
         self._tg: TaskGroup | None = None
         children = services.children
-        self._children = None if children is None else children.of(run)
+        self._children = None if children is None else children.of(run, self.journal.masked)
 
     def deliver(self, message: RunMessage) -> Assignment | None:
         """Apply a message to the run at once (see the module docstring); for a NodeOutput,

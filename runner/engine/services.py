@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import httpx
@@ -28,8 +29,9 @@ class RunLimits:
 class ChildStarter(Protocol):
     """Starts runs for a run's workflow.run nodes (runner/runtime/children.py)."""
 
-    def of(self, parent: Run) -> SubWorkflows:
-        """The SubWorkflows a block of `parent` sees."""
+    def of(self, parent: Run, mask: Callable[[Any], Any]) -> SubWorkflows:
+        """The SubWorkflows a block of `parent` sees; `mask` hides the parent's secrets in
+        what a child is given (its payload is stored with it)."""
         ...
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -28,9 +29,10 @@ class ChildRuns:
     def attach(self, runs: Runs) -> None:
         self._runs = runs
 
-    def of(self, parent: Run) -> BoundChildRuns:
-        """The SubWorkflows a block of `parent` sees."""
-        return BoundChildRuns(self, parent)
+    def of(self, parent: Run, mask: Callable[[Any], Any] = lambda v: v) -> BoundChildRuns:
+        """The SubWorkflows a block of `parent` sees; `mask` hides the secrets the parent
+        read in what a child is given."""
+        return BoundChildRuns(self, parent, mask)
 
     async def start_and_wait(
         self, parent: Run, workflow_id: UUID, payload: Any, key: str
@@ -58,9 +60,12 @@ class ChildRuns:
 class BoundChildRuns:
     """ChildRuns for one parent run (the SubWorkflows protocol of blocks.context)."""
 
-    def __init__(self, children: ChildRuns, parent: Run) -> None:
+    def __init__(self, children: ChildRuns, parent: Run, mask: Callable[[Any], Any]) -> None:
         self._children = children
         self._parent = parent
+        self._mask = mask
 
     async def run(self, workflow_id: UUID, payload: Any, *, key: str) -> ChildRun:
+        # A child's payload is stored with it: no secret of the parent goes in clear.
+        payload = self._mask(payload)
         return await self._children.start_and_wait(self._parent, workflow_id, payload, key)

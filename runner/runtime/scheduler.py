@@ -63,7 +63,7 @@ class Scheduler:
                 continue
             try:
                 await self.fire_due()
-            except WeftError as exc:  # the database is away: look again next tick
+            except Exception as exc:  # the database is away, say: look again next tick
                 log.warning("scheduler_look_failed", error=repr(exc))
 
     async def fire_due(self) -> int:
@@ -71,7 +71,10 @@ class Scheduler:
         started = 0
         now = self.clock()
         for schedule in await self.schedules.due(now, BATCH):
-            started += await self._fire(schedule, now)
+            try:
+                started += await self._fire(schedule, now)
+            except WeftError as exc:  # this one cannot fire now: the others still do
+                log.warning("schedule_fire_failed", schedule_id=str(schedule.id), error=repr(exc))
         return started
 
     async def _fire(self, schedule: Schedule, now: datetime) -> int:

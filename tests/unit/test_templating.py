@@ -390,6 +390,11 @@ def test_a_template_that_would_explode_is_refused_when_saved(source: str, why: s
         ("{% for i in range(20) %}{{ 'y' * 100000 }}{% endfor %}", "rendered text is over"),
         ("{{ '{:>999999999}'.format(1) }}", "a format width of 999,999,999"),
         ("{{ trigger.tags | join(',') | center(2000000) }}", "center's argument"),
+        # Refused before the value is built (a 200 MB join would come first otherwise).
+        ("{{ ((['x' * 1000000]) * 200) | join }}", "join would make over"),
+        ("{{ ((['x' * 1000000]) * 200) | tojson }}", "tojson would make over"),
+        ("{{ ('a' * 1000000) | replace('a', 'bb') }}", "replace would make over"),
+        ("{{ ''.join(['x' * 900000] * 5) }}", "join would make over"),
         ("{% set ns = namespace(v=2 ** 60000) %}{% for i in range(30) %}"
          "{% set ns.v = ns.v * ns.v %}{% endfor %}{{ ns.v }}", "too large"),
     ],
