@@ -94,7 +94,9 @@ class Runs:
         if not self._accepting():
             raise ShuttingDownError()
         if trigger_type in RATE_LIMITED and not rate_taken:
-            await self._take_rate_limit(workflow_id, 1)
+            earlier = await self._take_rate_limit(workflow_id, 1, idempotency_key)
+            if earlier is not None:
+                return earlier, False
         # Shielded: a caller that goes away between the insert and the hand-over must not
         # leave a stored run that nobody executes.
         with anyio.CancelScope(shield=True), self._claims.reserve(1) as room:
@@ -170,7 +172,9 @@ class Runs:
         hook = await self._workflows.verified_hook(slug, body, signature)
         payload_value = await payload()
         # Once per call, though it may be inserted twice.
-        await self._take_rate_limit(hook.workflow_id, 1)
+        earlier = await self._take_rate_limit(hook.workflow_id, 1, idempotency_key)
+        if earlier is not None:
+            return earlier, False
         try:
             # The insert re-checks the remembered hook: no run starts on a stale copy.
             return await self.start(
@@ -194,16 +198,23 @@ class Runs:
                 rate_taken=True,
             )
 
-    async def _take_rate_limit(self, workflow_id: UUID, runs: int) -> None:
+    async def _take_rate_limit(
+        self, workflow_id: UUID, runs: int, idempotency_key: str | None = None
+    ) -> Run | None:
         """Take `runs` cells of the workflow's rate limit (in PostgreSQL, so that it holds
         across processes), or raise RateLimitedError. A workflow without one costs no
-        statement: whether it has one is remembered (Workflows.rate_limit)."""
+        statement: whether it has one is remembered (Workflows.rate_limit). A repeated
+        `idempotency_key` takes nothing: the run it started then, to answer with."""
         limit = await self._workflows.rate_limit(workflow_id)
         if limit is None:
-            return
+            return None
+        if idempotency_key is not None:
+            earlier = await self._store.find_run_by_key(workflow_id, idempotency_key)
+            if earlier is not None:
+                return earlier
         wait_s = await self._store.take_rate_limit(workflow_id, runs)
         if wait_s is None:
-            return
+            return None
         if math.isinf(wait_s):
             raise InvalidRequestError(
                 f"{runs} runs at once never fit in workflow {workflow_id}'s rate limit of "

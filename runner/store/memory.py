@@ -147,6 +147,10 @@ class MemoryStore(MemoryWorkflows, MemoryNodes, MemoryEventLog):
         done = sum(1 for n in nodes if n.status not in (NodeStatus.PENDING, NodeStatus.RUNNING))
         return dataclasses.replace(run, nodes_total=len(nodes), nodes_done=done)
 
+    async def find_run_by_key(self, workflow_id: UUID, idempotency_key: str) -> Run | None:
+        earlier = self._keys.get((workflow_id, idempotency_key))
+        return None if earlier is None else await self.get_run(earlier)
+
     async def get_run(self, run_id: UUID) -> Run:
         try:
             return self._counted(self.runs[run_id])

@@ -130,6 +130,11 @@ class PostgresStore(PostgresWorkflows):
         runs = {run.id: run for run in map(Run.from_row, rows)}
         return [runs[run_id] for run_id in run_ids]
 
+    async def find_run_by_key(self, workflow_id: UUID, idempotency_key: str) -> Run | None:
+        """The run the workflow started for an idempotency key, if any."""
+        row = await self.db.fetch_one("get_run_by_idempotency_key", workflow_id, idempotency_key)
+        return None if row is None else Run.from_row(row)
+
     async def get_run(self, run_id: UUID) -> Run:
         row = await self.db.fetch_one("get_run", run_id)
         if row is None:

@@ -163,6 +163,8 @@ class Store(Protocol):
 
     async def get_run(self, run_id: UUID) -> Run: ...
 
+    async def find_run_by_key(self, workflow_id: UUID, idempotency_key: str) -> Run | None: ...
+
     async def list_runs(
         self,
         *,

@@ -247,3 +247,19 @@ async def test_the_description_documents_the_limit_and_its_429(weft: WeftServer)
         assert refused["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
         assert refused["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
     assert "429" not in spec["paths"]["/runs/{run_id}/rerun"]["post"]["responses"]
+
+
+async def test_a_repeated_idempotency_key_takes_nothing_of_the_limit(weft: WeftServer) -> None:
+    workflow = await weft.create_workflow(ONE, rate_limit={"requests": 1, "per_s": 60})
+    hook = f"/hooks/{workflow['webhook_slug']}"
+    run_path = f"/workflows/{workflow['id']}/run"
+    first = await weft.client.post(hook, json={}, headers={"Idempotency-Key": "k1"})
+    assert first.status_code == 202
+    # A client's retries answer the run it started, though the limit is used up
+    for path in (hook, run_path):
+        retry = await weft.client.post(path, json={}, headers={"Idempotency-Key": "k1"})
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["id"] == first.json()["id"]
+        assert retry.headers["Idempotent-Replayed"] == "true"
+    assert_rate_limited(await weft.client.post(hook, json={}, headers={"Idempotency-Key": "k2"}))
+    assert await runs_of(weft, workflow["id"]) == 1
