@@ -80,12 +80,9 @@ class Journal:
     def _json(self, encoded: str) -> str:
         return self.redactor.json(encoded) if self.redactor else encoded
 
-    def _value(self, value: Any) -> Any:
-        return self.redactor.value(value) if self.redactor else value
-
     def masked(self, value: Any) -> Any:
         """A value as the run records it: the secrets it read shown as ***."""
-        return self._value(value)
+        return self.redactor.value(value) if self.redactor else value
 
     @property
     def seq(self) -> int:
@@ -132,7 +129,7 @@ class Journal:
         returns the seq of its run.finished. A failure to commit is raised, and nothing is
         announced: the run stays unfinished in the database and is resumed."""
         seq = self._next_seq()
-        outputs, error = self._value(outputs), self._value(error)
+        outputs, error = self.masked(outputs), self.masked(error)
         end = RunEnd(self.run_id, status, outputs, error, finished_at, seq)
         took = duration_ms(started_at, finished_at)
         self._publish(RunFinished(status, finished_at, took, error), seq)
@@ -211,7 +208,7 @@ class Journal:
         """A node's success; committed before returning when children wait on it (a resumed
         run never re-runs it), else with the next batch, at the latest with the run's end."""
         if self.redactor:
-            input, output = self._json(input), self._value(output)
+            input, output = self._json(input), self.masked(output)
             encoded = self._json(encoded.decode()).encode()
         end = NodeEnd(
             self.run_id,
@@ -259,7 +256,7 @@ class Journal:
         that lets the run go on: the node's output is then {"error": error}, which its
         children read (and a resumed run restores)."""
         finished_at = now()
-        error = self._value(error)
+        error = self.masked(error)
         input = None if input is None else self._json(input)
         end = NodeEnd(
             self.run_id,
@@ -291,7 +288,7 @@ class Journal:
         commit, so a resumed run runs only the items left."""
         if self.redactor and encoded is not None:
             encoded = self._json(encoded.decode()).encode()
-        error = self._value(error)
+        error = self.masked(error)
         self._writer.item_ended(
             ItemEnd(
                 self.run_id,
@@ -360,8 +357,8 @@ class Journal:
             node_id=node_id,
             ts=now(),
             level=level,
-            message=self._value(without_nul(message[:MAX_MESSAGE_CHARS])),
-            data=self._value(_log_data(data or {})),
+            message=self.masked(without_nul(message[:MAX_MESSAGE_CHARS])),
+            data=self.masked(_log_data(data or {})),
         )
         self._writer.log(record)
         self._publish(NodeLogged(node_id, level, record.message, record.data))
