@@ -32,6 +32,7 @@ from runner.store.listener import Listener
 from runner.store.migrate import apply_migrations
 from runner.store.notifier import Notifier
 from runner.store.postgres import PostgresStore
+from runner.store.run_inserts import RunInserts
 from runner.store.schedules import PostgresSchedules
 from runner.store.writer import Writer
 
@@ -111,7 +112,8 @@ async def open_system(
         # This process's name in the wake-ups it sends, to know its own when they return.
         origin = uuid4().hex[:12]
         events = EventBus(subscriber_buffer=settings.weft_event_buffer)
-        store = PostgresStore(db, origin=origin)
+        run_inserts = RunInserts(db)
+        store = PostgresStore(db, origin=origin, inserts=run_inserts)
         notifier = Notifier(db, origin=origin)
         # Every outbound call (standard and users' blocks, each redirect hop) obeys the
         # policy. Unset, WEFT_HTTP_DENY_PRIVATE was left to a command (web/cli.py chooses for
@@ -165,5 +167,6 @@ async def open_system(
             listener=Listener(url, origin=origin, queries=db.queries),
             schedules=PostgresSchedules(db),
             notifier=notifier,
+            run_inserts=run_inserts,
         )
         yield System(settings, runtime, Weft(runtime, store, artifacts, secrets), url, server)

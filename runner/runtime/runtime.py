@@ -29,6 +29,7 @@ from runner.store import notices
 from runner.store.listener import Listener
 from runner.store.notifier import Notifier
 from runner.store.protocol import Store
+from runner.store.run_inserts import RunInserts
 from runner.store.schedules import PostgresSchedules
 
 log = structlog.get_logger(__name__)
@@ -55,8 +56,10 @@ class Runtime:
         listener: Listener | None = None,
         notifier: Notifier | None = None,
         schedules: PostgresSchedules | None = None,
+        run_inserts: RunInserts | None = None,
     ) -> None:
         self._notifier = notifier
+        self._run_inserts = run_inserts  # `store`'s, when it inserts runs in groups
         # Runs that workflow.run nodes start go through self.runs, made below.
         children = ChildRuns(max_depth)
         services = dataclasses.replace(services, children=children)
@@ -138,6 +141,8 @@ class Runtime:
             if self._notifier is not None:
                 await tg.start(self._notifier.serve)
             await tg.start(self.services.writer.serve)
+            if self._run_inserts is not None:
+                await tg.start(self._run_inserts.serve)
             tg.start_soon(self.relay.serve)
             if self._listener is not None:
                 await tg.start(self._listener.serve)

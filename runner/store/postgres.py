@@ -21,19 +21,24 @@ from runner.live.events import Event
 from runner.models import ALL_RUNS, NO_LINEAGE, Hook, Lineage, Run, RunFilter
 from runner.records import Artifact, ItemResult, LogLine, NodeRun, RunSnapshotRows
 from runner.store import notices
-from runner.store.db import Database, RawJson, encode_json
+from runner.store.db import Database, RawJson, Record, encode_json
 from runner.store.postgres_workflows import PostgresWorkflows
+from runner.store.run_inserts import NewRun, RunInserts
 
 
 class PostgresStore(PostgresWorkflows):
     """The runner's persistence: every method is one named query (or a few).
 
-    `origin` names this process in the wake-ups its writes send to the others.
+    `origin` names this process in the wake-ups its writes send to the others; `inserts`,
+    when given, inserts the runs that concurrent requests start in groups.
     """
 
-    def __init__(self, db: Database, *, origin: str = "") -> None:
+    def __init__(
+        self, db: Database, *, origin: str = "", inserts: RunInserts | None = None
+    ) -> None:
         self.db = db
         self.origin = origin
+        self._inserts = inserts  # new runs in groups (re-runs, with their graph, alone)
 
     def _payloads(self, *items: notices.Notice) -> list[str]:
         return notices.payloads(self.origin, items)
@@ -64,25 +69,25 @@ class PostgresStore(PostgresWorkflows):
         stored while the workflow still has that webhook's slug and secret; otherwise
         HookChangedError.
         """
+        new = NewRun(
+            run_id,
+            workflow_id,
+            trigger_type,
+            trigger_payload,
+            idempotency_key,
+            None if hook is None else hook.slug,
+            None if hook is None else hook.secret,
+            take,
+            lineage.parent_run_id,
+            lineage.depth,
+            lease_owner,
+            lease_s,
+        )
         try:
-            row = await self.db.fetch_one(
-                "insert_run",
-                run_id,
-                workflow_id,
-                trigger_type,
-                trigger_payload,
-                idempotency_key,
-                lease_owner,
-                lease_s,
-                None if hook is None else hook.slug,
-                None if hook is None else hook.secret,
-                take,
-                lineage.parent_run_id,
-                lineage.depth,
-                lineage.rerun_of,
-                None if lineage.rerun_nodes is None else list(lineage.rerun_nodes),
-                graph,
-            )
+            if self._inserts is not None and lineage.rerun_of is None and graph is None:
+                row = await self._inserts.insert(new, self._insert_alone)
+            else:
+                row = await self._insert_alone(new, lineage, graph)
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
         if row is not None:
@@ -97,6 +102,28 @@ class PostgresStore(PostgresWorkflows):
             if row is not None:
                 return Run.from_row(row), False
         raise WorkflowNotFoundError(f"no workflow {workflow_id}")
+
+    async def _insert_alone(
+        self, new: NewRun, lineage: Lineage = NO_LINEAGE, graph: dict[str, Any] | None = None
+    ) -> Record | None:
+        return await self.db.fetch_one(
+            "insert_run",
+            new.id,
+            new.workflow_id,
+            new.trigger_type,
+            new.payload,
+            new.idempotency_key,
+            new.lease_owner,
+            new.lease_s,
+            new.slug,
+            new.secret,
+            new.take,
+            new.parent_run_id,
+            new.depth,
+            lineage.rerun_of,
+            None if lineage.rerun_nodes is None else list(lineage.rerun_nodes),
+            graph,
+        )
 
     async def insert_runs(
         self,

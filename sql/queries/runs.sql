@@ -60,6 +60,47 @@ WITH new AS (
 )
 SELECT * FROM run
 
+-- name: insert_run_group
+-- insert_run for the runs that concurrent requests start, in one statement and one commit
+-- (runner/store/run_inserts.py), one array element per run: $1 run ids, $2 workflow ids,
+-- $3 trigger types, $4 payloads, $5 idempotency keys, $6 webhook slugs, $7 their secrets,
+-- $8 whether this process has room for it, $9 parent runs, $10 nesting depths, $11 lease
+-- owners, $12 lease seconds. A run whose workflow is gone or whose webhook changed, or
+-- whose idempotency key was used already, returns no row (insert_run tells which, alone).
+-- Each run is created a microsecond after the one before it, as insert_runs does; rows go
+-- in key order, so that two processes inserting the same keys wait rather than deadlock.
+WITH new AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+                $7::text[], $8::boolean[], $9::uuid[], $10::integer[], $11::uuid[],
+                $12::float8[])
+         WITH ORDINALITY AS n(id, workflow_id, trigger_type, payload, idempotency_key, slug,
+                              secret, take, parent_run_id, depth, lease_owner, lease_s,
+                              position)
+), run AS (
+    INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
+                      lease_owner, lease_expires, durability, parent_run_id, depth,
+                      created_at)
+    SELECT new.id, w.id, new.trigger_type, new.payload, w.graph, new.idempotency_key,
+           CASE WHEN new.take AND w.max_concurrency IS NULL THEN new.lease_owner END,
+           CASE WHEN new.take AND w.max_concurrency IS NULL
+                THEN now() + make_interval(secs => new.lease_s) END,
+           w.durability, new.parent_run_id, new.depth,
+           now() + make_interval(secs => (new.position - 1) / 1e6)
+    FROM new
+    JOIN workflows w ON w.id = new.workflow_id
+    WHERE new.slug IS NULL
+       OR (w.webhook_slug = new.slug AND w.webhook_secret IS NOT DISTINCT FROM new.secret)
+    ORDER BY new.workflow_id, new.idempotency_key, new.position
+    ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), nodes AS (
+    INSERT INTO node_runs (run_id, node_id, node_type, position)
+    SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
+    FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
+)
+SELECT * FROM run
+
 -- name: get_run_by_idempotency_key
 -- The run a workflow started for an idempotency key ($1 workflow id, $2 key).
 SELECT * FROM runs WHERE workflow_id = $1 AND idempotency_key = $2

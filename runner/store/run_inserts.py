@@ -1,0 +1,121 @@
+"""Group inserts of new runs: the runs that concurrent requests start go to PostgreSQL as
+one statement and one commit, as the Writer groups the runs' later writes.
+
+A run's insert is a transaction of its own on a pooled connection: under load each costs
+the database a commit (and a WAL flush) per request, more than everything the Writer commits
+for that run. Here the runs asked for while a group is being inserted wait for the next
+group, so a quiet process inserts at once and a busy one inserts many runs per commit.
+
+A group that fails (a workflow deleted meanwhile, a deadlock, the database away) is not
+retried as a group: each of its runs is inserted alone by its caller, which then sees the
+error that belongs to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import anyio
+import structlog
+
+from runner.store.db import Database, RawJson, Record, encode_json
+
+log = structlog.get_logger(__name__)
+
+
+class NewRun(NamedTuple):
+    """One run to insert: insert_run_group's columns, in its order."""
+
+    id: UUID
+    workflow_id: UUID
+    trigger_type: str
+    payload: Any
+    idempotency_key: str | None
+    slug: str | None  # a webhook call's: stored only while the workflow still has it
+    secret: str | None
+    take: bool  # leased to this process (it has room)
+    parent_run_id: UUID | None
+    depth: int
+    lease_owner: UUID
+    lease_s: float
+
+
+@dataclass
+class _Queued:
+    run: NewRun
+    done: anyio.Event = field(default_factory=anyio.Event)
+    row: Record | None = None
+    alone: bool = False  # not inserted with a group: the caller inserts it alone
+
+
+class RunInserts:
+    """Inserts runs in groups while `serve` runs (in the runtime's task group); without it,
+    each alone."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: list[_Queued] = []
+        self._wakeup = anyio.Event()
+        self._serving = False
+
+    async def insert(
+        self, run: NewRun, alone: Callable[[NewRun], Awaitable[Record | None]]
+    ) -> Record | None:
+        """The stored run's row, or None when insert_run_group stores no row for it;
+        `alone` inserts it by itself when it does not go with a group."""
+        if not self._serving:
+            return await alone(run)
+        queued = _Queued(run)
+        self._queue.append(queued)
+        self._wakeup.set()
+        await queued.done.wait()
+        if queued.alone:
+            return await alone(run)
+        return queued.row
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        self._serving = True
+        task_status.started()
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+                group, self._queue = self._queue, []
+                # A caller waits for its run: a group begun is finished, even at shutdown.
+                with anyio.CancelScope(shield=True):
+                    await self._insert(group)
+        finally:
+            self._serving = False
+            for queued in self._queue:
+                queued.alone = True
+                queued.done.set()
+            self._queue = []
+
+    async def _insert(self, group: list[_Queued]) -> None:
+        try:
+            async with self._db.connection() as conn:
+                rows = await conn.fetch_all("insert_run_group", *_columns(group))
+            by_id = {row["id"]: row for row in rows}
+            for queued in group:
+                queued.row = by_id.get(queued.run.id)
+        except Exception as exc:  # each caller meets its own error, alone
+            log.info("run_group_insert_failed", error=repr(exc), runs=len(group))
+            for queued in group:
+                queued.alone = True
+        finally:
+            for queued in group:
+                queued.done.set()
+
+
+def _columns(group: list[_Queued]) -> list[list[Any]]:
+    """One array per NewRun field (what unnest joins back into rows)."""
+    runs = [q.run for q in group]
+    columns: list[list[Any]] = [list(c) for c in zip(*runs, strict=True)]
+    # Encoded here: asyncpg would take a payload that is a list for a sub-array.
+    columns[NewRun._fields.index("payload")] = [RawJson(encode_json(r.payload)) for r in runs]
+    return columns
