@@ -57,8 +57,11 @@ async def drive(
                 reader, writer = connection
                 writer.write(request)
                 with anyio.fail_after(REQUEST_TIMEOUT_S):
-                    status = await read_response(reader)
+                    status, closing = await read_response(reader)
                 ok, kind = 200 <= status < 300, f"HTTP {status}"
+                if closing:  # Hypercorn ends a connection after 1,000 requests
+                    writer.close()
+                    connection = None
             except (OSError, EOFError, ValueError, TimeoutError) as exc:
                 ok, kind = False, type(exc).__name__
                 if connection is not None:
@@ -118,7 +121,7 @@ async def burst(url: str, count: int) -> tuple[float, int]:
         writer.write(request)
         try:
             with anyio.fail_after(REQUEST_TIMEOUT_S):
-                status = await read_response(reader)
+                status, _ = await read_response(reader)
             errors += not 200 <= status < 300
         except (OSError, EOFError, ValueError, TimeoutError):
             errors += 1
@@ -131,14 +134,15 @@ async def burst(url: str, count: int) -> tuple[float, int]:
     return count / (time.perf_counter() - began), errors
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 response (its body by Content-Length or chunked); its status."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.1 response (its body by Content-Length or chunked); its status, and
+    whether the server closes the connection after it (`Connection: close`)."""
     status_line = await reader.readline()
     parts = status_line.split(b" ", 2)
     if len(parts) < 2:
         raise EOFError(f"not an HTTP status line: {status_line[:40]!r}")
     status = int(parts[1])
-    length, chunked = 0, False
+    length, chunked, closing = 0, False, False
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -146,13 +150,15 @@ async def read_response(reader: asyncio.StreamReader) -> int:
             length = int(value)
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            closing = True
     if not chunked:
         await reader.readexactly(length)
-        return status
+        return status, closing
     while size := int((await reader.readline()).split(b";")[0], 16):
         await reader.readexactly(size + 2)  # the chunk and its CRLF
     await reader.readline()  # the CRLF after the last (empty) chunk
-    return status
+    return status, closing
 
 
 async def run_driver(
