@@ -1,21 +1,26 @@
 """Secrets: values encrypted at rest with WEFT_SECRET_KEY (cryptography's Fernet), read by
 the runs that reference them (`{{ secrets.NAME }}`), and never written or shown in clear:
 a Redactor replaces each value with *** wherever it would appear.
+
+cryptography is imported when a secret is first encrypted or decrypted: it is ~6 MB of
+every process's memory, which a weft that stores no secret need not pay (the key's shape
+is checked with the settings).
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 import anyio
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
 
 from runner.errors import (
     InvalidRequestError,
@@ -23,7 +28,10 @@ from runner.errors import (
     SecretKeyMissingError,
     SecretNotFoundError,
 )
-from runner.store.db import Database
+from runner.store.db import Database, Record
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_VALUE_CHARS = 64 * 1024
@@ -38,7 +46,7 @@ def kept_key(data_dir: Path) -> str:
     path = data_dir / KEY_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(Fernet.generate_key())
+        path.write_bytes(base64.urlsafe_b64encode(os.urandom(32)))  # Fernet.generate_key
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -111,14 +119,19 @@ class Secrets:
 
     def __init__(self, db: Database, key: str | None) -> None:
         self._db = db
-        self._box = None if not key else Fernet(key.encode())
+        self._key = key or None
+        self._box: Fernet | None = None
         self._cached: dict[str, str] | None = None
         self._read_at = -CACHE_S
         self._lock = anyio.Lock()
 
     def _fernet(self) -> Fernet:
-        if self._box is None:
+        if self._key is None:
             raise SecretKeyMissingError()
+        if self._box is None:
+            from cryptography.fernet import Fernet
+
+            self._box = Fernet(self._key.encode())
         return self._box
 
     @staticmethod
@@ -170,13 +183,18 @@ class Secrets:
         async with self._lock:
             if self._cached is None or anyio.current_time() - self._read_at > CACHE_S:
                 rows = await self._db.fetch_all("secret_values")
-                fernet = self._fernet() if rows else None
-                values = {}
-                for row in rows:
-                    assert fernet is not None
-                    try:
-                        values[row["name"]] = fernet.decrypt(bytes(row["value"])).decode()
-                    except InvalidToken:  # stored with another key: as if not there
-                        continue
+                values = self._decrypted(rows) if rows else {}
                 self._cached, self._read_at = values, anyio.current_time()
             return dict(self._cached)
+
+    def _decrypted(self, rows: Iterable[Record]) -> dict[str, str]:
+        from cryptography.fernet import InvalidToken
+
+        fernet = self._fernet()
+        values = {}
+        for row in rows:
+            try:
+                values[row["name"]] = fernet.decrypt(bytes(row["value"])).decode()
+            except InvalidToken:  # stored with another key: as if not there
+                continue
+        return values

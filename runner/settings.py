@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import socket
 from pathlib import Path
 
@@ -123,7 +125,25 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         if not value.startswith(("postgres://", "postgresql://")):
-            raise ValueError("DATABASE_URL must start with postgres:// or postgresql://")
+            raise ValueError("must start with postgres:// or postgresql://")
+        return value
+
+    @field_validator("weft_secret_key")
+    @classmethod
+    def _fernet_key(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        # Fernet's own check (32 bytes, url-safe base64), made here so that a bad key stops
+        # the start in one line rather than at the first secret, and without cryptography.
+        try:
+            raw = base64.urlsafe_b64decode(value.encode())
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(
+                "not a Fernet key (32 bytes in url-safe base64; `weft up` makes one under "
+                "WEFT_DATA_DIR)"
+            )
         return value
 
     @property

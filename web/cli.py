@@ -30,7 +30,8 @@ def _settings() -> Settings:
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             where = ".".join(str(p) for p in error["loc"]).upper()
-            print(f"weft: bad setting {where}: {error['msg']}", file=sys.stderr)
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"weft: bad setting {where}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

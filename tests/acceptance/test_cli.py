@@ -153,6 +153,26 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert "postgres://" in result.stderr
 
 
+def test_a_secret_key_that_is_not_a_fernet_key_stops_the_start_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "web.cli", "serve"],
+        env={
+            **os.environ,
+            "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+            "WEFT_SECRET_KEY": "not-a-key",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "weft: bad setting WEFT_SECRET_KEY: not a Fernet key (32 bytes in url-safe base64; "
+        "`weft up` makes one under WEFT_DATA_DIR)"
+    )
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
