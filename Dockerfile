@@ -9,16 +9,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /tmp/weft
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY blocks blocks
 COPY runner runner
 COPY web web
 COPY sql sql
-# The wheel leaves sql/ out, and runner/store/queries.py reads it beside the installed
-# packages: it is copied there until the package ships it.
-RUN pip install . \
-    && cp -r sql "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sql" \
-    && cd / && rm -rf /tmp/weft
+# The wheel ships sql/ inside the runner package (setup.py).
+RUN pip install . && cd / && rm -rf /tmp/weft
 
 RUN useradd --create-home --uid 10001 weft \
     && mkdir /data && chown weft:weft /data

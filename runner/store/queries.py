@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# An installed wheel holds the SQL in the package (setup.py copies it there); a checkout
+# (or an editable install) reads the repository's own sql/.
+_PACKAGED = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "sql"
 QUERIES_DIR = SQL_DIR / "queries"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 

@@ -22,6 +22,7 @@ import pytest
 import yaml  # PyYAML: there with the dev extra (schemathesis requires it)
 
 from runner.settings import Settings
+from runner.store.queries import load_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,7 +184,7 @@ def test_the_build_context_holds_what_the_install_needs_and_no_local_data() -> N
     packages = [
         p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     ]
-    needed = {"pyproject.toml", pyproject["project"]["readme"], "sql", *packages}
+    needed = {"pyproject.toml", "setup.py", pyproject["project"]["readme"], "sql", *packages}
     assert needed <= set(sources)
     for source in sources:
         assert (ROOT / source).exists(), source
@@ -201,36 +202,43 @@ print(runner.__file__, len(discover()), len(load_queries()))
 """
 
 
-def test_the_images_sql_step_puts_the_sql_where_the_installed_package_reads_it(
-    tmp_path: Path,
-) -> None:
-    # Given the packages laid out as pip installs them (the wheel has no sql/), and the
-    # Dockerfile's step that copies sql/ into the same folder
-    assert any('cp -r sql "$(python -c' in run and "purelib" in run for run in args_of("RUN"))
+def test_the_wheel_ships_the_sql_and_the_installed_package_reads_it(tmp_path: Path) -> None:
+    # Given the build context the Dockerfile copies, built into a wheel as `pip install .`
+    # builds it
+    source = tmp_path / "source"
+    for args in args_of("COPY"):
+        *sources, target = args.split()
+        for name in sources:
+            copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+            destination = source / (name if target.endswith("/") or target == "./" else target)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            copy(ROOT / name, destination)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", "wheels", "./source"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "wheels").glob("weft-*.whl")
+    # When it is installed (a wheel's files unpacked as they are into site-packages)
     site = tmp_path / "site"
-    for package in ("blocks", "runner", "web"):
-        shutil.copytree(
-            ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
-
-    def load() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", _LOAD],
-            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    # Then without the step nothing is found, and with it every migration and query is
-    without = load()
-    assert without.returncode != 0 or " 0 0" in without.stdout
-    shutil.copytree(ROOT / "sql", site / "sql")
-    loaded = load()
+    shutil.unpack_archive(wheel, site, format="zip")
+    assert not (site / "sql").exists()
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # Then every migration and query is found inside the installed package
     assert loaded.returncode == 0, loaded.stderr
     where, migrations, queries = loaded.stdout.split()
     assert where.startswith(str(site))
     assert int(migrations) == len(list((ROOT / "sql" / "migrations").glob("*.sql")))
-    assert int(queries) > 0
+    assert int(queries) == len(load_queries())
