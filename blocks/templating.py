@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2 import nodes as ast
 from jinja2.utils import missing
 from markupsafe import Markup
@@ -270,6 +270,20 @@ def node_references(
             static += 1
     uses = sum(1 for n in tree.find_all(ast.Name) if getattr(n, "name", None) == name)
     return named, uses > static
+
+
+@lru_cache(maxsize=4096)
+def undeclared_names(source: str, *, expression: bool = False) -> frozenset[str]:
+    """The names a template (or a bare expression) reads from its context: not those it
+    sets itself (`set`, loop variables) nor Jinja's globals. A template that does not
+    compile reads nothing (its syntax error is reported on its own)."""
+    if expression and _WHOLE_EXPRESSION.match(source) is None:
+        source = "{{ " + source + " }}"
+    try:
+        tree = _env.parse(source)
+    except TemplateSyntaxError:
+        return frozenset()
+    return frozenset(meta.find_undeclared_variables(tree) - set(_env.globals))
 
 
 def _unwrap(value: Any) -> Any:

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from blocks.registry import BlockRegistry
-from blocks.templating import is_template, syntax_error
+from blocks.templating import is_template, syntax_error, undeclared_names
 from runner.errors import Problem
-from runner.graph.references import ancestors, read_nodes
+from runner.graph.references import ancestors, read_nodes, template_sources
 from runner.graph.shape import ERROR_PORT, Graph, Node, NodePolicy, OnError, split_params
 
 
@@ -112,6 +112,7 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
         )
         for path, error in _template_errors(own, block.raw_params)
     ]
+    problems.extend(_scope_problems(node, own, policy, block.raw_params))
     try:
         NodePolicy.model_validate(policy)
     except ValidationError as exc:
@@ -145,6 +146,48 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
                     f"node {node.id!r}: params.{location}: {error['msg']}",
                     node_id=node.id,
                     field=f"params.{location}" if location else "params",
+                )
+            )
+    return problems
+
+
+# What a param's template reads (runner/engine/attempt.py renders them over these), and
+# what a for_each node's templates read besides. A block's raw params (rendered by the
+# block itself, over what it chooses) are not checked here.
+TEMPLATE_SCOPE = frozenset({"upstream", "trigger", "nodes", "secrets"})
+ITEM_SCOPE = frozenset({"item", "index"})
+
+
+def _scope_problems(
+    node: Node, own: dict[str, Any], policy: dict[str, Any], raw_params: frozenset[str]
+) -> list[Problem]:
+    """A name a template reads that is not there when it renders: it would fail the node
+    at run time (`{{ itme }}`, `item` without for_each, `params` in a param)."""
+    looped = policy.get("for_each") is not None
+    rendered = {key: value for key, value in own.items() if key not in raw_params}
+    sources = list(template_sources(rendered, frozenset()))
+    scopes = [TEMPLATE_SCOPE | ITEM_SCOPE if looped else TEMPLATE_SCOPE] * len(sources)
+    if isinstance(policy.get("for_each"), str):  # rendered before there is an item
+        sources.append(("for_each", policy["for_each"]))
+        scopes.append(TEMPLATE_SCOPE)
+    problems = []
+    for (path, source), scope in zip(sources, scopes, strict=True):
+        for name in sorted(undeclared_names(source) - scope):
+            if name in ITEM_SCOPE and path == "for_each":
+                why = f"{name!r} is not defined in for_each itself, which makes the items"
+            elif name in ITEM_SCOPE and not looped:
+                why = f"{name!r} is defined only in a node with for_each"
+            else:
+                reads = "upstream, trigger, nodes and secrets"
+                if scope is not TEMPLATE_SCOPE:
+                    reads = "upstream, trigger, nodes, secrets, item and index"
+                why = f"{name!r} is not defined here (a template reads {reads})"
+            problems.append(
+                Problem(
+                    "invalid_reference",
+                    f"node {node.id!r}: params.{path}: {why}",
+                    node_id=node.id,
+                    field=f"params.{path}",
                 )
             )
     return problems

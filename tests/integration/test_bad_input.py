@@ -100,6 +100,16 @@ INVALID_GRAPHS: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
         {"nodes": [{"id": "d", "type": "delay", "params": {"seconds": "soon"}}], "edges": []},
         [{"code": "invalid_params", "node_id": "d", "field": "params.seconds"}],
     ),
+    (
+        "a template reading a name nothing gives it",
+        {
+            "nodes": [
+                {"id": "h", "type": "http.request", "params": {"url": "https://x/{{ itme }}"}}
+            ],
+            "edges": [],
+        },
+        [{"code": "invalid_reference", "node_id": "h", "field": "params.url"}],
+    ),
 ]
 
 

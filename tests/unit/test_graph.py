@@ -460,3 +460,57 @@ def test_the_error_port_needs_on_error_branch(registry: BlockRegistry) -> None:
         ("unknown_port", None, "e6", "port"),
     ]
     assert "'d' has not" in problems[1].message
+
+
+def test_a_name_a_param_cannot_read_is_refused_when_saved(registry: BlockRegistry) -> None:
+    # Given templates that read names nothing gives them: a typo, `item` without for_each,
+    # `params` in a param (only a block's own raw params see it), and a for_each that
+    # reads its own items
+    g = graph(
+        [
+            node("a", "start"),
+            node("typo", "http.request", url="https://x.test/{{ upstream.a.id }}/{{ itme }}"),
+            node("loose", "http.request", url="https://x.test/{{ item }}"),
+            node("own", "http.request", url="{{ params.base }}"),
+            node("loop", "http.request", url="https://x.test/{{ item }}", for_each="{{ item }}"),
+        ],
+        [edge(f"e{n}", "a", n) for n in ("typo", "loose", "own", "loop")],
+    )
+    problems = validate_graph(g, registry)
+    assert [(p.code, p.node_id, p.field) for p in problems] == [
+        ("invalid_reference", "typo", "params.url"),
+        ("invalid_reference", "loose", "params.url"),
+        ("invalid_reference", "own", "params.url"),
+        ("invalid_reference", "loop", "params.for_each"),
+    ]
+    assert problems[0].message == (
+        "node 'typo': params.url: 'itme' is not defined here "
+        "(a template reads upstream, trigger, nodes and secrets)"
+    )
+    assert "'item' is defined only in a node with for_each" in problems[1].message
+    assert "'params' is not defined here" in problems[2].message
+    assert "'item' is not defined in for_each itself, which makes the items" in (
+        problems[3].message
+    )
+
+
+def test_names_a_template_sets_itself_and_jinja_globals_are_fine(
+    registry: BlockRegistry,
+) -> None:
+    g = graph(
+        [
+            node("a", "start"),
+            node(
+                "b",
+                "http.request",
+                url="https://x.test/{% set n = 2 %}{{ n }}"
+                "{% for x in range(3) %}{{ x }}{{ loop.index }}{% endfor %}{{ trigger.q }}",
+                for_each="{{ upstream.a.list }}",
+                body={"i": "{{ item }}", "at": "{{ index }}", "s": "{{ nodes.a }}"},
+            ),
+            # A block's raw params render over what the block gives them (the node input)
+            node("c", "transform", template='{"p": {{ params | tojson }}}'),
+        ],
+        [edge("e1", "a", "b"), edge("e2", "b", "c")],
+    )
+    assert validate_graph(g, registry) == []
