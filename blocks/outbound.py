@@ -50,11 +50,14 @@ PRIVATE: dict[str, str] = {
     "100::/64": "discard-only",
     "fc00::/7": "unique local",
     "fec0::/10": "site-local",
+    "64:ff9b:1::/48": "local-use NAT64 (a translator in this network)",
     "ff00::/8": "multicast",
 }
 _NEVER = tuple(ipaddress.ip_network(cidr) for cidr in NEVER)
 _PRIVATE = tuple(ipaddress.ip_network(cidr) for cidr in PRIVATE)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv6 prefixes a translator maps to IPv4 in the address's last 32 bits: the well-known
+# NAT64 prefix and the local-use one (RFC 8215; its /96 form, the common one).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 NEVER_REASON = (
     "link-local and cloud metadata addresses are never reached, whatever "
@@ -84,14 +87,16 @@ def _in(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
 
 
 def _forms(address: IPAddress) -> list[IPAddress]:
-    """The address, and the IPv4 address it carries (mapped, NAT64, 6to4), if any."""
+    """The address, and the IPv4 addresses it carries (mapped, NAT64, 6to4, Teredo)."""
     forms: list[IPAddress] = [address]
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             forms.append(address.ipv4_mapped)
         elif address.sixtofour is not None:
             forms.append(address.sixtofour)
-        elif address in _NAT64:
+        elif address.teredo is not None:  # its relay server and its (obfuscated) client
+            forms.extend(address.teredo)
+        elif any(address in prefix for prefix in _NAT64):
             forms.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return forms
 

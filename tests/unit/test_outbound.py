@@ -47,7 +47,9 @@ METADATA = [
     "::ffff:169.254.169.254",  # IPv4-mapped
     "::ffff:a9fe:a9fe",
     "64:ff9b::a9fe:a9fe",  # NAT64
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64
     "2002:a9fe:a9fe::1",  # 6to4
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254
 ]
 PRIVATE = [
     "127.0.0.1",
@@ -69,6 +71,9 @@ PRIVATE = [
     "::ffff:192.168.0.1",
     "::ffff:0.0.0.0",
     "64:ff9b::7f00:1",
+    "64:ff9b:1::7f00:1",
+    "64:ff9b:1::808:808",  # a translator of this network's own, whatever it maps to
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
     "224.0.0.1",
     "255.255.255.255",
 ]
