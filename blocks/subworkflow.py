@@ -12,6 +12,7 @@ from blocks.registry import block
 
 # A child may run for as long as a run may; its parent's node waits that long.
 CHILD_TIMEOUT_S = 24 * 3600.0
+WORKFLOW_RUN = "workflow.run"  # the block's type (the runner checks its target when saved)
 
 
 class WorkflowRunParams(BaseModel):
@@ -28,7 +29,7 @@ class ChildRunFailedError(RuntimeError):
     """The child run did not succeed."""
 
 
-@block("workflow.run", WorkflowRunParams, default_timeout_s=CHILD_TIMEOUT_S)
+@block(WORKFLOW_RUN, WorkflowRunParams, default_timeout_s=CHILD_TIMEOUT_S)
 async def workflow_run(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Runs another workflow and waits for it: {run_id, status, outputs}."""
     params = ctx.params_as(WorkflowRunParams)

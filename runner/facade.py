@@ -146,7 +146,7 @@ class Weft(Operations):
         tags: tuple[str, ...] = (),
         rate_limit: RateLimit | None = None,
     ) -> Workflow:
-        await self._check_secret_references(graph)
+        await self._check_references(graph)
         return await self._runtime.workflows.create(
             name=name,
             graph=graph,
@@ -189,7 +189,7 @@ class Weft(Operations):
     ) -> Workflow:
         """Overwrite a workflow; an omitted slug, description or tags (None) and
         `keep_secret` keep what it had (a rate_limit of None clears it)."""
-        await self._check_secret_references(graph)
+        await self._check_references(graph, workflow_id)
         return await self._runtime.workflows.update(
             workflow_id,
             name=name,

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from blocks.subworkflow import WORKFLOW_RUN
+from blocks.templating import is_template
 from runner import schedules
 from runner.errors import (
     InvalidGraphError,
@@ -13,6 +15,7 @@ from runner.errors import (
     Problem,
     SecretKeyMissingError,
     WeftError,
+    WorkflowNotFoundError,
 )
 from runner.graph.references import read_nodes
 from runner.graph.shape import Graph
@@ -48,9 +51,45 @@ class Operations:
     async def list_secrets(self) -> list[SecretInfo]:
         return await self._secret_store().list()
 
-    async def _check_secret_references(self, graph: Graph) -> None:
-        """A graph that reads `secrets.NAME` of a secret that does not exist is refused when
-        saved (where the template names it: a computed name fails its node at run time)."""
+    async def _check_references(self, graph: Graph, workflow_id: UUID | None = None) -> None:
+        """What a graph being saved (as `workflow_id`, when it exists) names that must exist
+        now: its secrets and the workflows its workflow.run nodes start. Refused with every
+        such problem at once; what is deleted later fails its node at run time."""
+        problems = await self._secret_problems(graph) + await self._child_problems(
+            graph, workflow_id
+        )
+        if problems:
+            raise InvalidGraphError(problems)
+
+    async def _child_problems(self, graph: Graph, workflow_id: UUID | None) -> list[Problem]:
+        """workflow.run nodes naming (not computing) a workflow that does not exist."""
+        problems = []
+        for node in graph.nodes:
+            target = node.params.get("workflow_id") if node.type == WORKFLOW_RUN else None
+            if not isinstance(target, str) or is_template(target):
+                continue
+            try:
+                target_id = UUID(target)
+            except ValueError:  # not a UUID: the block's params say so
+                continue
+            if target_id == workflow_id:  # itself (its depth is bounded at run time)
+                continue
+            try:
+                await self._store.get_workflow(target_id)
+            except WorkflowNotFoundError:
+                problems.append(
+                    Problem(
+                        "unknown_workflow",
+                        f"node {node.id!r}: params.workflow_id: there is no workflow {target_id}",
+                        node_id=node.id,
+                        field="params.workflow_id",
+                    )
+                )
+        return problems
+
+    async def _secret_problems(self, graph: Graph) -> list[Problem]:
+        """`secrets.NAME` of a secret that does not exist (where the template names it: a
+        computed name fails its node at run time), or passed to a child run."""
         problems = []
         known: set[str] | None = None
         for node in graph.nodes:
@@ -61,7 +100,7 @@ class Operations:
             if named and known is None:
                 known = await self._secrets.names() if self._secrets is not None else set()
             for path, name in named:
-                if node.type == "workflow.run" and path.startswith("input"):
+                if node.type == WORKFLOW_RUN and path.startswith("input"):
                     problems.append(
                         Problem(
                             "secret_in_child_input",
@@ -82,8 +121,7 @@ class Operations:
                             field=f"params.{path}",
                         )
                     )
-        if problems:
-            raise InvalidGraphError(problems)
+        return problems
 
     # -- schedules -------------------------------------------------------------------------
 

@@ -182,12 +182,42 @@ async def test_workflow_run_over_http_and_cancel_takes_the_child_along(weft: Wef
     assert (await weft.wait(slow["id"]))["status"] == "cancelled"
 
 
-async def test_workflow_run_of_a_missing_workflow_fails_the_node_clearly(weft: WeftServer) -> None:
+async def test_workflow_run_of_a_missing_workflow_is_refused_when_saved(
+    weft: WeftServer,
+) -> None:
     missing = "00000000-0000-4000-8000-000000000000"
-    parent = await weft.create_workflow(
-        chain({"id": "call", "type": "workflow.run", "params": {"workflow_id": missing}})
+    graph = chain({"id": "call", "type": "workflow.run", "params": {"workflow_id": missing}})
+    response = await weft.client.post("/workflows", json={"name": "p", "graph": graph})
+    assert response.status_code == 422
+    (problem,) = response.json()["error"]["details"]
+    assert problem == {
+        "code": "unknown_workflow",
+        "message": f"node 'call': params.workflow_id: there is no workflow {missing}",
+        "node_id": "call",
+        "field": "params.workflow_id",
+    }
+    # A workflow may call itself (its depth is bounded when it runs), and a computed
+    # target is looked up when it runs
+    own = await weft.create_workflow(chain({"id": "a", "type": "start"}))
+    itself = chain({"id": "call", "type": "workflow.run", "params": {"workflow_id": own["id"]}})
+    saved = await weft.client.put(f"/workflows/{own['id']}", json={"name": "p", "graph": itself})
+    assert saved.status_code == 200, saved.text
+    computed = chain(
+        {"id": "call", "type": "workflow.run", "params": {"workflow_id": "{{ trigger.id }}"}}
     )
+    created = await weft.client.post("/workflows", json={"name": "c", "graph": computed})
+    assert created.status_code == 201, created.text
+
+
+async def test_workflow_run_of_a_workflow_deleted_since_fails_the_node_clearly(
+    weft: WeftServer,
+) -> None:
+    child = await weft.create_workflow(chain({"id": "a", "type": "start"}))
+    parent = await weft.create_workflow(
+        chain({"id": "call", "type": "workflow.run", "params": {"workflow_id": child["id"]}})
+    )
+    assert (await weft.client.delete(f"/workflows/{child['id']}")).status_code == 204
     run = await weft.run(parent["id"])
     assert run["status"] == "failed"
     assert run["error"]["type"] == "WorkflowNotFoundError"
-    assert missing in run["error"]["message"]
+    assert child["id"] in run["error"]["message"]
