@@ -17,7 +17,9 @@ class BuildWithSql(build_py):
     def run(self) -> None:
         super().run()
         target = Path(self.build_lib) / "runner" / "sql"
-        shutil.copytree(Path(__file__).parent / "sql", target, dirs_exist_ok=True)
+        # A build folder may be reused: a file removed from sql/ must not ship from it.
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(Path(__file__).parent / "sql", target)
 
 
 setup(cmdclass={"build_py": BuildWithSql})

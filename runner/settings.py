@@ -11,6 +11,16 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def is_fernet_key(key: str) -> bool:
+    """Fernet's own check of a key (32 bytes, url-safe base64), made without cryptography,
+    so that a bad key stops the start in one line rather than failing the first secret."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 32
+
+
 class Settings(BaseSettings):
     """Every setting weft reads; each is an environment variable of the same name."""
 
@@ -131,15 +141,7 @@ class Settings(BaseSettings):
     @field_validator("weft_secret_key")
     @classmethod
     def _fernet_key(cls, value: str | None) -> str | None:
-        if not value:
-            return value
-        # Fernet's own check (32 bytes, url-safe base64), made here so that a bad key stops
-        # the start in one line rather than at the first secret, and without cryptography.
-        try:
-            raw = base64.urlsafe_b64decode(value.encode())
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
+        if value and not is_fernet_key(value):
             raise ValueError(
                 "not a Fernet key (32 bytes in url-safe base64; `weft up` makes one under "
                 "WEFT_DATA_DIR)"

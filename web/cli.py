@@ -47,9 +47,19 @@ def _with_kept_secret_key(settings: Settings) -> Settings:
     (`weft serve` makes none: it refuses to store secrets without one)."""
     if settings.weft_secret_key:
         return settings
-    from runner.secrets import kept_key
+    from runner.secrets import KEY_FILE, kept_key
+    from runner.settings import is_fernet_key
 
-    return settings.model_copy(update={"weft_secret_key": kept_key(settings.weft_data_dir)})
+    key = kept_key(settings.weft_data_dir)
+    if not is_fernet_key(key):
+        where = settings.weft_data_dir / KEY_FILE
+        print(
+            f"weft: {where} is not a Fernet key (restore it, or remove it to make a new one: "
+            "the secrets stored with the old one can then not be read)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return settings.model_copy(update={"weft_secret_key": key})
 
 
 def _check_plugins(settings: Settings) -> None:

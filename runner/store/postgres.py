@@ -84,7 +84,8 @@ class PostgresStore(PostgresWorkflows):
             lease_s,
         )
         try:
-            if self._inserts is not None and lineage.rerun_of is None and graph is None:
+            grouped = lineage.rerun_of is None and lineage.rerun_nodes is None and graph is None
+            if self._inserts is not None and grouped:
                 row = await self._inserts.insert(new, self._insert_alone)
             else:
                 row = await self._insert_alone(new, lineage, graph)

@@ -25,6 +25,11 @@ from runner.store.db import Database, RawJson, Record, encode_json
 
 log = structlog.get_logger(__name__)
 
+# Groups inserted at once, each on a pooled connection of its own: one whose statement waits
+# on a lock (a workflow being deleted, a key another process is inserting) holds up only
+# its own runs' starts, not every start in the process.
+GROUPS_IN_FLIGHT = 3
+
 
 class NewRun(NamedTuple):
     """One run to insert: insert_run_group's columns, in its order."""
@@ -46,6 +51,7 @@ class NewRun(NamedTuple):
 @dataclass
 class _Queued:
     run: NewRun
+    payload: RawJson | None  # encoded once; None stays SQL NULL, as insert_run stores it
     done: anyio.Event = field(default_factory=anyio.Event)
     row: Record | None = None
     alone: bool = False  # not inserted with a group: the caller inserts it alone
@@ -59,6 +65,7 @@ class RunInserts:
         self._db = db
         self._queue: list[_Queued] = []
         self._wakeup = anyio.Event()
+        self._slots = anyio.Semaphore(GROUPS_IN_FLIGHT)
         self._serving = False
 
     async def insert(
@@ -66,9 +73,12 @@ class RunInserts:
     ) -> Record | None:
         """The stored run's row, or None when insert_run_group stores no row for it;
         `alone` inserts it by itself when it does not go with a group."""
-        if not self._serving:
+        payload = None if run.payload is None else RawJson(encode_json(run.payload))
+        # jsonb has no NUL character: a payload with one would fail its whole group, so it
+        # goes alone, to meet its refusal by itself.
+        if not self._serving or (payload is not None and "\\u0000" in payload):
             return await alone(run)
-        queued = _Queued(run)
+        queued = _Queued(run, payload)
         self._queue.append(queued)
         self._wakeup.set()
         await queued.done.wait()
@@ -82,19 +92,31 @@ class RunInserts:
         self._serving = True
         task_status.started()
         try:
-            while True:
-                await self._wakeup.wait()
-                self._wakeup = anyio.Event()
-                group, self._queue = self._queue, []
-                # A caller waits for its run: a group begun is finished, even at shutdown.
-                with anyio.CancelScope(shield=True):
-                    await self._insert(group)
+            async with anyio.create_task_group() as tg:
+                while True:
+                    await self._wakeup.wait()
+                    # The runs asked for while every slot is busy join the next group.
+                    await self._slots.acquire()
+                    self._wakeup = anyio.Event()
+                    group, self._queue = self._queue, []
+                    if group:
+                        tg.start_soon(self._insert_in_slot, group)
+                    else:
+                        self._slots.release()
         finally:
             self._serving = False
             for queued in self._queue:
                 queued.alone = True
                 queued.done.set()
             self._queue = []
+
+    async def _insert_in_slot(self, group: list[_Queued]) -> None:
+        try:
+            # A caller waits for its run: a group begun is finished, even at shutdown.
+            with anyio.CancelScope(shield=True):
+                await self._insert(group)
+        finally:
+            self._slots.release()
 
     async def _insert(self, group: list[_Queued]) -> None:
         try:
@@ -114,8 +136,7 @@ class RunInserts:
 
 def _columns(group: list[_Queued]) -> list[list[Any]]:
     """One array per NewRun field (what unnest joins back into rows)."""
-    runs = [q.run for q in group]
-    columns: list[list[Any]] = [list(c) for c in zip(*runs, strict=True)]
-    # Encoded here: asyncpg would take a payload that is a list for a sub-array.
-    columns[NewRun._fields.index("payload")] = [RawJson(encode_json(r.payload)) for r in runs]
+    columns: list[list[Any]] = [list(c) for c in zip(*(q.run for q in group), strict=True)]
+    # Encoded already: asyncpg would take a payload that is a list for a sub-array.
+    columns[NewRun._fields.index("payload")] = [q.payload for q in group]
     return columns

@@ -173,6 +173,30 @@ def test_a_secret_key_that_is_not_a_fernet_key_stops_the_start_in_one_line() -> 
     )
 
 
+def test_a_kept_secret_key_that_is_damaged_stops_weft_up_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secret.key").write_text("damaged")
+    result = subprocess.run(
+        [sys.executable, "-m", "web.cli", "up"],
+        env={
+            **{k: v for k, v in os.environ.items() if k != "WEFT_SECRET_KEY"},
+            "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+            "WEFT_DATA_DIR": str(data),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"weft: {data / 'secret.key'} is not a Fernet key (restore it, or remove it to make a "
+        "new one: the secrets stored with the old one can then not be read)"
+    )
+    assert (data / "secret.key").read_text() == "damaged"
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

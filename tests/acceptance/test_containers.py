@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -242,3 +243,45 @@ def test_the_wheel_ships_the_sql_and_the_installed_package_reads_it(tmp_path: Pa
     assert where.startswith(str(site))
     assert int(migrations) == len(list((ROOT / "sql" / "migrations").glob("*.sql")))
     assert int(queries) == len(load_queries())
+
+
+def test_a_wheel_built_from_the_sdist_ships_the_sql_too(tmp_path: Path) -> None:
+    # Given an sdist of the repository (what `python -m build` or an index serves)
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for package in ("runner", "web", "blocks", "sql"):
+        shutil.copytree(
+            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+
+    def run(*command: str, cwd: Path) -> None:
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert done.returncode == 0, done.stderr
+
+    run(sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path / "dist"), cwd=source)
+    (sdist,) = (tmp_path / "dist").glob("weft-*.tar.gz")
+    # When a wheel is built from it
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        "wheels",
+        str(sdist),
+        cwd=tmp_path,
+    )
+    (wheel,) = (tmp_path / "wheels").glob("weft-*.whl")
+    # Then the wheel holds every SQL file of the repository under runner/sql
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {
+            n.removeprefix("runner/") for n in archive.namelist() if n.startswith("runner/sql/")
+        }
+    expected = {str(p.relative_to(ROOT)) for p in (ROOT / "sql").rglob("*.sql")}
+    assert shipped == expected

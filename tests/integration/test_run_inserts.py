@@ -173,3 +173,91 @@ async def test_without_serving_each_run_is_inserted_alone(db: Database, database
     ids = [a[0].id for a in answers if not isinstance(a, BaseException)]
     assert len(ids) == 3
     assert await transactions_of(database_url, ids) == 3
+
+
+async def test_a_group_waiting_on_a_lock_holds_up_only_its_own_runs(
+    store: PostgresStore, database_url: str
+) -> None:
+    locked, free = await new_workflow(store), await new_workflow(store)
+    holder = await asyncpg.connect(database_url)
+    try:
+        # Another transaction holds the workflow's row (as a delete of it would)
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE", locked.id)
+        answers: list[Any] = []
+
+        async def start_locked() -> None:
+            call = {"workflow_id": locked.id, "trigger_payload": {}}
+            answers.append(await start_at_once(store, [call]))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(start_locked)  # its insert waits for the row
+            await anyio.sleep(0.2)
+            # Then another workflow's run starts meanwhile
+            with anyio.fail_after(5):
+                (other,) = await start_at_once(
+                    store, [{"workflow_id": free.id, "trigger_payload": {}}]
+                )
+            assert not isinstance(other, BaseException)
+            assert answers == []  # the locked one still waits
+            await transaction.rollback()
+        ((run, created),) = answers[0]
+        assert created
+        assert run.workflow_id == locked.id
+    finally:
+        await holder.close()
+
+
+async def test_two_processes_inserting_the_same_keys_start_each_once(
+    db: Database, database_url: str
+) -> None:
+    # Given two processes' stores, each grouping its own inserts
+    first, second = RunInserts(db), RunInserts(db)
+    async with anyio.create_task_group() as tg:
+        await tg.start(first.serve)
+        await tg.start(second.serve)
+        a, b = PostgresStore(db, inserts=first), PostgresStore(db, inserts=second)
+        workflow = await new_workflow(a)
+        keys = [f"k-{i}" for i in range(8)]
+
+        def calls(order: list[str]) -> list[dict[str, Any]]:
+            return [
+                {"workflow_id": workflow.id, "trigger_payload": {}, "idempotency_key": k}
+                for k in order
+            ]
+
+        # When both insert the same keys at once, in opposite orders
+        answers: dict[str, list[Any]] = {}
+
+        async def go(name: str, store: PostgresStore, order: list[str]) -> None:
+            answers[name] = await start_at_once(store, calls(order))
+
+        async with anyio.create_task_group() as both:
+            both.start_soon(go, "a", a, keys)
+            both.start_soon(go, "b", b, keys[::-1])
+        tg.cancel_scope.cancel()
+    # Then every caller has an answer, and each key started one run
+    pairs = list(zip(keys, answers["a"], strict=True))
+    pairs += list(zip(keys[::-1], answers["b"], strict=True))
+    runs = [(key, x) for key, x in pairs if not isinstance(x, BaseException)]
+    assert len(runs) == 16
+    by_key: dict[str, set[UUID]] = {}
+    for key, (run, _) in runs:
+        by_key.setdefault(key, set()).add(run.id)
+    assert sorted(by_key) == sorted(keys)
+    assert all(len(ids) == 1 for ids in by_key.values())
+    assert sum(created for _, (_, created) in runs) == 8
+
+
+async def test_a_payload_postgresql_refuses_goes_alone_and_the_rest_share_a_group(
+    store: PostgresStore, database_url: str
+) -> None:
+    workflow = await new_workflow(store)
+    good = {"workflow_id": workflow.id, "trigger_payload": {"ok": True}}
+    nul = {"workflow_id": workflow.id, "trigger_payload": {"text": "a\x00b"}}
+    answers = await start_at_once(store, [good, nul, good])
+    assert isinstance(answers[1], BaseException)
+    ids = [a[0].id for a in (answers[0], answers[2]) if not isinstance(a, BaseException)]
+    assert len(ids) == 2
+    assert await transactions_of(database_url, ids) == 1
