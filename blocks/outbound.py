@@ -55,9 +55,13 @@ PRIVATE: dict[str, str] = {
 }
 _NEVER = tuple(ipaddress.ip_network(cidr) for cidr in NEVER)
 _PRIVATE = tuple(ipaddress.ip_network(cidr) for cidr in PRIVATE)
-# IPv6 prefixes a translator maps to IPv4 in the address's last 32 bits: the well-known
-# NAT64 prefix and the local-use one (RFC 8215; its /96 form, the common one).
-_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+# The well-known NAT64 prefix carries the IPv4 address in its last 32 bits. The local-use
+# one (RFC 8215) may be a /48, /56, /64 or /96 of a translator in this network, which puts
+# it elsewhere (RFC 6052): every place it may be is checked.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+# Where RFC 6052 puts the IPv4 address's bytes for each prefix length (byte 8 is reserved).
+_NAT64_BYTES = ((6, 7, 9, 10), (7, 9, 10, 11), (9, 10, 11, 12), (12, 13, 14, 15))
 
 NEVER_REASON = (
     "link-local and cloud metadata addresses are never reached, whatever "
@@ -96,8 +100,11 @@ def _forms(address: IPAddress) -> list[IPAddress]:
             forms.append(address.sixtofour)
         elif address.teredo is not None:  # its relay server and its (obfuscated) client
             forms.extend(address.teredo)
-        elif any(address in prefix for prefix in _NAT64):
+        elif address in _NAT64:
             forms.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        elif address in _LOCAL_NAT64:
+            packed = address.packed
+            forms.extend(ipaddress.IPv4Address(bytes(packed[i] for i in at)) for at in _NAT64_BYTES)
     return forms
 
 
@@ -130,10 +137,13 @@ class OutboundPolicy:
         forms = _forms(ipaddress.ip_address(address))
         if any(_in(form, _NEVER) for form in forms):
             return NEVER_REASON
-        if not self.deny_private or not any(_in(form, _PRIVATE) for form in forms):
+        private = [form for form in forms if _in(form, _PRIVATE)]
+        if not self.deny_private or not private:
             return None
-        if _host_key(host) in self.allow_hosts or any(
-            _in(form, self.allow_networks) for form in forms
+        # Allowed by name, or each private form by a network (one allowed form of an
+        # address that also carries another must not let that one through).
+        if _host_key(host) in self.allow_hosts or all(
+            _in(form, self.allow_networks) for form in private
         ):
             return None
         return PRIVATE_REASON

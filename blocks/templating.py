@@ -274,16 +274,35 @@ def node_references(
 
 @lru_cache(maxsize=4096)
 def undeclared_names(source: str, *, expression: bool = False) -> frozenset[str]:
-    """The names a template (or a bare expression) reads from its context: not those it
-    sets itself (`set`, loop variables) nor Jinja's globals. A template that does not
-    compile reads nothing (its syntax error is reported on its own)."""
+    """The names a template (or a bare expression) reads from its context and does not
+    expect to miss: not those it sets itself anywhere (`set`, loop variables, macros), nor
+    Jinja's globals, nor those it guards (`x | default(…)`, `x is defined`). A template that
+    does not compile reads nothing (its syntax error is reported on its own)."""
     if expression and _WHOLE_EXPRESSION.match(source) is None:
         source = "{{ " + source + " }}"
     try:
         tree = _env.parse(source)
     except TemplateSyntaxError:
         return frozenset()
-    return frozenset(meta.find_undeclared_variables(tree) - set(_env.globals))
+    names = meta.find_undeclared_variables(tree) - set(_env.globals)
+    stored = {n.name for n in tree.find_all(ast.Name) if getattr(n, "ctx", "") == "store"}
+    guarded: set[str] = set()
+    for node in tree.find_all((ast.Filter, ast.Test)):
+        assert isinstance(node, ast.Filter | ast.Test)
+        if node.name in _GUARDS and node.node is not None:
+            guarded.update(_root_names(node.node))
+    return frozenset(names - stored - guarded)
+
+
+# A name read through these expects it may be missing: `x | default('')`, `x is defined`.
+_GUARDS = frozenset({"default", "d", "defined", "undefined"})
+
+
+def _root_names(node: ast.Node) -> set[str]:
+    """The name an expression reads through (`a` of `a.b['c']`), if it is one."""
+    while isinstance(node, ast.Getattr | ast.Getitem):
+        node = node.node
+    return {node.name} if isinstance(node, ast.Name) else set()
 
 
 def _unwrap(value: Any) -> Any:

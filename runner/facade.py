@@ -131,7 +131,7 @@ class Weft(Operations):
 
     def validate_graph(self, graph: Graph) -> list[str]:
         """The graph's execution order; InvalidGraphError lists every problem."""
-        return list(self._runtime.workflows.validate_graph(graph).order)
+        return list(self._runtime.workflows.validate_graph(graph, saving=True).order)
 
     async def create_workflow(
         self,

@@ -63,7 +63,7 @@ class Operations:
 
     async def _child_problems(self, graph: Graph, workflow_id: UUID | None) -> list[Problem]:
         """workflow.run nodes naming (not computing) a workflow that does not exist."""
-        problems = []
+        targets: dict[UUID, list[str]] = {}  # each workflow named, and the nodes naming it
         for node in graph.nodes:
             target = node.params.get("workflow_id") if node.type == WORKFLOW_RUN else None
             if not isinstance(target, str) or is_template(target):
@@ -72,18 +72,21 @@ class Operations:
                 target_id = UUID(target)
             except ValueError:  # not a UUID: the block's params say so
                 continue
-            if target_id == workflow_id:  # itself (its depth is bounded at run time)
-                continue
+            if target_id != workflow_id:  # itself (its depth is bounded at run time)
+                targets.setdefault(target_id, []).append(node.id)
+        problems: list[Problem] = []
+        for target_id, node_ids in targets.items():
             try:
                 await self._store.get_workflow(target_id)
             except WorkflowNotFoundError:
-                problems.append(
+                problems.extend(
                     Problem(
                         "unknown_workflow",
-                        f"node {node.id!r}: params.workflow_id: there is no workflow {target_id}",
-                        node_id=node.id,
+                        f"node {node_id!r}: params.workflow_id: there is no workflow {target_id}",
+                        node_id=node_id,
                         field="params.workflow_id",
                     )
+                    for node_id in node_ids
                 )
         return problems
 

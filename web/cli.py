@@ -50,7 +50,10 @@ def _with_kept_secret_key(settings: Settings) -> Settings:
     from runner.secrets import KEY_FILE, kept_key
     from runner.settings import is_fernet_key
 
-    key = kept_key(settings.weft_data_dir)
+    try:
+        key = kept_key(settings.weft_data_dir)
+    except (OSError, UnicodeDecodeError):  # unreadable: told as a damaged key
+        key = ""
     if not is_fernet_key(key):
         where = settings.weft_data_dir / KEY_FILE
         print(

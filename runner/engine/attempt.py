@@ -90,7 +90,9 @@ def prepare(
     Raises what rendering or validation raises: a node error no retry can mend.
     """
     extra = {**(loop or {}), **({"secrets": secrets} if secrets else {})}
-    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes, **extra}
+    # `secrets` is always there to read (a name it lacks says so), as saving assumes.
+    context = {"upstream": upstream, "trigger": trigger, "nodes": nodes, "secrets": secrets}
+    context.update(loop or {})
     rendered = {
         key: value
         if key in node.block.raw_params

@@ -80,14 +80,17 @@ class ExecutionPlan:
     order: tuple[str, ...]
 
 
-def build_plan(graph: Graph | dict[str, Any], registry: BlockRegistry) -> ExecutionPlan:
-    """Validate and resolve a graph; raises InvalidGraphError listing every problem."""
+def build_plan(
+    graph: Graph | dict[str, Any], registry: BlockRegistry, *, saving: bool = False
+) -> ExecutionPlan:
+    """Validate and resolve a graph; raises InvalidGraphError listing every problem (and,
+    `saving` it, the checks only a graph being saved gets: see validate_graph)."""
     if not isinstance(graph, Graph):
         try:
             graph = Graph.model_validate(graph)
         except ValidationError as exc:
             raise InvalidGraphError(problems_from_validation(exc)) from None
-    problems = validate_graph(graph, registry)
+    problems = validate_graph(graph, registry, saving=saving)
     if problems:
         raise InvalidGraphError(problems)
     node_ids = [n.id for n in graph.nodes]

@@ -18,8 +18,13 @@ from runner.graph.references import ancestors, read_nodes, template_sources
 from runner.graph.shape import ERROR_PORT, Graph, Node, NodePolicy, OnError, split_params
 
 
-def validate_graph(graph: Graph, registry: BlockRegistry) -> list[Problem]:
-    """Every problem of the graph; empty when it is valid."""
+def validate_graph(graph: Graph, registry: BlockRegistry, *, saving: bool = False) -> list[Problem]:
+    """Every problem of the graph; empty when it is valid.
+
+    `saving`: also refuse what a graph being saved must not hold, though a stored one that
+    holds it still runs (a template reading a name it will not have, on a branch that may
+    never be taken): a stricter check must not stop workflows saved before it.
+    """
     problems: list[Problem] = []
     nodes: dict[str, Node] = {}
     for node in graph.nodes:
@@ -56,7 +61,7 @@ def validate_graph(graph: Graph, registry: BlockRegistry) -> list[Problem]:
                 )
             )
     for node in nodes.values():
-        problems.extend(_node_problems(node, registry))
+        problems.extend(_node_problems(node, registry, saving))
     for edge in graph.edges:
         source = nodes.get(edge.from_node)
         block = registry.get(source.type) if source is not None else None
@@ -96,7 +101,7 @@ def validate_graph(graph: Graph, registry: BlockRegistry) -> list[Problem]:
     return problems
 
 
-def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
+def _node_problems(node: Node, registry: BlockRegistry, saving: bool) -> list[Problem]:
     block = registry.get(node.type)
     if block is None:
         return [
@@ -112,7 +117,8 @@ def _node_problems(node: Node, registry: BlockRegistry) -> list[Problem]:
         )
         for path, error in _template_errors(own, block.raw_params)
     ]
-    problems.extend(_scope_problems(node, own, policy, block.raw_params))
+    if saving:
+        problems.extend(_scope_problems(node, own, policy, block.raw_params))
     try:
         NodePolicy.model_validate(policy)
     except ValidationError as exc:
@@ -167,13 +173,14 @@ def _scope_problems(
     rendered = {key: value for key, value in own.items() if key not in raw_params}
     sources = list(template_sources(rendered, frozenset()))
     scopes = [TEMPLATE_SCOPE | ITEM_SCOPE if looped else TEMPLATE_SCOPE] * len(sources)
-    if isinstance(policy.get("for_each"), str):  # rendered before there is an item
-        sources.append(("for_each", policy["for_each"]))
+    # for_each (a template, or a list of them) is rendered before there is an item
+    for path, source in template_sources({"for_each": policy.get("for_each")}, frozenset()):
+        sources.append((path, source))
         scopes.append(TEMPLATE_SCOPE)
     problems = []
     for (path, source), scope in zip(sources, scopes, strict=True):
         for name in sorted(undeclared_names(source) - scope):
-            if name in ITEM_SCOPE and path == "for_each":
+            if name in ITEM_SCOPE and path.split(".")[0] == "for_each":
                 why = f"{name!r} is not defined in for_each itself, which makes the items"
             elif name in ITEM_SCOPE and not looped:
                 why = f"{name!r} is defined only in a node with for_each"

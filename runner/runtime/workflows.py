@@ -71,9 +71,10 @@ class Workflows:
         self._limits: dict[UUID, tuple[float, RateLimit | None]] = {}  # with their expiry
         self._limit_changes = 0  # how many were forgotten (a lookup meanwhile may be stale)
 
-    def validate_graph(self, graph: Graph) -> ExecutionPlan:
-        """The graph's execution plan; InvalidGraphError lists every problem."""
-        return build_plan(graph, self.registry)
+    def validate_graph(self, graph: Graph, *, saving: bool = False) -> ExecutionPlan:
+        """The graph's execution plan; InvalidGraphError lists every problem (`saving`: with
+        the checks of a graph being saved)."""
+        return build_plan(graph, self.registry, saving=saving)
 
     async def create(
         self,
@@ -88,7 +89,7 @@ class Workflows:
         tags: tuple[str, ...] = (),
         rate_limit: RateLimit | None = None,
     ) -> Workflow:
-        self.validate_graph(graph)
+        self.validate_graph(graph, saving=True)
         return await self._store.create_workflow(
             workflow_id=uuid4(),
             name=name,
@@ -141,7 +142,7 @@ class Workflows:
         """Overwrite a workflow (the slug, description and tags are kept when None, the
         secret with `keep_secret`; a rate_limit of None clears it); its supervisor, if any,
         takes the new plan; runs in flight keep theirs."""
-        plan = self.validate_graph(graph)
+        plan = self.validate_graph(graph, saving=True)
         workflow = await self._store.update_workflow(
             workflow_id,
             name=name,

@@ -173,10 +173,13 @@ def test_a_secret_key_that_is_not_a_fernet_key_stops_the_start_in_one_line() -> 
     )
 
 
-def test_a_kept_secret_key_that_is_damaged_stops_weft_up_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damaged", [b"damaged", b"\xff\xfe not text"], ids=["text", "bytes"])
+def test_a_kept_secret_key_that_is_damaged_stops_weft_up_in_one_line(
+    tmp_path: Path, damaged: bytes
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    (data / "secret.key").write_text("damaged")
+    (data / "secret.key").write_bytes(damaged)
     result = subprocess.run(
         [sys.executable, "-m", "web.cli", "up"],
         env={
@@ -194,7 +197,7 @@ def test_a_kept_secret_key_that_is_damaged_stops_weft_up_in_one_line(tmp_path: P
         f"weft: {data / 'secret.key'} is not a Fernet key (restore it, or remove it to make a "
         "new one: the secrets stored with the old one can then not be read)"
     )
-    assert (data / "secret.key").read_text() == "damaged"
+    assert (data / "secret.key").read_bytes() == damaged
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

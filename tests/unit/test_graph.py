@@ -8,6 +8,8 @@ import pytest
 
 from blocks.registry import BlockRegistry
 from blocks.standard import standard_registry
+from blocks.templating import TemplateError
+from runner.engine.attempt import prepare
 from runner.errors import InvalidGraphError, Problem
 from runner.graph.plan import build_plan, topological_order
 from runner.graph.shape import Edge, Graph
@@ -473,15 +475,17 @@ def test_a_name_a_param_cannot_read_is_refused_when_saved(registry: BlockRegistr
             node("loose", "http.request", url="https://x.test/{{ item }}"),
             node("own", "http.request", url="{{ params.base }}"),
             node("loop", "http.request", url="https://x.test/{{ item }}", for_each="{{ item }}"),
+            node("listed", "http.request", url="https://x.test/{{ item }}", for_each=["{{ ite }}"]),
         ],
-        [edge(f"e{n}", "a", n) for n in ("typo", "loose", "own", "loop")],
+        [edge(f"e{n}", "a", n) for n in ("typo", "loose", "own", "loop", "listed")],
     )
-    problems = validate_graph(g, registry)
+    problems = validate_graph(g, registry, saving=True)
     assert [(p.code, p.node_id, p.field) for p in problems] == [
         ("invalid_reference", "typo", "params.url"),
         ("invalid_reference", "loose", "params.url"),
         ("invalid_reference", "own", "params.url"),
         ("invalid_reference", "loop", "params.for_each"),
+        ("invalid_reference", "listed", "params.for_each.0"),
     ]
     assert problems[0].message == (
         "node 'typo': params.url: 'itme' is not defined here "
@@ -492,6 +496,10 @@ def test_a_name_a_param_cannot_read_is_refused_when_saved(registry: BlockRegistr
     assert "'item' is not defined in for_each itself, which makes the items" in (
         problems[3].message
     )
+    # A stored graph that holds them still plans (a branch that is never taken may hold
+    # one): only a graph being saved is refused
+    assert validate_graph(g, registry) == []
+    assert build_plan(g, registry).order[0] == "a"
 
 
 def test_names_a_template_sets_itself_and_jinja_globals_are_fine(
@@ -508,9 +516,30 @@ def test_names_a_template_sets_itself_and_jinja_globals_are_fine(
                 for_each="{{ upstream.a.list }}",
                 body={"i": "{{ item }}", "at": "{{ index }}", "s": "{{ nodes.a }}"},
             ),
+            # Names it guards, or sets on some path only, it expects may be missing
+            node(
+                "d",
+                "http.request",
+                url="https://x.test/{{ token | default('') }}{{ trigger.q | d }}"
+                "{% if item is defined %}{{ item }}{% endif %}"
+                "{% if trigger %}{% set z = 1 %}{% endif %}{{ z }}",
+            ),
             # A block's raw params render over what the block gives them (the node input)
             node("c", "transform", template='{"p": {{ params | tojson }}}'),
         ],
-        [edge("e1", "a", "b"), edge("e2", "b", "c")],
+        [edge("e1", "a", "b"), edge("e2", "b", "c"), edge("e3", "a", "d")],
     )
-    assert validate_graph(g, registry) == []
+    assert validate_graph(g, registry, saving=True) == []
+
+
+def test_a_computed_secret_read_without_secrets_says_which_name_is_missing(
+    registry: BlockRegistry,
+) -> None:
+    # Given a node that reads a secret by a computed name, where no secret is defined
+    plan = build_plan(
+        graph([node("h", "http.request", url="https://x.test/{{ secrets[trigger.k] }}")]),
+        registry,
+    )
+    # Then rendering it names the secret, as with any secret that is not there
+    with pytest.raises(TemplateError, match=r"secrets\.API is not defined"):
+        prepare(plan.nodes["h"], {}, {"k": "API"})

@@ -47,7 +47,10 @@ METADATA = [
     "::ffff:169.254.169.254",  # IPv4-mapped
     "::ffff:a9fe:a9fe",
     "64:ff9b::a9fe:a9fe",  # NAT64
-    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64, as a /96
+    "64:ff9b:1:0:a9:fea9:fe00:0",  # … as a /64 (RFC 6052 skips byte 8)
+    "64:ff9b:1:a9:fe:a9fe::",  # … as a /56
+    "64:ff9b:1:a9fe:a9:fe00::",  # … as a /48
     "2002:a9fe:a9fe::1",  # 6to4
     "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254
 ]
@@ -116,6 +119,13 @@ def test_allowed_hosts_are_names_or_cidrs() -> None:
     assert policy.refusal("db.internal", "192.168.1.7") is None
     assert policy.refusal("db.internal", "192.168.1.8") == PRIVATE_REASON
     assert policy.refusal("db.internal", "fd12::2") == PRIVATE_REASON
+
+
+def test_an_allowed_network_does_not_let_through_another_address_carried_with_it() -> None:
+    policy = OutboundPolicy.from_settings(deny_private=True, allow_hosts="10.0.0.0/8")
+    assert policy.refusal("api.internal", "10.1.2.3") is None
+    # Teredo: relay 10.1.2.3 (allowed), client 127.0.0.1 (not)
+    assert policy.refusal("t.localtest", "2001:0:a01:203:8000:ffff:80ff:fffe") == PRIVATE_REASON
 
 
 def test_a_name_with_one_refused_address_is_refused() -> None:
