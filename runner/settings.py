@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         description="A finished run's live events are kept this long for replays (?after); "
         "after that a reconnect gets its snapshot and run.finished.",
     )
+    weft_run_retention_s: float = Field(
+        default=0,
+        ge=0,
+        description="Finished runs are deleted this long after they finished, with their "
+        "node runs, items, logs, events and artifact records (not the artifacts' files). "
+        "0: kept forever.",
+    )
     weft_max_output_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Node outputs over this are stored as artifacts."
     )

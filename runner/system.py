@@ -162,6 +162,7 @@ async def open_system(
             lease_s=settings.weft_lease_s,
             max_runs=settings.weft_max_runs,
             event_retention_s=settings.weft_event_retention_s,
+            run_retention_s=settings.weft_run_retention_s,
             max_depth=settings.weft_max_depth,
             store=store,
             listener=Listener(url, origin=origin, queries=db.queries),

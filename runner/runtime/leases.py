@@ -1,7 +1,8 @@
 """Leases: runs are leased to the process that executes them, and the lease is renewed while
 they run. Unfinished runs whose lease lapsed (their process died) or was released (it shut
 down) are claimed here and resumed; with several processes on one database each is claimed
-by one of them (FOR UPDATE SKIP LOCKED). The same upkeep prunes old runs' event logs."""
+by one of them (FOR UPDATE SKIP LOCKED). The same upkeep prunes old runs' event logs, and
+old runs themselves when a run retention is set."""
 
 from __future__ import annotations
 
@@ -35,10 +36,12 @@ class Leases:
         accepting: Callable[[], bool],
         on_cancel_asked: Callable[[UUID, UUID], None] = lambda _r, _w: None,
         event_retention_s: float | None = None,
+        run_retention_s: float | None = None,
         room: Callable[[], int] = lambda: CLAIM_BATCH,
     ) -> None:
         self._room = room
         self._event_retention_s = event_retention_s
+        self._run_retention_s = run_retention_s
         self._pruned_until = datetime(1970, 1, 1, tzinfo=UTC)
         self._store = store
         self._on_cancel_asked = on_cancel_asked
@@ -63,6 +66,7 @@ class Leases:
                     # A cancel asked while this process's wake-ups were lost.
                     self._on_cancel_asked(run_id, workflow_id)
                 await self.prune_events()
+                await self.prune_runs()
             except Exception:
                 log.exception("lease_upkeep_failed")
             await anyio.sleep(self.lease_s / 3)
@@ -78,6 +82,18 @@ class Leases:
         )
         if cursor is not None:
             self._pruned_until = cursor
+
+    async def prune_runs(self) -> int:
+        """Delete a batch of the runs finished longer than the run retention ago (oldest
+        first); how many went. A backlog goes a batch per upkeep, never all in one
+        statement that would hold its locks for long."""
+        if not self._run_retention_s:
+            return 0
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._run_retention_s)
+        gone = await self._store.prune_runs(cutoff=cutoff, limit=PRUNE_BATCH)
+        if gone:
+            log.info("runs_pruned", runs=gone, finished_before=cutoff.isoformat())
+        return gone
 
     async def resume_orphaned_runs(self, *, include_own: bool = False) -> int:
         """Claim unfinished runs whose process is gone, as many as this process has room

@@ -51,6 +51,7 @@ class Runtime:
         lease_s: float = 30.0,
         max_runs: int = DEFAULT_MAX_RUNS,
         event_retention_s: float | None = None,
+        run_retention_s: float | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
         store: Store | None = None,
         listener: Listener | None = None,
@@ -92,6 +93,7 @@ class Runtime:
             accepting=lambda: self.accepting,
             on_cancel_asked=self._cancel_asked,
             event_retention_s=event_retention_s,
+            run_retention_s=run_retention_s,
             room=self.claims.room,
         )
         self.workflows = Workflows(self.store, registry, services.events, self.mailboxes)

@@ -59,6 +59,23 @@ class MemoryStore(MemoryWorkflows, MemoryNodes, MemoryEventLog):
 
     # -- runs ------------------------------------------------------------------------------
 
+    async def prune_runs(self, *, cutoff: datetime, limit: int) -> int:
+        old = sorted(
+            (r for r in self.runs.values() if r.finished_at and r.finished_at < cutoff),
+            key=lambda r: r.finished_at or cutoff,
+        )[:limit]
+        gone = {run.id for run in old}
+        for run_id in gone:
+            del self.runs[run_id]
+            self.nodes.pop(run_id, None)
+            self.events.pop(run_id, None)
+            self.leases.pop(run_id, None)
+        self.logs = [(run_id, line) for run_id, line in self.logs if run_id not in gone]
+        self.items = {k: v for k, v in self.items.items() if k[0] not in gone}
+        self.artifacts = {k: a for k, a in self.artifacts.items() if a.run_id not in gone}
+        self._keys = {k: run_id for k, run_id in self._keys.items() if run_id not in gone}
+        return len(gone)
+
     async def insert_run(
         self,
         *,

@@ -316,6 +316,11 @@ class PostgresStore(PostgresWorkflows):
         value: datetime | None = await self.db.fetch_val("prune_run_events", cutoff, limit, cursor)
         return value
 
+    async def prune_runs(self, *, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` runs finished before `cutoff`, oldest first, with all they
+        left; how many went."""
+        return int(await self.db.fetch_val("prune_runs", cutoff, limit))
+
     # -- logs ------------------------------------------------------------------------------
 
     async def list_logs(

@@ -279,3 +279,18 @@ SELECT pg_notify('weft', p) FROM unnest($1::text[]) AS p
 SELECT id FROM runs
 WHERE parent_run_id = $1 AND status IN ('pending', 'running')
 ORDER BY created_at
+
+-- name: prune_runs
+-- Delete the oldest runs finished before a cutoff ($1 cutoff, $2 at most this many), with
+-- their node runs, items, logs, events and artifact records (ON DELETE CASCADE); how many
+-- went. Runs another process is pruning at the same time are skipped, not waited for.
+WITH old AS (
+    SELECT id FROM runs
+    WHERE finished_at < $1 AND status IN ('succeeded', 'failed', 'cancelled')
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM runs r USING old WHERE r.id = old.id RETURNING r.id
+)
+SELECT count(*) FROM gone
