@@ -287,6 +287,11 @@ class Weft(Operations):
         await self._runtime.runs.cancel_children(run_id)
         return run
 
+    async def delete_run(self, run_id: UUID) -> None:
+        """Delete a finished run with its node runs, items, logs, events and artifact
+        records (not the artifacts' files); RunNotFinishedError while it has not ended."""
+        await self._store.delete_run(run_id)
+
     async def rerun(self, run_id: UUID, *, from_node: str | None) -> Run:
         """A new run on the graph a finished run executed, from `from_node` (else from its
         failed and cancelled nodes); the other nodes' outputs are copied."""

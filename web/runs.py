@@ -54,6 +54,16 @@ async def cancel_run(run_id: UUID) -> Response:
     return json_response((await weft().cancel_run(run_id)).to_json())
 
 
+@blueprint.delete("/runs/<uuid:run_id>")
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 409)
+async def delete_run(run_id: UUID) -> tuple[str, int]:
+    """Delete a finished run with its node runs, logs and events (its artifacts' records
+    too; their files stay): 204. 409 while it is pending or running (cancel it first)."""
+    await weft().delete_run(run_id)
+    return "", 204
+
+
 @blueprint.post("/runs/<uuid:run_id>/rerun")
 @document_request(RerunIn)
 @document_response(RunOut, 202)

@@ -15,6 +15,7 @@ from uuid import UUID
 from runner.errors import (
     ArtifactNotFoundError,
     HookChangedError,
+    RunNotFinishedError,
     RunNotFoundError,
     WorkflowNotFoundError,
 )
@@ -59,12 +60,22 @@ class MemoryStore(MemoryWorkflows, MemoryNodes, MemoryEventLog):
 
     # -- runs ------------------------------------------------------------------------------
 
+    async def delete_run(self, run_id: UUID) -> None:
+        run = await self.get_run(run_id)
+        if not run.status.finished:
+            raise RunNotFinishedError(f"run {run_id} is {run.status}: cancel it first")
+        self._forget_runs({run_id})
+
     async def prune_runs(self, *, cutoff: datetime, limit: int) -> int:
         old = sorted(
             (r for r in self.runs.values() if r.finished_at and r.finished_at < cutoff),
             key=lambda r: r.finished_at or cutoff,
         )[:limit]
         gone = {run.id for run in old}
+        self._forget_runs(gone)
+        return len(gone)
+
+    def _forget_runs(self, gone: set[UUID]) -> None:
         for run_id in gone:
             del self.runs[run_id]
             self.nodes.pop(run_id, None)
@@ -74,7 +85,6 @@ class MemoryStore(MemoryWorkflows, MemoryNodes, MemoryEventLog):
         self.items = {k: v for k, v in self.items.items() if k[0] not in gone}
         self.artifacts = {k: a for k, a in self.artifacts.items() if a.run_id not in gone}
         self._keys = {k: run_id for k, run_id in self._keys.items() if run_id not in gone}
-        return len(gone)
 
     async def insert_run(
         self,

@@ -14,6 +14,7 @@ import orjson
 from runner.errors import (
     ArtifactNotFoundError,
     HookChangedError,
+    RunNotFinishedError,
     RunNotFoundError,
     WorkflowNotFoundError,
 )
@@ -320,6 +321,14 @@ class PostgresStore(PostgresWorkflows):
         """Delete up to `limit` runs finished before `cutoff`, oldest first, with all they
         left; how many went."""
         return int(await self.db.fetch_val("prune_runs", cutoff, limit))
+
+    async def delete_run(self, run_id: UUID) -> None:
+        """Delete a finished run with all it left; RunNotFinishedError while it runs."""
+        row = await self.db.fetch_one("delete_finished_run", run_id)
+        if row is None:
+            raise RunNotFoundError(f"no run {run_id}")
+        if not row["deleted"]:
+            raise RunNotFinishedError(f"run {run_id} is {row['status']}: cancel it first")
 
     # -- logs ------------------------------------------------------------------------------
 

@@ -294,3 +294,15 @@ WITH old AS (
     DELETE FROM runs r USING old WHERE r.id = old.id RETURNING r.id
 )
 SELECT count(*) FROM gone
+
+-- name: delete_finished_run
+-- Delete a finished run with all it left (ON DELETE CASCADE) ($1 run id): its status and
+-- whether it went; no row when there is no such run. An unfinished run stays.
+WITH target AS (
+    SELECT id, status FROM runs WHERE id = $1 FOR UPDATE
+), gone AS (
+    DELETE FROM runs r USING target
+    WHERE r.id = target.id AND target.status IN ('succeeded', 'failed', 'cancelled')
+    RETURNING r.id
+)
+SELECT target.status, EXISTS (SELECT 1 FROM gone) AS deleted FROM target

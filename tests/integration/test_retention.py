@@ -1,5 +1,6 @@
 """Run retention (WEFT_RUN_RETENTION_S): runs finished longer ago are deleted with all they
-left; unfinished and recent runs stay; a batch per upkeep; nothing without a retention."""
+left; unfinished and recent runs stay; a batch per upkeep; nothing without a retention. And
+DELETE /runs/{id} of one finished run."""
 
 from __future__ import annotations
 
@@ -104,3 +105,29 @@ async def test_a_backlog_goes_a_batch_at_a_time(
         batches = [await weft.system.runtime.leases.prune_runs() for _ in range(4)]
         assert batches == [2, 2, 1, 0]
         assert (await rows_of(database_url, ids))["runs"] == 0
+
+
+async def test_a_finished_run_is_deleted_on_request_and_a_running_one_is_not(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with run_weft_server(database_url, tmp_path) as weft:
+        workflow = await weft.create_workflow(CHAIN)
+        done = await weft.run(workflow["id"], {"n": 1})
+        slow_workflow = await weft.create_workflow(
+            {"nodes": [{"id": "d", "type": "delay", "params": {"seconds": 30}}], "edges": []}
+        )
+        slow = (await weft.client.post(f"/workflows/{slow_workflow['id']}/run", json={})).json()
+
+        busy = await weft.client.delete(f"/runs/{slow['id']}")
+        assert busy.status_code == 409
+        assert busy.json()["error"]["code"] == "run_not_finished"
+        assert (await rows_of(database_url, [slow["id"]]))["runs"] == 1
+
+        deleted = await weft.client.delete(f"/runs/{done['id']}")
+        assert deleted.status_code == 204
+        assert await rows_of(database_url, [done["id"]]) == dict.fromkeys(COUNTS, 0)
+        assert (await weft.client.get(f"/runs/{done['id']}")).status_code == 404
+        for missing in (done["id"], "00000000-0000-4000-8000-000000000000", "not-a-uuid"):
+            response = await weft.client.delete(f"/runs/{missing}")
+            assert response.status_code == 404
+            assert response.headers["content-type"].startswith("application/json")

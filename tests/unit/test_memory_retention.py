@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import pytest
 
+from runner.errors import RunNotFinishedError, RunNotFoundError
 from runner.models import RunStatus
 from runner.store.memory import MemoryStore
 
@@ -44,3 +45,10 @@ async def test_memory_store_prunes_finished_runs_before_the_cutoff() -> None:
     assert await store.prune_runs(cutoff=cutoff, limit=10) == 1
     assert set(store.runs) == {ids[2], ids[3]}
     assert await store.find_run_by_key(workflow.id, "k40") is None
+    # One run on request: a finished one goes, a running one stays
+    with pytest.raises(RunNotFinishedError):
+        await store.delete_run(ids[3])
+    await store.delete_run(ids[2])
+    assert set(store.runs) == {ids[3]}
+    with pytest.raises(RunNotFoundError):
+        await store.delete_run(ids[2])
