@@ -234,6 +234,7 @@ def complete_schema(schema: dict[str, Any], block_types: Iterable[str]) -> dict[
         "/workflows/{workflow_id}": "Deleted, with its run history and schedules.",
         "/schedules/{schedule_id}": "Deleted.",
         "/secrets/{name}": "Deleted.",
+        "/runs/{run_id}": "Deleted, with its node runs, logs and events.",
     }
     for path, description in deleted.items():
         if path in paths:
