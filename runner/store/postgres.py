@@ -22,9 +22,9 @@ from runner.live.events import Event
 from runner.models import ALL_RUNS, NO_LINEAGE, Hook, Lineage, Run, RunFilter
 from runner.records import Artifact, ItemResult, LogLine, NodeRun, RunSnapshotRows
 from runner.store import notices
-from runner.store.db import Database, RawJson, Record, encode_json
+from runner.store.db import Database
 from runner.store.postgres_workflows import PostgresWorkflows
-from runner.store.run_inserts import NewRun, RunInserts
+from runner.store.run_inserts import NewRun, RunInserts, insert_alone, run_columns
 
 
 class PostgresStore(PostgresWorkflows):
@@ -39,7 +39,7 @@ class PostgresStore(PostgresWorkflows):
     ) -> None:
         self.db = db
         self.origin = origin
-        self._inserts = inserts  # new runs in groups (re-runs, with their graph, alone)
+        self._inserts = inserts  # new runs in groups
 
     def _payloads(self, *items: notices.Notice) -> list[str]:
         return notices.payloads(self.origin, items)
@@ -83,13 +83,15 @@ class PostgresStore(PostgresWorkflows):
             lineage.depth,
             lease_owner,
             lease_s,
+            lineage.rerun_of,
+            lineage.rerun_nodes,
+            graph,
         )
         try:
-            grouped = lineage.rerun_of is None and lineage.rerun_nodes is None and graph is None
-            if self._inserts is not None and grouped:
-                row = await self._inserts.insert(new, self._insert_alone)
+            if self._inserts is not None:
+                row = await self._inserts.insert(new)
             else:
-                row = await self._insert_alone(new, lineage, graph)
+                row = await insert_alone(self.db, new)
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
         if row is not None:
@@ -105,28 +107,6 @@ class PostgresStore(PostgresWorkflows):
                 return Run.from_row(row), False
         raise WorkflowNotFoundError(f"no workflow {workflow_id}")
 
-    async def _insert_alone(
-        self, new: NewRun, lineage: Lineage = NO_LINEAGE, graph: dict[str, Any] | None = None
-    ) -> Record | None:
-        return await self.db.fetch_one(
-            "insert_run",
-            new.id,
-            new.workflow_id,
-            new.trigger_type,
-            new.payload,
-            new.idempotency_key,
-            new.lease_owner,
-            new.lease_s,
-            new.slug,
-            new.secret,
-            new.take,
-            new.parent_run_id,
-            new.depth,
-            lineage.rerun_of,
-            None if lineage.rerun_nodes is None else list(lineage.rerun_nodes),
-            graph,
-        )
-
     async def insert_runs(
         self,
         *,
@@ -140,18 +120,26 @@ class PostgresStore(PostgresWorkflows):
     ) -> list[Run]:
         """A batch of new runs, in the order of `run_ids` (one payload each); the first
         `take` (all when None) are leased to `lease_owner` as insert_run would."""
-        try:
-            rows = await self.db.fetch_all(
-                "insert_runs",
-                run_ids,
-                workflow_id,
-                trigger_type,
-                # Encoded here: asyncpg would take a payload that is a list for a sub-array.
-                [RawJson(encode_json(p)) for p in trigger_payloads],
-                lease_owner,
-                lease_s,
-                len(run_ids) if take is None else take,
+        room = len(run_ids) if take is None else take
+        batch = [
+            NewRun(
+                id=run_id,
+                workflow_id=workflow_id,
+                trigger_type=trigger_type,
+                payload=payload,
+                idempotency_key=None,
+                slug=None,
+                secret=None,
+                take=i < room,
+                parent_run_id=None,
+                depth=0,
+                lease_owner=lease_owner,
+                lease_s=lease_s,
             )
+            for i, (run_id, payload) in enumerate(zip(run_ids, trigger_payloads, strict=True))
+        ]
+        try:
+            rows = await self.db.fetch_all("insert_runs", *run_columns(batch))
         except asyncpg.ForeignKeyViolationError as exc:  # deleted while we inserted
             raise WorkflowNotFoundError(f"no workflow {workflow_id}") from exc
         if not rows:

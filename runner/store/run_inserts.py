@@ -13,7 +13,6 @@ error that belongs to it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -32,7 +31,7 @@ GROUPS_IN_FLIGHT = 3
 
 
 class NewRun(NamedTuple):
-    """One run to insert: insert_run_group's columns, in its order."""
+    """One run to insert: insert_runs' columns, in its order."""
 
     id: UUID
     workflow_id: UUID
@@ -46,12 +45,14 @@ class NewRun(NamedTuple):
     depth: int
     lease_owner: UUID
     lease_s: float
+    rerun_of: UUID | None = None  # a re-run's: the run it re-runs, the nodes that run again
+    rerun_nodes: tuple[str, ...] | None = None
+    graph: dict[str, Any] | None = None  # its own graph (None: the workflow's)
 
 
 @dataclass
 class _Queued:
     run: NewRun
-    payload: RawJson | None  # encoded once; None stays SQL NULL, as insert_run stores it
     done: anyio.Event = field(default_factory=anyio.Event)
     row: Record | None = None
     alone: bool = False  # not inserted with a group: the caller inserts it alone
@@ -68,22 +69,18 @@ class RunInserts:
         self._slots = anyio.Semaphore(GROUPS_IN_FLIGHT)
         self._serving = False
 
-    async def insert(
-        self, run: NewRun, alone: Callable[[NewRun], Awaitable[Record | None]]
-    ) -> Record | None:
-        """The stored run's row, or None when insert_run_group stores no row for it;
-        `alone` inserts it by itself when it does not go with a group."""
-        payload = None if run.payload is None else RawJson(encode_json(run.payload))
+    async def insert(self, run: NewRun) -> Record | None:
+        """The stored run's row, or None when insert_runs stores no row for it."""
         # jsonb has no NUL character: a payload with one would fail its whole group, so it
         # goes alone, to meet its refusal by itself.
-        if not self._serving or (payload is not None and "\\u0000" in payload):
-            return await alone(run)
-        queued = _Queued(run, payload)
+        if not self._serving or "\\u0000" in encode_json(run.payload):
+            return await insert_alone(self._db, run)
+        queued = _Queued(run)
         self._queue.append(queued)
         self._wakeup.set()
         await queued.done.wait()
         if queued.alone:
-            return await alone(run)
+            return await insert_alone(self._db, run)
         return queued.row
 
     async def serve(
@@ -121,7 +118,7 @@ class RunInserts:
     async def _insert(self, group: list[_Queued]) -> None:
         try:
             async with self._db.connection() as conn:
-                rows = await conn.fetch_all("insert_run_group", *_columns(group))
+                rows = await conn.fetch_all("insert_runs", *run_columns([q.run for q in group]))
             by_id = {row["id"]: row for row in rows}
             for queued in group:
                 queued.row = by_id.get(queued.run.id)
@@ -134,9 +131,17 @@ class RunInserts:
                 queued.done.set()
 
 
-def _columns(group: list[_Queued]) -> list[list[Any]]:
-    """One array per NewRun field (what unnest joins back into rows)."""
-    columns: list[list[Any]] = [list(c) for c in zip(*(q.run for q in group), strict=True)]
-    # Encoded already: asyncpg would take a payload that is a list for a sub-array.
-    columns[NewRun._fields.index("payload")] = [q.payload for q in group]
+async def insert_alone(db: Database, run: NewRun) -> Record | None:
+    """insert_runs for one run, on a pooled connection: its row, or None."""
+    rows = await db.fetch_all("insert_runs", *run_columns([run]))
+    return rows[0] if rows else None
+
+
+def run_columns(runs: list[NewRun]) -> list[list[Any]]:
+    """insert_runs' arguments: one array per NewRun field (what unnest joins back into
+    rows), JSON encoded here (asyncpg would take a list for a sub-array); None stays NULL."""
+    columns: list[list[Any]] = [list(c) for c in zip(*runs, strict=True)]
+    for name in ("payload", "rerun_nodes", "graph"):
+        at = NewRun._fields.index(name)
+        columns[at] = [None if v is None else RawJson(encode_json(v)) for v in columns[at]]
     return columns

@@ -1,91 +1,41 @@
--- name: insert_run
--- Create a pending run on the workflow's current graph, with a pending node run per node
--- (in the graph's order), leased to this process ($1 run id, $2 workflow id,
--- $3 trigger_type, $4 trigger_payload, $5 idempotency_key, $6 lease owner,
--- $7 lease seconds, $8 webhook slug or null, $9 webhook secret, $10 true when this process
--- has room for it). The other processes are told of it by the writer's next commit (a
--- NOTIFY here would serialise every request's commit behind a global lock). The run is leased
--- to this process only with room and when its workflow sets no max_concurrency (a limit
--- held across processes: such runs are claimed with claim_pending_runs). With a slug, only while the workflow still has that slug and
--- secret (a webhook call checked against a cached copy). No row when the workflow is gone
--- (or its webhook changed), or when the idempotency key was used already for this workflow.
--- Lineage: $11 the parent run (a workflow.run node's), $12 its nesting depth, $13 the run it
--- re-runs, $14 the nodes that run again, $15 the graph to run (null: the workflow's own).
-WITH run AS (
-    INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
-                      lease_owner, lease_expires, durability, parent_run_id, depth, rerun_of,
-                      rerun_nodes)
-    SELECT $1, w.id, $3, $4, COALESCE($15::jsonb, w.graph), $5,
-           CASE WHEN $10 AND w.max_concurrency IS NULL THEN $6::uuid END,
-           CASE WHEN $10 AND w.max_concurrency IS NULL
-                THEN now() + make_interval(secs => $7) END,
-           w.durability, $11::uuid, $12::integer, $13::uuid, $14::text[]
-    FROM workflows w
-    WHERE w.id = $2
-      AND ($8::text IS NULL
-           OR (w.webhook_slug = $8 AND w.webhook_secret IS NOT DISTINCT FROM $9::text))
-    ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING *
-), nodes AS (
-    INSERT INTO node_runs (run_id, node_id, node_type, position)
-    SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
-    FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
-)
-SELECT * FROM run
-
 -- name: insert_runs
--- Create a batch of pending runs on the workflow's current graph, with their node runs,
--- leased to this process, in one statement ($1 run ids, $2 workflow id, $3 trigger_type,
--- $4 trigger payloads (one per id), $5 lease owner, $6 lease seconds, $7 how many of them this process has room for: those first ones are leased to it unless
--- the workflow sets max_concurrency; the others wait, pending, to be claimed). No rows
--- when the workflow is gone. Each run is created a microsecond after the one before it, so that
--- history lists the batch in the order it was asked for.
-WITH new AS (
-    SELECT * FROM unnest($1::uuid[], $4::jsonb[]) WITH ORDINALITY AS n(id, payload, position)
-), run AS (
-    INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, lease_owner,
-                      lease_expires, created_at, durability)
-    SELECT new.id, w.id, $3, new.payload, w.graph,
-           CASE WHEN new.position <= $7 AND w.max_concurrency IS NULL THEN $5::uuid END,
-           CASE WHEN new.position <= $7 AND w.max_concurrency IS NULL
-                THEN now() + make_interval(secs => $6) END,
-           now() + make_interval(secs => (new.position - 1) / 1e6), w.durability
-    FROM workflows w, new
-    WHERE w.id = $2
-    RETURNING *
-), nodes AS (
-    INSERT INTO node_runs (run_id, node_id, node_type, position)
-    SELECT run.id, n.node ->> 'id', n.node ->> 'type', n.position::integer
-    FROM run, jsonb_array_elements(run.graph -> 'nodes') WITH ORDINALITY AS n(node, position)
-)
-SELECT * FROM run
-
--- name: insert_run_group
--- insert_run for the runs that concurrent requests start, in one statement and one commit
--- (runner/store/run_inserts.py), one array element per run: $1 run ids, $2 workflow ids,
--- $3 trigger types, $4 payloads, $5 idempotency keys, $6 webhook slugs, $7 their secrets,
--- $8 whether this process has room for it, $9 parent runs, $10 nesting depths, $11 lease
--- owners, $12 lease seconds. A run whose workflow is gone or whose webhook changed, or
--- whose idempotency key was used already, returns no row (insert_run tells which, alone).
--- Each run is created a microsecond after the one before it, as insert_runs does; rows go
--- in key order, so that two processes inserting the same keys wait rather than deadlock.
+-- Create pending runs, each on its workflow's current graph (or its own: a re-run's), with a
+-- pending node run per node in the graph's order, in one statement and one commit: one run
+-- alone, the runs concurrent requests start (runner/store/run_inserts.py) or a batch. One
+-- array element per run: $1 run ids, $2 workflow ids, $3 trigger types, $4 payloads, $5
+-- idempotency keys, $6 webhook slugs, $7 their secrets, $8 whether this process has room for
+-- it, $9 parent runs, $10 nesting depths, $11 lease owners, $12 lease seconds, $13 the runs
+-- re-run, $14 the nodes that run again (JSON arrays), $15 the graphs to run (null: the
+-- workflow's own).
+-- A run is leased to its owner only with room and when its workflow sets no
+-- max_concurrency (a limit held across processes: such runs are claimed with
+-- claim_pending_runs). With a slug, only while the workflow still has that slug and secret
+-- (a webhook call checked against a cached copy). No row for a run whose workflow is gone
+-- or whose webhook changed, or whose idempotency key was used already (the caller tells
+-- which). Each run is created a microsecond after the one before it, so that history lists
+-- them in the order asked for; rows go in key order, so that two processes inserting the
+-- same keys wait rather than deadlock. The other processes are told of new runs by the
+-- writer's next commit (a NOTIFY here would serialise every commit behind a global lock).
 WITH new AS (
     SELECT *
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
                 $7::text[], $8::boolean[], $9::uuid[], $10::integer[], $11::uuid[],
-                $12::float8[])
+                $12::float8[], $13::uuid[], $14::jsonb[], $15::jsonb[])
          WITH ORDINALITY AS n(id, workflow_id, trigger_type, payload, idempotency_key, slug,
                               secret, take, parent_run_id, depth, lease_owner, lease_s,
-                              position)
+                              rerun_of, rerun_nodes, graph, position)
 ), run AS (
     INSERT INTO runs (id, workflow_id, trigger_type, trigger_payload, graph, idempotency_key,
                       lease_owner, lease_expires, durability, parent_run_id, depth,
-                      created_at)
-    SELECT new.id, w.id, new.trigger_type, new.payload, w.graph, new.idempotency_key,
+                      rerun_of, rerun_nodes, created_at)
+    SELECT new.id, w.id, new.trigger_type, new.payload, COALESCE(new.graph, w.graph),
+           new.idempotency_key,
            CASE WHEN new.take AND w.max_concurrency IS NULL THEN new.lease_owner END,
            CASE WHEN new.take AND w.max_concurrency IS NULL
                 THEN now() + make_interval(secs => new.lease_s) END,
-           w.durability, new.parent_run_id, new.depth,
+           w.durability, new.parent_run_id, new.depth, new.rerun_of,
+           CASE WHEN new.rerun_nodes IS NOT NULL
+                THEN ARRAY(SELECT jsonb_array_elements_text(new.rerun_nodes)) END,
            now() + make_interval(secs => (new.position - 1) / 1e6)
     FROM new
     JOIN workflows w ON w.id = new.workflow_id

@@ -89,12 +89,12 @@ def test_leading_comments_before_the_first_header_are_allowed() -> None:
 
 def test_load_queries_on_the_real_files() -> None:
     queries = load_queries()
-    assert {"insert_run", "write_batch", "claim_orphaned_runs"} <= set(queries)
+    assert {"insert_runs", "write_batch", "claim_orphaned_runs"} <= set(queries)
     for name, statement in queries.items():
         assert statement.strip(), name
         assert not statement.rstrip().endswith(";"), name
         assert "-- name:" not in statement, name
-    assert queries["insert_run"].startswith("WITH run AS (")
+    assert queries["insert_runs"].startswith("WITH new AS (")
 
 
 def test_load_queries_refuses_a_name_repeated_across_files(tmp_path: Path) -> None:
