@@ -139,33 +139,33 @@ def test_weft_migrate_and_serve_on_database_url(tmp_path: Path, pg_server: objec
     assert not (tmp_path / "data" / "pgdata").exists()
 
 
-def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "web.cli", "serve"],
-        env={**os.environ, "DATABASE_URL": "mysql://nope"},
+# Settings are checked before any connection: a database that is never reached.
+NO_DATABASE = "postgres://nobody@127.0.0.1:1/none"
+
+
+def weft_refusing(command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`weft <command>` with `env` over this environment (a value of "" unsets it), for a
+    start that must stop before serving."""
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "web.cli", command],
+        env={k: v for k, v in environment.items() if v},
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    result = weft_refusing("serve", DATABASE_URL="mysql://nope")
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
     assert "postgres://" in result.stderr
 
 
 def test_a_secret_key_that_is_not_a_fernet_key_stops_the_start_in_one_line() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "web.cli", "serve"],
-        env={
-            **os.environ,
-            "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
-            "WEFT_SECRET_KEY": "not-a-key",
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = weft_refusing("serve", DATABASE_URL=NO_DATABASE, WEFT_SECRET_KEY="not-a-key")
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "weft: bad setting WEFT_SECRET_KEY: not a Fernet key (32 bytes in url-safe base64; "
@@ -180,17 +180,8 @@ def test_a_kept_secret_key_that_is_damaged_stops_weft_up_in_one_line(
     data = tmp_path / "data"
     data.mkdir()
     (data / "secret.key").write_bytes(damaged)
-    result = subprocess.run(
-        [sys.executable, "-m", "web.cli", "up"],
-        env={
-            **{k: v for k, v in os.environ.items() if k != "WEFT_SECRET_KEY"},
-            "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
-            "WEFT_DATA_DIR": str(data),
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    result = weft_refusing(
+        "up", DATABASE_URL=NO_DATABASE, WEFT_DATA_DIR=str(data), WEFT_SECRET_KEY=""
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (

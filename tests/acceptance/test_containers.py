@@ -203,6 +203,21 @@ print(runner.__file__, len(discover()), len(load_queries()))
 """
 
 
+def run(*command: str, cwd: Path) -> None:
+    """Run a build step; it must succeed."""
+    done = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def built_wheel(source: str, *, cwd: Path) -> Path:
+    """A wheel of weft built from `source` (a folder or an sdist) as pip builds it."""
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", "wheels", source, cwd=cwd)
+    (wheel,) = (cwd / "wheels").glob("weft-*.whl")
+    return wheel
+
+
 def test_the_wheel_ships_the_sql_and_the_installed_package_reads_it(tmp_path: Path) -> None:
     # Given the build context the Dockerfile copies, built into a wheel as `pip install .`
     # builds it
@@ -214,16 +229,7 @@ def test_the_wheel_ships_the_sql_and_the_installed_package_reads_it(tmp_path: Pa
             destination = source / (name if target.endswith("/") or target == "./" else target)
             destination.parent.mkdir(parents=True, exist_ok=True)
             copy(ROOT / name, destination)
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", "wheels", "./source"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    (wheel,) = (tmp_path / "wheels").glob("weft-*.whl")
+    wheel = built_wheel("./source", cwd=tmp_path)
     # When it is installed (a wheel's files unpacked as they are into site-packages)
     site = tmp_path / "site"
     shutil.unpack_archive(wheel, site, format="zip")
@@ -256,28 +262,10 @@ def test_a_wheel_built_from_the_sdist_ships_the_sql_too(tmp_path: Path) -> None:
             ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )
 
-    def run(*command: str, cwd: Path) -> None:
-        done = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-        )
-        assert done.returncode == 0, done.stderr
-
     run(sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path / "dist"), cwd=source)
     (sdist,) = (tmp_path / "dist").glob("weft-*.tar.gz")
     # When a wheel is built from it
-    run(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "-q",
-        "-w",
-        "wheels",
-        str(sdist),
-        cwd=tmp_path,
-    )
-    (wheel,) = (tmp_path / "wheels").glob("weft-*.whl")
+    wheel = built_wheel(str(sdist), cwd=tmp_path)
     # Then the wheel holds every SQL file of the repository under runner/sql
     with zipfile.ZipFile(wheel) as archive:
         shipped = {
