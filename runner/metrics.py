@@ -78,6 +78,11 @@ class Metrics:
             ["status", "trigger_type"],
             registry=r,
         )
+        self.runs_pruned = Counter(
+            "weft_runs_pruned",
+            "Finished runs this process deleted as older than WEFT_RUN_RETENTION_S.",
+            registry=r,
+        )
         self.node_duration = Histogram(
             "weft_node_duration_seconds",
             "Time a node took to run (its attempts and retries, not its commit).",
@@ -144,6 +149,10 @@ class Metrics:
         if child is None:
             child = self._finished[key] = self.runs_finished.labels(*map(str, key))
         child.inc()
+
+    def runs_deleted(self, count: int) -> None:
+        """`count` old runs went with the run retention."""
+        self.runs_pruned.inc(count)
 
     def node_finished(self, block_type: str, failed: bool, took: timedelta) -> None:
         """A node ran (its attempts, not its commit) for `took`, and succeeded or failed."""

@@ -37,8 +37,10 @@ class Leases:
         on_cancel_asked: Callable[[UUID, UUID], None] = lambda _r, _w: None,
         event_retention_s: float | None = None,
         run_retention_s: float | None = None,
+        on_pruned: Callable[[int], None] = lambda _n: None,
         room: Callable[[], int] = lambda: CLAIM_BATCH,
     ) -> None:
+        self._on_pruned = on_pruned
         self._room = room
         self._event_retention_s = event_retention_s
         self._run_retention_s = run_retention_s
@@ -93,6 +95,7 @@ class Leases:
         gone = await self._store.prune_runs(cutoff=cutoff, limit=PRUNE_BATCH)
         if gone:
             log.info("runs_pruned", runs=gone, finished_before=cutoff.isoformat())
+            self._on_pruned(gone)
         return gone
 
     async def resume_orphaned_runs(self, *, include_own: bool = False) -> int:

@@ -94,6 +94,9 @@ class Runtime:
             on_cancel_asked=self._cancel_asked,
             event_retention_s=event_retention_s,
             run_retention_s=run_retention_s,
+            on_pruned=(
+                services.metrics.runs_deleted if services.metrics is not None else lambda _n: None
+            ),
             room=self.claims.room,
         )
         self.workflows = Workflows(self.store, registry, services.events, self.mailboxes)

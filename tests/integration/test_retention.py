@@ -75,6 +75,8 @@ async def test_runs_finished_before_the_retention_go_with_all_they_left(
         pruned = await weft.system.runtime.leases.prune_runs()
 
         assert pruned == 2
+        metrics = (await weft.client.get("/metrics")).text
+        assert "weft_runs_pruned_total 2.0" in metrics.splitlines()
         assert await rows_of(database_url, old) == dict.fromkeys(COUNTS, 0)
         assert (await rows_of(database_url, recent))["runs"] == 1
         assert (await weft.client.get(f"/runs/{old[0]}")).status_code == 404
