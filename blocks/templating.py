@@ -273,13 +273,11 @@ def node_references(
 
 
 @lru_cache(maxsize=4096)
-def undeclared_names(source: str, *, expression: bool = False) -> frozenset[str]:
-    """The names a template (or a bare expression) reads from its context and does not
-    expect to miss: not those it sets itself anywhere (`set`, loop variables, macros), nor
-    Jinja's globals, nor those it guards (`x | default(…)`, `x is defined`). A template that
-    does not compile reads nothing (its syntax error is reported on its own)."""
-    if expression and _WHOLE_EXPRESSION.match(source) is None:
-        source = "{{ " + source + " }}"
+def undeclared_names(source: str) -> frozenset[str]:
+    """The names a template reads from its context and does not expect to miss: not those
+    it sets itself anywhere (`set`, loop variables, macros), nor Jinja's globals, nor those
+    it guards (`x | default(…)`, `x is defined`). A template that does not compile reads
+    nothing (its syntax error is reported on its own)."""
     try:
         tree = _env.parse(source)
     except TemplateSyntaxError:

@@ -92,7 +92,7 @@ def prepare(
     extra = {**(loop or {}), **({"secrets": secrets} if secrets else {})}
     # `secrets` is always there to read (a name it lacks says so), as saving assumes.
     context = {"upstream": upstream, "trigger": trigger, "nodes": nodes, "secrets": secrets}
-    context.update(loop or {})
+    context |= loop or {}
     rendered = {
         key: value
         if key in node.block.raw_params

@@ -162,6 +162,7 @@ def _node_problems(node: Node, registry: BlockRegistry, saving: bool) -> list[Pr
 # block itself, over what it chooses) are not checked here.
 TEMPLATE_SCOPE = frozenset({"upstream", "trigger", "nodes", "secrets"})
 ITEM_SCOPE = frozenset({"item", "index"})
+_READ_ORDER = ["upstream", "trigger", "nodes", "secrets", "item", "index"]
 
 
 def _scope_problems(
@@ -171,23 +172,21 @@ def _scope_problems(
     at run time (`{{ itme }}`, `item` without for_each, `params` in a param)."""
     looped = policy.get("for_each") is not None
     rendered = {key: value for key, value in own.items() if key not in raw_params}
-    sources = list(template_sources(rendered, frozenset()))
-    scopes = [TEMPLATE_SCOPE | ITEM_SCOPE if looped else TEMPLATE_SCOPE] * len(sources)
+    scope = TEMPLATE_SCOPE | ITEM_SCOPE if looped else TEMPLATE_SCOPE
+    checks = [(path, source, scope) for path, source in template_sources(rendered, frozenset())]
     # for_each (a template, or a list of them) is rendered before there is an item
-    for path, source in template_sources({"for_each": policy.get("for_each")}, frozenset()):
-        sources.append((path, source))
-        scopes.append(TEMPLATE_SCOPE)
+    for_each = template_sources({"for_each": policy.get("for_each")}, frozenset())
+    checks += [(path, source, TEMPLATE_SCOPE) for path, source in for_each]
     problems = []
-    for (path, source), scope in zip(sources, scopes, strict=True):
-        for name in sorted(undeclared_names(source) - scope):
+    for path, source, readable in checks:
+        for name in sorted(undeclared_names(source) - readable):
             if name in ITEM_SCOPE and path.split(".")[0] == "for_each":
                 why = f"{name!r} is not defined in for_each itself, which makes the items"
             elif name in ITEM_SCOPE and not looped:
                 why = f"{name!r} is defined only in a node with for_each"
             else:
-                reads = "upstream, trigger, nodes and secrets"
-                if scope is not TEMPLATE_SCOPE:
-                    reads = "upstream, trigger, nodes, secrets, item and index"
+                *most, last = sorted(readable, key=_READ_ORDER.index)
+                reads = f"{', '.join(most)} and {last}"
                 why = f"{name!r} is not defined here (a template reads {reads})"
             problems.append(
                 Problem(

@@ -71,9 +71,11 @@ class RunInserts:
 
     async def insert(self, run: NewRun) -> Record | None:
         """The stored run's row, or None when insert_runs stores no row for it."""
+        if run.payload is not None:  # encoded once, here (run_columns keeps it as it is)
+            run = run._replace(payload=RawJson(encode_json(run.payload)))
         # jsonb has no NUL character: a payload with one would fail its whole group, so it
         # goes alone, to meet its refusal by itself.
-        if not self._serving or "\\u0000" in encode_json(run.payload):
+        if not self._serving or "\\u0000" in (run.payload or ""):
             return await insert_alone(self._db, run)
         queued = _Queued(run)
         self._queue.append(queued)
