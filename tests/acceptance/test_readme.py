@@ -95,13 +95,16 @@ async def test_the_search_examples_run_as_written(weft: WeftServer) -> None:
     assert failed["status"] == "failed"
     session = Session(weft.url)
     session.workflow_id = workflow["id"]
-    runs, workflows, copy = await anyio_run_all(session, section("HTTP API"))
+    session.run_ids = [failed["id"]]
+    runs, workflows, copy, deleted = await anyio_run_all(session, section("HTTP API"))
     assert [r["id"] for r in runs["items"]] == [failed["id"]]
     assert [w["id"] for w in workflows["items"]] == [workflow["id"]]
     assert workflows["total"] == 1
     assert copy["name"] == "todo digest v2"
     assert copy["tags"] == ["reports"]
     assert copy["webhook_slug"] != "todo-digest"
+    assert deleted == 204
+    assert (await weft.client.get(f"/runs/{failed['id']}")).status_code == 404
 
 
 async def test_the_schedule_examples_run_as_written(weft: WeftServer) -> None:
