@@ -54,6 +54,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash, cannot connect now
     asyncpg.exceptions.TooManyConnectionsError,
+    # A connection the server dropped mid-operation (a restart) can be left in a state it
+    # cannot go on from ("cannot switch to state …"): as good as lost, and reconnected.
+    asyncpg.exceptions.InternalClientError,
 )
 # The writer's statements join arrays to tables by key. Planned once per connection (a
 # custom plan per batch cost ~0.4 ms of a ~1 ms commit), without sequential scans: a generic
